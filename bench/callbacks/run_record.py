@@ -1,0 +1,169 @@
+"""The run record: ``results.json``, the one file the leaderboard reads about a run.
+
+Written atomically at the start of fitting, after every validation epoch, after testing and on
+failure, so a killed run leaves its last complete state and its status says how far it got.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.metadata
+import os
+import platform
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+from pytorch_lightning.callbacks import Callback
+
+from bench.record_io import write_json_atomic
+
+SCHEMA = "mtlbench.run/1"
+RECORD_NAME = "results.json"
+_PACKAGES = ("mtlbench", "torch", "torchvision", "pytorch-lightning", "timm", "torchmetrics", "numpy", "albumentations", "torchjd")
+
+
+def package_versions() -> dict[str, str | None]:
+    versions: dict[str, str | None] = {"python": platform.python_version()}
+    for name in _PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def git_state(directory: Path) -> dict[str, Any]:
+    """Commit and dirtiness of the checkout holding ``directory`` (None outside git)."""
+
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(["git", *args], cwd=directory, capture_output=True, text=True, timeout=10, check=True)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return done.stdout.strip()
+
+    commit = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain", "--untracked-files=no") if commit else None
+    return {"commit": commit, "dirty": bool(status) if status is not None else None}
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _task_metrics(metrics: dict[str, Any], stage: str, task_names: list[str]) -> dict[str, dict[str, float]]:
+    """``{task: {metric: value}}`` from Lightning's ``callback_metrics`` keys ``stage/task/metric``."""
+    table: dict[str, dict[str, float]] = {name: {} for name in task_names}
+    for key, value in metrics.items():
+        parts = key.split("/")
+        if len(parts) == 3 and parts[0] == stage and parts[1] in table and parts[2] != "loss":
+            table[parts[1]][parts[2]] = float(value)
+    return table
+
+
+class RunRecord(Callback):
+    """Keeps ``results.json`` (schema ``mtlbench.run/1``) up to date in the run's log folder.
+
+    Fields: status (running / fitted / complete / failed), resolved config, seed, method,
+    optimizer, dataset and tasks, metric directions, per-epoch validation metrics, test
+    metrics, cost (from callbacks that offer ``record_fields()``), versions and git commit.
+
+    Args:
+        path: where to write; default ``<trainer.log_dir>/results.json``.
+    """
+
+    def __init__(self, path: str | None = None) -> None:
+        self.path = Path(path) if path else None
+        self.config: dict[str, Any] | None = None
+        self.record: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------ writing
+    def _target(self, trainer: pl.Trainer) -> Path:
+        if self.path is None:
+            self.path = Path(trainer.log_dir or trainer.default_root_dir) / RECORD_NAME
+        return self.path
+
+    def _write(self, trainer: pl.Trainer) -> None:
+        if not trainer.is_global_zero:
+            return
+        for callback in trainer.callbacks:
+            if callback is not self and hasattr(callback, "record_fields"):
+                self.record.update(callback.record_fields())
+        self.record["updated"] = _now()
+        write_json_atomic(self._target(trainer), self.record)
+
+    def _start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if self.record:
+            return
+        datamodule = trainer.datamodule
+        optimizer = trainer.optimizers[0] if trainer.optimizers else None
+        self.record = {
+            "schema": SCHEMA,
+            "status": "running",
+            "stage": stage,
+            "started": _now(),
+            "run_dir": str(self._target(trainer).parent),
+            "config": self.config,
+            "seed": int(os.environ["PL_GLOBAL_SEED"]) if "PL_GLOBAL_SEED" in os.environ else None,
+            "method": {"name": str(pl_module.method), "repr": repr(pl_module.method)},
+            "optimizer": None
+            if optimizer is None
+            else {
+                "name": type(optimizer).__name__,
+                **{k: v for k, v in optimizer.defaults.items() if isinstance(v, (int, float, bool, str, tuple, list, type(None)))},
+            },
+            "dataset": {
+                "name": type(datamodule).__name__ if datamodule is not None else None,
+                "tasks": [{"name": t.name, "kind": t.kind, "channels": t.channels} for t in pl_module.tasks],
+            },
+            "directions": {
+                task: {metric: "higher" if up else "lower" for metric, up in metrics.items()}
+                for task, metrics in pl_module.metric_directions().items()
+            },
+            "trainer": {
+                "precision": str(trainer.precision),
+                "accelerator": type(trainer.accelerator).__name__,
+                "devices": trainer.num_devices,
+                "world_size": trainer.world_size,
+                "max_epochs": trainer.max_epochs,
+            },
+            "metrics": {"val": [], "test": None, "test_weights": None},
+            "environment": {"versions": package_versions(), "git": git_state(Path.cwd()), "host": platform.node()},
+            "error": None,
+        }
+
+    # ------------------------------------------------------------------ hooks
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._start(trainer, pl_module, "fit")
+        self._write(trainer)
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking or not self.record:
+            return
+        tasks = _task_metrics(trainer.callback_metrics, "val", pl_module.task_names)
+        self.record["metrics"]["val"].append({"epoch": trainer.current_epoch, "step": trainer.global_step, "tasks": tasks})
+        self._write(trainer)
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.record["status"] = "fitted"
+        self.record["epochs_completed"] = trainer.current_epoch
+        self._write(trainer)
+
+    def on_test_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._start(trainer, pl_module, "test")
+
+    def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.record["metrics"]["test"] = _task_metrics(trainer.callback_metrics, "test", pl_module.task_names)
+        self.record["metrics"]["test_weights"] = "checkpoint" if trainer.ckpt_path else "last"
+        self.record["status"] = "complete"
+        self.record["finished"] = _now()
+        self._write(trainer)
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        if not self.record:
+            return
+        self.record["status"] = "failed"
+        self.record["error"] = f"{type(exception).__name__}: {exception}"
+        self._write(trainer)

@@ -1,0 +1,69 @@
+"""Standard per-task losses of the MTL literature (PROTOCOL.md), each averaged over valid pixels."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+from datamodules.tasks import TaskSpec
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def _no_valid_pixel(prediction: torch.Tensor) -> torch.Tensor:
+    """A zero that still depends on the prediction, so backward passes stay well defined."""
+    return prediction.sum() * 0.0
+
+
+def segmentation_loss(logits: torch.Tensor, target: torch.Tensor, ignore_index: int = -1) -> torch.Tensor:
+    """Cross-entropy over pixels whose label is not ``ignore_index``.
+
+    Example:
+        >>> segmentation_loss(torch.tensor([[[[0.0]], [[0.0]]]]), torch.tensor([[[1]]])).item()  # log 2
+        0.6931...
+    """
+    if not bool((target != ignore_index).any()):
+        return _no_valid_pixel(logits)
+    return F.cross_entropy(logits, target, ignore_index=ignore_index)
+
+
+def depth_loss(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean absolute error over pixels with depth (target != 0).
+
+    Example:
+        >>> depth_loss(torch.tensor([[[[1.0, 5.0]]]]), torch.tensor([[[[2.0, 0.0]]]])).item()
+        1.0
+    """
+    valid = target != 0
+    if not bool(valid.any()):
+        return _no_valid_pixel(prediction)
+    return (prediction - target).abs()[valid].mean()
+
+
+def normal_loss(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """1 - cosine similarity between the normalised prediction and the target, over pixels whose
+    target is not all-zero.
+
+    Example:
+        >>> normal_loss(torch.tensor([[[[1.0]], [[0.0]], [[0.0]]]]), torch.tensor([[[[0.0]], [[1.0]], [[0.0]]]])).item()
+        1.0
+    """
+    valid = target.abs().sum(dim=1) > 0
+    if not bool(valid.any()):
+        return _no_valid_pixel(prediction)
+    cosine = (F.normalize(prediction, dim=1) * target).sum(dim=1)
+    return (1.0 - cosine[valid]).mean()
+
+
+def loss_for(task: TaskSpec) -> LossFn:
+    """The standard loss of ``task.kind``."""
+    if task.kind == "segmentation":
+        ignore = int(task.ignore_value)
+        return lambda logits, target: segmentation_loss(logits, target, ignore)
+    if task.kind == "depth":
+        return depth_loss
+    if task.kind == "normal":
+        return normal_loss
+    raise ValueError(f"no loss for task '{task.name}' of kind '{task.kind}'; kinds with a loss: segmentation, depth, normal")

@@ -1,0 +1,149 @@
+"""The LightningModule every benchmark run trains: one training step for every method.
+
+Optimisation is manual for every method, decided once, so that loss weightings and (later)
+gradient aggregators share the same step, and with it the same mixed precision, clipping and
+synchronisation: the comparison between methods is fair by construction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
+from torch import nn
+
+from bench.losses import loss_for
+from bench.methods import EqualWeighting, LossWeighting
+from bench.metrics import HIGHER_IS_BETTER, metric_for
+from datamodules.tasks import TaskSpec
+from models import MultiTaskNet
+
+NetFactory = Callable[[Sequence[TaskSpec]], MultiTaskNet]
+Batch = tuple[torch.Tensor, dict[str, torch.Tensor]]
+
+
+def _default_net(tasks: Sequence[TaskSpec]) -> MultiTaskNet:
+    return MultiTaskNet(tasks)
+
+
+def _default_optimizer(params: Iterable[nn.Parameter]) -> torch.optim.Optimizer:
+    return torch.optim.Adam(params, lr=1e-3)
+
+
+class MultiTaskModule(pl.LightningModule):
+    """Trains a :class:`models.MultiTaskNet` on the tasks a datamodule declares.
+
+    Args:
+        tasks: the datamodule's tasks (linked in by the CLI; never written in configs).
+        net: builds the network from the tasks, e.g. ``MultiTaskNet`` with its arguments.
+        method: how task losses are combined (default equal weighting).
+        optimizer: builds the optimizer from the parameters (Adam, AdamW, SGD ... by config).
+        lr_scheduler: builds an LR scheduler, stepped once per epoch; ``None`` for a constant LR.
+        grad_clip_norm: clip the global gradient norm to this value; ``None`` disables clipping.
+    """
+
+    def __init__(
+        self,
+        tasks: Sequence[TaskSpec],
+        net: NetFactory = _default_net,
+        method: LossWeighting | None = None,
+        optimizer: OptimizerCallable = _default_optimizer,
+        lr_scheduler: LRSchedulerCallable | None = None,
+        grad_clip_norm: float | None = None,
+    ) -> None:
+        super().__init__()
+        self.automatic_optimization = False
+        if grad_clip_norm is not None and grad_clip_norm <= 0:
+            raise ValueError(f"grad_clip_norm must be positive or None, got {grad_clip_norm}")
+        self.tasks = list(tasks)
+        self.net = net(self.tasks)
+        self.method = method if method is not None else EqualWeighting()
+        self.method.bind(len(self.tasks))
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = lr_scheduler
+        self.grad_clip_norm = grad_clip_norm
+        self.loss_fns = {task.name: loss_for(task) for task in self.tasks}
+        self.val_metrics = nn.ModuleDict({task.name: metric_for(task) for task in self.tasks})
+        self.test_metrics = nn.ModuleDict({task.name: metric_for(task) for task in self.tasks})
+
+    # ----------------------------------------------------------------------------- helpers
+    @property
+    def task_names(self) -> list[str]:
+        return [task.name for task in self.tasks]
+
+    def metric_directions(self) -> dict[str, dict[str, bool]]:
+        """``{task: {metric: higher_is_better}}`` for every metric this module reports."""
+        return {name: {key: HIGHER_IS_BETTER[key] for key in self._metric_names(name)} for name in self.task_names}
+
+    def _metric_names(self, task_name: str) -> list[str]:
+        kind = next(task.kind for task in self.tasks if task.name == task_name)
+        return {
+            "segmentation": ["miou", "pix_acc"],
+            "depth": ["abs_err", "rel_err"],
+            "normal": ["mean_angle", "median_angle", "within_11_25", "within_22_5", "within_30"],
+        }[kind]
+
+    def task_losses(self, outputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Per-task losses as one tensor ``[T]`` in the order of ``self.tasks``."""
+        return torch.stack([self.loss_fns[name](outputs[name], targets[name]) for name in self.task_names])
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.net(images)
+
+    # ----------------------------------------------------------------------------- training
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        images, targets = batch
+        optimizer = self.optimizers()
+        losses = self.task_losses(self.net(images), targets)
+        optimizer.zero_grad(set_to_none=True)
+        total = self.method(losses)
+        self.manual_backward(total)
+        if self.grad_clip_norm is not None:
+            self.clip_gradients(optimizer, gradient_clip_val=self.grad_clip_norm, gradient_clip_algorithm="norm")
+        optimizer.step()
+        batch_size = images.shape[0]
+        self.log("train/loss", total.detach(), prog_bar=True, on_step=True, on_epoch=True, batch_size=batch_size)
+        for name, loss in zip(self.task_names, losses.detach(), strict=True):
+            self.log(f"train/{name}/loss", loss, on_step=False, on_epoch=True, batch_size=batch_size)
+        return total.detach()
+
+    def on_train_epoch_end(self) -> None:
+        scheduler = self.lr_schedulers()
+        if scheduler is not None:
+            scheduler.step()
+
+    # ----------------------------------------------------------------------------- evaluation
+    def _evaluate(self, batch: Batch, stage: str, metrics: nn.ModuleDict) -> None:
+        images, targets = batch
+        outputs = self.net(images)
+        losses = self.task_losses(outputs, targets)
+        for name, loss in zip(self.task_names, losses, strict=True):
+            metrics[name].update(outputs[name], targets[name])
+            self.log(f"{stage}/{name}/loss", loss, on_step=False, on_epoch=True, batch_size=images.shape[0])
+
+    def _log_metrics(self, stage: str, metrics: nn.ModuleDict) -> None:
+        for name in self.task_names:
+            values = metrics[name].compute()
+            self.log_dict({f"{stage}/{name}/{key}": value for key, value in values.items()})
+            metrics[name].reset()
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        self._evaluate(batch, "val", self.val_metrics)
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_metrics("val", self.val_metrics)
+
+    def test_step(self, batch: Batch, batch_idx: int) -> None:
+        self._evaluate(batch, "test", self.test_metrics)
+
+    def on_test_epoch_end(self) -> None:
+        self._log_metrics("test", self.test_metrics)
+
+    # ----------------------------------------------------------------------------- optimisers
+    def configure_optimizers(self):
+        optimizer = self.optimizer_factory(self.parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self.scheduler_factory(optimizer), "interval": "epoch"}}

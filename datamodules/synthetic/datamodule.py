@@ -1,0 +1,68 @@
+"""The embedded default dataset: procedurally rendered scenes, generated once into a cache."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from datamodules.base import DenseDataModule
+from datamodules.synthetic.generate import ensure_release, release_name
+from datamodules.synthetic.render import NUM_CLASSES
+from datamodules.tasks import depth_task, normal_task, segmentation_task
+
+DEFAULT_CACHE = "~/.cache/mtlbench"
+
+
+def default_cache_dir() -> Path:
+    """``$MTLBENCH_CACHE`` if set, else ``~/.cache/mtlbench``."""
+    return Path(os.environ.get("MTLBENCH_CACHE", DEFAULT_CACHE)).expanduser()
+
+
+class SyntheticScenesDataModule(DenseDataModule):
+    """Synthetic indoor scenes with segmentation (7 classes), depth (m) and normals.
+
+    Same loader path as NYUv2: the files are written in its layout and validation images are
+    held out of the training folder.
+
+    Args:
+        num_train, num_val, num_test: split sizes (train + val images live in ``train/``).
+        height, width: image size in pixels.
+        seed: generator seed; every image is a pure function of (seed, split, index).
+        cache_dir: where releases are kept (default ``$MTLBENCH_CACHE`` or ``~/.cache/mtlbench``).
+        tasks, batch_size, num_workers, pin_memory: see :class:`DenseDataModule`.
+    """
+
+    available_tasks = (segmentation_task(NUM_CLASSES), depth_task(), normal_task())
+    modality_of = {"segmentation": "label", "depth": "depth", "normal": "normal"}
+    layout_hint = "ROOT/{train,val}/{image,label,depth,normal}/{i}.npy (written by mtlbench itself)"
+
+    def __init__(
+        self,
+        tasks: Sequence[str] | None = None,
+        num_train: int = 2000,
+        num_val: int = 300,
+        num_test: int = 300,
+        height: int = 96,
+        width: int = 128,
+        seed: int = 0,
+        cache_dir: str | None = None,
+        batch_size: int = 16,
+        num_workers: int = 0,
+        pin_memory: bool | None = None,
+    ) -> None:
+        super().__init__(tasks=tasks, num_val=num_val, batch_size=batch_size, num_workers=num_workers, pin_memory=pin_memory)
+        self.num_train = num_train
+        self.num_test = num_test
+        self.height = height
+        self.width = width
+        self.seed = seed
+        self.cache_dir = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
+
+    @property
+    def root(self) -> Path:
+        return self.cache_dir / release_name(self.seed, self.num_train + self.num_val, self.num_test, self.height, self.width)
+
+    def prepare_data(self) -> None:
+        """Generate the release on first use (rank 0 only under DDP)."""
+        ensure_release(self.cache_dir, self.seed, self.num_train + self.num_val, self.num_test, self.height, self.width)

@@ -1,0 +1,18 @@
+"""Networks for dense multi-task prediction: torch + timm only, no Lightning."""
+
+from models.backbone import Backbone, check_backbone_name
+from models.errors import ModelConfigError
+from models.heads import HEAD_FOR_KIND, HeadSpec, build_head
+from models.multitask import MultiTaskNet
+from models.neck import FeaturePyramidNeck
+
+__all__ = [
+    "HEAD_FOR_KIND",
+    "Backbone",
+    "FeaturePyramidNeck",
+    "HeadSpec",
+    "ModelConfigError",
+    "MultiTaskNet",
+    "build_head",
+    "check_backbone_name",
+]

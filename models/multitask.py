@@ -1,0 +1,83 @@
+"""MultiTaskNet: a shared encoder (backbone + neck) and one head per task (hard parameter sharing)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import torch
+from torch import nn
+
+from models.backbone import Backbone
+from models.errors import ModelConfigError
+from models.heads import HeadSpec, build_head
+from models.neck import FeaturePyramidNeck
+
+
+class MultiTaskNet(nn.Module):
+    """Hard-parameter-sharing network for dense prediction.
+
+    ``encode(x)`` returns the shared representation (the neck's output, stride 4), the point
+    where task gradients meet; ``decode(z)`` maps it to ``{task name: output at input size}``.
+    ``shared_parameters()`` and ``task_parameters(name)`` partition ``parameters()`` exactly,
+    which is what gradient methods and the gradient diagnostics rely on.
+
+    Args:
+        tasks: the tasks to predict (linked from the datamodule by the CLI).
+        backbone: timm model name.
+        pretrained: local weights file for the backbone, or ``None``.
+        decoder_channels: width of the shared neck and of the heads.
+        out_indices: backbone feature levels fed to the neck (default: every level of stride >= 4).
+
+    Example:
+        >>> from types import SimpleNamespace
+        >>> depth = SimpleNamespace(name="depth", kind="depth", channels=1)
+        >>> net = MultiTaskNet([depth], backbone="test_resnet", decoder_channels=8)
+        >>> net(torch.zeros(2, 3, 64, 64))["depth"].shape
+        torch.Size([2, 1, 64, 64])
+    """
+
+    def __init__(
+        self,
+        tasks: Sequence[HeadSpec],
+        backbone: str = "resnet18",
+        pretrained: str | None = None,
+        decoder_channels: int = 64,
+        out_indices: Sequence[int] | None = None,
+    ) -> None:
+        super().__init__()
+        names = [task.name for task in tasks]
+        if not names:
+            raise ModelConfigError("MultiTaskNet needs at least one task; the datamodule declares them")
+        if len(set(names)) != len(names):
+            raise ModelConfigError(f"task names must be unique, got {names}")
+        self.task_names = names
+        self.backbone = Backbone(backbone, pretrained=pretrained, out_indices=out_indices)
+        self.neck = FeaturePyramidNeck(self.backbone.channels, decoder_channels)
+        self.heads = nn.ModuleDict({task.name: build_head(task, decoder_channels) for task in tasks})
+        self._input_size: tuple[int, int] | None = None
+
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        """Shared representation of a batch of images (B, C, H/4, W/4)."""
+        self._input_size = (images.shape[-2], images.shape[-1])
+        return self.neck(self.backbone(images))
+
+    def decode(self, features: torch.Tensor, size: tuple[int, int] | None = None) -> dict[str, torch.Tensor]:
+        """Per-task outputs at ``size`` (default: the size of the last encoded batch)."""
+        size = size or self._input_size
+        if size is None:
+            raise RuntimeError("decode() needs an output size: call encode() first or pass size")
+        return {name: head(features, size) for name, head in self.heads.items()}
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.decode(self.encode(images), size=(images.shape[-2], images.shape[-1]))
+
+    def shared_parameters(self) -> Iterator[nn.Parameter]:
+        """Parameters every task's loss depends on: backbone and neck."""
+        yield from self.backbone.parameters()
+        yield from self.neck.parameters()
+
+    def task_parameters(self, name: str) -> Iterator[nn.Parameter]:
+        """Parameters only task ``name`` depends on: its head."""
+        if name not in self.heads:
+            raise ModelConfigError(f"no head for task '{name}'; tasks: {', '.join(self.task_names)}")
+        yield from self.heads[name].parameters()

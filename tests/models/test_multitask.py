@@ -1,0 +1,94 @@
+from types import SimpleNamespace
+
+import pytest
+import timm
+import torch
+
+from datamodules import depth_task, normal_task, segmentation_task
+from models import Backbone, ModelConfigError, MultiTaskNet
+
+TASKS = [segmentation_task(5), depth_task(), normal_task()]
+
+
+@pytest.fixture(scope="module")
+def net() -> MultiTaskNet:
+    torch.manual_seed(0)
+    return MultiTaskNet(TASKS, backbone="test_resnet", decoder_channels=16)
+
+
+def test_outputs_have_input_size_and_task_channels(net):
+    outputs = net(torch.randn(2, 3, 48, 64))
+    assert outputs["segmentation"].shape == (2, 5, 48, 64)
+    assert outputs["depth"].shape == (2, 1, 48, 64)
+    assert torch.allclose(outputs["normal"].norm(dim=1), torch.ones(2, 48, 64), atol=1e-5)
+
+
+def test_encode_decode_equals_forward(net):
+    net.eval()
+    x = torch.randn(2, 3, 32, 48)
+    direct = net(x)
+    features = net.encode(x)
+    assert features.shape[-2:] == (8, 12)  # stride 4
+    for name, value in net.decode(features).items():
+        torch.testing.assert_close(value, direct[name])
+    net.train()
+
+
+def test_shared_and_task_parameters_partition_all_parameters(net):
+    ids = [id(p) for p in net.shared_parameters()]
+    for task in TASKS:
+        ids += [id(p) for p in net.task_parameters(task.name)]
+    assert len(ids) == len(set(ids)), "a parameter is both shared and task-specific"
+    assert set(ids) == {id(p) for p in net.parameters()}
+
+
+def test_task_gradient_touches_only_its_head_and_the_shared_part(net):
+    net.zero_grad()
+    net(torch.randn(2, 3, 32, 32))["depth"].sum().backward()
+    assert all(p.grad is None for p in net.task_parameters("segmentation"))
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in net.shared_parameters())
+    net.zero_grad()
+
+
+def test_any_timm_features_only_backbone_works():
+    for name in ("test_efficientnet", "test_convnext"):
+        net = MultiTaskNet([depth_task()], backbone=name, decoder_channels=8)
+        assert net(torch.randn(2, 3, 32, 32))["depth"].shape == (2, 1, 32, 32)
+
+
+def test_unknown_backbone_lists_close_matches():
+    with pytest.raises(ModelConfigError, match=r"unknown timm backbone 'resnet19'; close matches: .*resnet18") as info:
+        MultiTaskNet(TASKS, backbone="resnet19")
+    assert "\n" not in str(info.value)
+
+
+def test_missing_weights_file_is_named(tmp_path):
+    missing = tmp_path / "nope.pth"
+    with pytest.raises(ModelConfigError, match=rf"pretrained weights file '{missing}' not found.*never downloads") as info:
+        Backbone("test_resnet", pretrained=str(missing))
+    assert "\n" not in str(info.value)
+
+
+def test_local_weights_file_is_loaded(tmp_path):
+    torch.manual_seed(1)
+    source = timm.create_model("test_resnet")
+    weights = tmp_path / "test_resnet.pth"
+    torch.save(source.state_dict(), weights)
+    loaded = Backbone("test_resnet", pretrained=str(weights))
+    reference = source.state_dict()
+    state = loaded.body.state_dict()
+    matched = [key for key in state if key in reference]
+    assert len(matched) > 0.9 * len(state)
+    assert all(torch.equal(state[key], reference[key]) for key in matched)
+    fresh = Backbone("test_resnet")
+    assert not all(torch.equal(fresh.body.state_dict()[key], reference[key]) for key in matched)
+
+
+def test_task_without_head_is_named():
+    edges = SimpleNamespace(name="edges", kind="edge", channels=1)
+    with pytest.raises(
+        ModelConfigError, match=r"no head for task 'edges' of kind 'edge'; heads exist for kinds: segmentation, depth, normal"
+    ):
+        MultiTaskNet([depth_task(), edges], backbone="test_resnet")
+    with pytest.raises(ModelConfigError, match="no head for task 'edges'"):
+        next(MultiTaskNet([depth_task()], backbone="test_resnet", decoder_channels=8).task_parameters("edges"))
