@@ -71,14 +71,26 @@ class MtlbenchCLI(LightningCLI):
                 print(f"run record: {record.path}")
 
 
+def user_error(error: BaseException) -> BaseException | None:
+    """The user-fixable error behind ``error`` (jsonargparse wraps errors raised while it
+    instantiates classes), or ``None`` for a genuine failure whose traceback matters."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, USER_ERRORS):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Console entry point; returns the process exit status."""
+    """Console entry point; returns the process exit status (2 for a user error)."""
     try:
         MtlbenchCLI(args=None if argv is None else list(argv))
-    except USER_ERRORS as error:
-        if os.environ.get("MTLBENCH_DEBUG"):
+    except Exception as error:
+        cause = user_error(error)
+        if cause is None or os.environ.get("MTLBENCH_DEBUG"):
             raise
-        print(f"mtlbench: error: {error}", file=sys.stderr)
+        print(f"mtlbench: error: {cause}", file=sys.stderr)
         return 2
     return 0
 

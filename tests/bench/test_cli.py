@@ -1,0 +1,77 @@
+"""End-to-end runs through the CLI on the tiny synthetic release, and its one-line errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench.callbacks import SCHEMA
+from bench.cli import main
+
+REPO = Path(__file__).resolve().parents[2]
+QUICKSTART = str(REPO / "configs" / "quickstart.yaml")
+
+
+def tiny_args(cache: str, save_dir: Path) -> list[str]:
+    return [
+        "--config",
+        QUICKSTART,
+        f"--data.init_args.cache_dir={cache}",
+        "--data.init_args.num_train=48",
+        "--data.init_args.num_val=8",
+        "--data.init_args.num_test=8",
+        "--data.init_args.height=48",
+        "--data.init_args.width=64",
+        "--data.init_args.batch_size=8",
+        "--trainer.max_epochs=2",
+        "--trainer.enable_progress_bar=false",
+        f"--trainer.logger.init_args.save_dir={save_dir}",
+        "--trainer.enable_checkpointing=false",
+    ]
+
+
+def test_fit_then_test_writes_a_complete_run_record(tiny_cache, tmp_path):
+    assert main(["fit", *tiny_args(tiny_cache, tmp_path)]) == 0
+    records = list(tmp_path.rglob("results.json"))
+    assert len(records) == 1
+    record = json.loads(records[0].read_text())
+    assert record["schema"] == SCHEMA and record["status"] == "complete"
+    assert record["seed"] == 0 and record["method"]["name"] == "EW"
+    assert record["optimizer"]["name"] == "Adam" and record["optimizer"]["lr"] == pytest.approx(1e-3)
+    assert [t["name"] for t in record["dataset"]["tasks"]] == ["segmentation", "depth", "normal"]
+    assert len(record["metrics"]["val"]) == 2
+    test = record["metrics"]["test"]
+    assert set(test["segmentation"]) == {"miou", "pix_acc"}
+    assert set(test["depth"]) == {"abs_err", "rel_err"}
+    assert set(test["normal"]) == {"mean_angle", "median_angle", "within_11_25", "within_22_5", "within_30"}
+    assert record["directions"]["depth"]["abs_err"] == "lower" and record["directions"]["segmentation"]["miou"] == "higher"
+    assert record["cost"]["seconds_per_step"]["median"] > 0 and record["cost"]["peak_memory_mb"] > 0
+    assert record["config"]["model"]["net"]["init_args"]["backbone"] == "test_resnet"
+    assert record["environment"]["versions"]["torch"]
+    assert "commit" in record["environment"]["git"]
+
+
+def test_single_task_run_uses_the_same_pipeline(tiny_cache, tmp_path):
+    args = [*tiny_args(tiny_cache, tmp_path), "--data.init_args.tasks=[depth]", "--trainer.max_epochs=1"]
+    assert main(["fit", *args]) == 0
+    record = json.loads(next(tmp_path.rglob("results.json")).read_text())
+    assert list(record["metrics"]["test"]) == ["depth"]
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("--model.net.init_args.backbone=resnet19", r"unknown timm backbone 'resnet19'; close matches: .*resnet18"),
+        ("--model.net.init_args.pretrained=/no/such/weights.pth", r"pretrained weights file '/no/such/weights.pth' not found"),
+        ("--data.init_args.tasks=[depth, edges]", r"unknown task\(s\) \['edges'\]"),
+    ],
+)
+def test_user_errors_end_in_one_line(tiny_cache, tmp_path, capsys, override, expected):
+    import re
+
+    assert main(["fit", *tiny_args(tiny_cache, tmp_path), override]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    message = [line for line in err if line.startswith("mtlbench: error:")]
+    assert len(message) == 1 and re.search(expected, message[0]), err
