@@ -28,7 +28,6 @@ def tiny_args(cache: str, save_dir: Path) -> list[str]:
         "--trainer.max_epochs=2",
         "--trainer.enable_progress_bar=false",
         f"--trainer.logger.init_args.save_dir={save_dir}",
-        "--trainer.enable_checkpointing=false",
     ]
 
 
