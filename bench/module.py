@@ -14,8 +14,10 @@ import torch
 from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
+from bench.errors import MethodConfigError
+from bench.jacobian import head_backward, task_gradients, write_grads
 from bench.losses import loss_for
-from bench.methods import EqualWeighting, LossWeighting
+from bench.methods import EqualWeighting, GradientAggregator, LossWeighting
 from bench.metrics import HIGHER_IS_BETTER, metric_for
 from datamodules.tasks import TaskSpec
 from models import MultiTaskNet
@@ -38,20 +40,23 @@ class MultiTaskModule(pl.LightningModule):
     Args:
         tasks: the datamodule's tasks (linked in by the CLI; never written in configs).
         net: builds the network from the tasks, e.g. ``MultiTaskNet`` with its arguments.
-        method: how task losses are combined (default equal weighting).
+        method: how tasks are combined: a loss weighting or a gradient aggregator (default EW).
         optimizer: builds the optimizer from the parameters (Adam, AdamW, SGD ... by config).
         lr_scheduler: builds an LR scheduler, stepped once per epoch; ``None`` for a constant LR.
         grad_clip_norm: clip the global gradient norm to this value; ``None`` disables clipping.
+        jacobian_batched: compute per-task gradients with one batched (vmap) backward instead of
+            a loop; ``None`` chooses batched on GPUs, where it is faster, and the loop on CPUs.
     """
 
     def __init__(
         self,
         tasks: Sequence[TaskSpec],
         net: NetFactory = _default_net,
-        method: LossWeighting | None = None,
+        method: LossWeighting | GradientAggregator | None = None,
         optimizer: OptimizerCallable = _default_optimizer,
         lr_scheduler: LRSchedulerCallable | None = None,
         grad_clip_norm: float | None = None,
+        jacobian_batched: bool | None = None,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -64,6 +69,7 @@ class MultiTaskModule(pl.LightningModule):
         self.optimizer_factory = optimizer
         self.scheduler_factory = lr_scheduler
         self.grad_clip_norm = grad_clip_norm
+        self.jacobian_batched = jacobian_batched
         self.loss_fns = {task.name: loss_for(task) for task in self.tasks}
         self.val_metrics = nn.ModuleDict({task.name: metric_for(task) for task in self.tasks})
         self.test_metrics = nn.ModuleDict({task.name: metric_for(task) for task in self.tasks})
@@ -93,23 +99,76 @@ class MultiTaskModule(pl.LightningModule):
         return self.net(images)
 
     # ----------------------------------------------------------------------------- training
+    @property
+    def uses_gradients(self) -> bool:
+        """Whether the method needs per-task gradients (aggregators, GradNorm)."""
+        return isinstance(self.method, GradientAggregator) or bool(getattr(self.method, "needs_grad_norms", False))
+
+    def on_fit_start(self) -> None:
+        precision = str(self.trainer.precision)
+        if self.uses_gradients and precision.startswith("16"):
+            raise MethodConfigError(
+                f"{self.method} needs per-task gradients, which fp16 ({precision}) would underflow without per-task loss "
+                "scaling; use precision bf16-mixed or 32-true"
+            )
+
+    def _batched(self) -> bool:
+        return self.device.type == "cuda" if self.jacobian_batched is None else self.jacobian_batched
+
+    def _head_parameters(self) -> list[nn.Parameter]:
+        return [p for name in self.task_names for p in self.net.task_parameters(name)]
+
+    def _aggregated_backward(self, images: torch.Tensor, targets: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Per-task gradients -> aggregator -> ``.grad``; returns the (attached) task losses."""
+        method = self.method
+        features = self.net.encode(images)
+        detached = features.detach().requires_grad_()
+        losses = self.task_losses(self.net.decode(detached, size=images.shape[-2:]), targets)
+        feature_jacobian = head_backward(losses, detached, self._head_parameters(), self._batched())
+        detached_losses = losses.detach().float()
+        if method.space == "features":
+            update = method(feature_jacobian.float(), detached_losses)
+            features.backward(update.view_as(features).to(features.dtype))
+        else:
+            shared = list(self.net.shared_parameters())
+            grad_outputs = feature_jacobian.view(len(self.tasks), *features.shape).to(features.dtype)
+            jacobian = task_gradients(features, shared, grad_outputs, self._batched(), retain_graph=False)
+            write_grads(shared, method(jacobian.float(), detached_losses))
+        return losses
+
+    def _grad_norm_losses(self, losses: torch.Tensor) -> torch.Tensor:
+        """GradNorm's scalar, given the per-task gradient norms of the last shared layer."""
+        last_shared = list(self.net.last_shared_parameters())
+        eye = torch.eye(len(self.tasks), dtype=losses.dtype, device=losses.device)
+        norms = task_gradients(losses, last_shared, eye, self._batched(), retain_graph=True).norm(dim=1)
+        return self.method(losses, grad_norms=norms)
+
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         images, targets = batch
         optimizer = self.optimizers()
-        losses = self.task_losses(self.net(images), targets)
         optimizer.zero_grad(set_to_none=True)
-        total = self.method(losses)
-        self.manual_backward(total)
+        if isinstance(self.method, GradientAggregator):
+            losses = self._aggregated_backward(images, targets)
+            total = losses.detach().sum()
+        else:
+            losses = self.task_losses(self.net(images), targets)
+            total = self._grad_norm_losses(losses) if self.method.needs_grad_norms else self.method(losses)
+            self.manual_backward(total)
         if self.grad_clip_norm is not None:
             self.clip_gradients(optimizer, gradient_clip_val=self.grad_clip_norm, gradient_clip_algorithm="norm")
         optimizer.step()
+        self.method.after_step()
+        if getattr(self.method, "needs_losses_after_step", False):
+            with torch.no_grad():
+                self.method.update(self.task_losses(self.net(images), targets))
         batch_size = images.shape[0]
-        self.log("train/loss", total.detach(), prog_bar=True, on_step=True, on_epoch=True, batch_size=batch_size)
+        self.log("train/loss", losses.detach().sum(), prog_bar=True, on_step=True, on_epoch=True, batch_size=batch_size)
         for name, loss in zip(self.task_names, losses.detach(), strict=True):
             self.log(f"train/{name}/loss", loss, on_step=False, on_epoch=True, batch_size=batch_size)
         return total.detach()
 
     def on_train_epoch_end(self) -> None:
+        self.method.on_epoch_end()
         scheduler = self.lr_schedulers()
         if scheduler is not None:
             scheduler.step()
@@ -143,7 +202,7 @@ class MultiTaskModule(pl.LightningModule):
 
     # ----------------------------------------------------------------------------- optimisers
     def configure_optimizers(self):
-        optimizer = self.optimizer_factory(self.parameters())
+        optimizer = self.optimizer_factory([*self.net.parameters(), *self.method.trainable_parameters()])
         if self.scheduler_factory is None:
             return optimizer
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self.scheduler_factory(optimizer), "interval": "epoch"}}

@@ -76,6 +76,10 @@ class MultiTaskNet(nn.Module):
         yield from self.backbone.parameters()
         yield from self.neck.parameters()
 
+    def last_shared_parameters(self) -> Iterator[nn.Parameter]:
+        """Parameters of the last shared layer (the neck's smoothing conv), GradNorm's W."""
+        yield from self.neck.smooth.parameters()
+
     def task_parameters(self, name: str) -> Iterator[nn.Parameter]:
         """Parameters only task ``name`` depends on: its head."""
         if name not in self.heads:

@@ -1,0 +1,5 @@
+"""Errors a user can fix by changing the method, optimizer or trainer configuration."""
+
+
+class MethodConfigError(ValueError):
+    """A method cannot run as configured (e.g. fp16 with a gradient method); the message says why."""

@@ -1,0 +1,25 @@
+"""Conflict-free inverse gradients (ConFIG), Liu et al., ICLR 2025. Wraps torchjd's ConFIG."""
+
+from __future__ import annotations
+
+import torchjd.aggregation as jd
+
+from bench.methods.base import Space
+from bench.methods.torchjd_adapter import TorchJDAggregator
+
+
+class ConFIG(TorchJDAggregator):
+    """The direction with equal cosine to every unit task gradient (pseudo-inverse of the
+    normalised gradients applied to the ones vector), scaled by the summed projections of the
+    task gradients onto it: it conflicts with no task.
+    """
+
+    short_name = "ConFIG"
+    non_conflicting = True
+    hyper_names = ()
+
+    def __init__(self, space: Space = "parameters") -> None:
+        super().__init__(space)
+
+    def make_inner(self) -> jd.Aggregator:
+        return jd.ConFIG()

@@ -1,0 +1,56 @@
+"""Dual-balancing multi-task learning (DB-MTL), Lin, Ye, Xu, Shi & Kwok, 2023 (arXiv:2308.12029)."""
+
+from __future__ import annotations
+
+import torch
+
+from bench.methods.base import GradientAggregator, Space
+
+
+class DualBalancing(GradientAggregator):
+    """Loss-scale balancing by log losses, gradient-magnitude balancing by rescaling to the
+    largest task-gradient norm. DB-MTL is usually listed among loss weightings but needs the
+    per-task gradients, so it takes the Jacobian like an aggregator.
+
+    With g_k = J_k / (L_k + eps) the gradient of log L_k, an EMA per task
+    b_k <- g_k + (beta / t^sigma) (b_k - g_k) (LibMTL's schedule), and
+    alpha_k = max_j ||b_j|| / ||b_k||, the update is sum_k alpha_k b_k.
+
+    Args:
+        beta, beta_sigma: EMA coefficient and its decay exponent (0.9 and 0.5 in the paper).
+        eps: added to losses before the logarithm.
+    """
+
+    short_name = "DB-MTL"
+
+    def __init__(self, beta: float = 0.9, beta_sigma: float = 0.5, eps: float = 1e-8, space: Space = "parameters") -> None:
+        super().__init__(space)
+        self.beta = beta
+        self.beta_sigma = beta_sigma
+        self.eps = eps
+        self.steps = 0
+        self.buffer: torch.Tensor | None = None
+
+    def reset(self) -> None:
+        self.steps = 0
+        self.buffer = None
+
+    def forward(self, jacobian: torch.Tensor, losses: torch.Tensor) -> torch.Tensor:
+        log_grads = jacobian / (losses.to(jacobian.dtype).unsqueeze(1).abs() + self.eps)
+        self.steps += 1
+        if self.buffer is None or self.buffer.shape != log_grads.shape:
+            self.buffer = torch.zeros_like(log_grads)
+        self.buffer = log_grads + (self.beta / self.steps**self.beta_sigma) * (self.buffer - log_grads)
+        norms = self.buffer.norm(dim=1)
+        scale = norms.max() / (norms + self.eps)
+        return (scale.unsqueeze(1) * self.buffer).sum(dim=0)
+
+    def get_extra_state(self) -> dict:
+        return {"steps": self.steps, "buffer": self.buffer}
+
+    def set_extra_state(self, state: dict) -> None:
+        self.steps = int(state["steps"])
+        self.buffer = state["buffer"]
+
+    def extra_repr(self) -> str:
+        return f"beta={self.beta}, beta_sigma={self.beta_sigma}, eps={self.eps}, {super().extra_repr()}"

@@ -1,0 +1,29 @@
+"""FairGrad, Ban & Ji, ICML 2024: fair resource allocation in multi-task learning. Wraps torchjd's FairGrad."""
+
+from __future__ import annotations
+
+import torchjd.aggregation as jd
+
+from bench.methods.base import Space
+from bench.methods.torchjd_adapter import TorchJDAggregator
+
+
+class FairGrad(TorchJDAggregator):
+    """Weights solving (G^T G) w = w^(-1/alpha) (alpha-fair utility maximisation): alpha = 1 is
+    proportional fairness (Nash-MTL's solution), large alpha approaches max-min fairness.
+
+    Args:
+        alpha: fairness parameter (1 to 2 in the paper's NYUv2 experiments).
+    """
+
+    short_name = "FairGrad"
+    non_conflicting = True
+    hyper_names = ("alpha", "max_iters")
+
+    def __init__(self, alpha: float = 1.0, max_iters: int | None = None, space: Space = "parameters") -> None:
+        super().__init__(space)
+        self.alpha = alpha
+        self.max_iters = max_iters
+
+    def make_inner(self) -> jd.Aggregator:
+        return jd.FairGrad(alpha=self.alpha, max_iters=self.max_iters)

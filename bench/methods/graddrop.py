@@ -1,0 +1,34 @@
+"""Gradient sign dropout (GradDrop), Chen et al., NeurIPS 2020. Wraps torchjd's GradDrop."""
+
+from __future__ import annotations
+
+import torchjd.aggregation as jd
+
+from bench.methods.base import Space
+from bench.methods.torchjd_adapter import TorchJDAggregator
+
+
+class GradDrop(TorchJDAggregator):
+    """Per coordinate, keeps only the task gradients of the sign chosen at random with probability
+    given by the sign purity of the summed gradients (torch's global generator: seeded runs
+    repeat). The original applies it to activations; here it acts on the aggregated space.
+
+    Args:
+        leak: per-task leak coefficients in [0, 1] (all zero by default).
+    """
+
+    short_name = "GradDrop"
+    randomized = True
+    hyper_names = ("leak",)
+
+    def __init__(self, leak: list[float] | None = None, space: Space = "parameters") -> None:
+        super().__init__(space)
+        self.leak = leak
+
+    def _leak_tensor(self):
+        import torch
+
+        return None if self.leak is None else torch.tensor(self.leak)
+
+    def make_inner(self) -> jd.Aggregator:
+        return jd.GradDrop(leak=self._leak_tensor())

@@ -1,0 +1,30 @@
+"""Gradient vaccine (GradVac), Wang et al., ICLR 2021. Wraps torchjd's GradVac."""
+
+from __future__ import annotations
+
+import torchjd.aggregation as jd
+
+from bench.methods.base import Space
+from bench.methods.torchjd_adapter import TorchJDAggregator
+
+
+class GradVac(TorchJDAggregator):
+    """Like PCGrad but aligns each pair of task gradients towards an exponential moving average
+    of their cosine similarity instead of only removing conflicts, visiting the other tasks in
+    a random order (torch's global generator). Stateful (the EMA).
+
+    Args:
+        beta: EMA coefficient of the target similarities.
+    """
+
+    short_name = "GradVac"
+    randomized = True
+    hyper_names = ("beta", "eps")
+
+    def __init__(self, beta: float = 0.5, eps: float = 1e-8, space: Space = "parameters") -> None:
+        super().__init__(space)
+        self.beta = beta
+        self.eps = eps
+
+    def make_inner(self) -> jd.Aggregator:
+        return jd.GradVac(beta=self.beta, eps=self.eps)

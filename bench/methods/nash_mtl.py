@@ -1,0 +1,30 @@
+"""Nash-MTL, Navon et al., ICML 2022: multi-task learning as a bargaining game. Wraps torchjd's NashMTL."""
+
+from __future__ import annotations
+
+import torchjd.aggregation as jd
+
+from bench.methods.base import Space
+from bench.methods.torchjd_adapter import TorchJDAggregator
+
+
+class NashMTL(TorchJDAggregator):
+    """Weights alpha solving (G^T G) alpha = 1 / alpha (the Nash bargaining solution) by a sequence of
+    convex problems (cvxpy); the update is G^T alpha, rescaled to norm at most max_norm.
+    Stateful: warm starts from the previous weights; update_weights_every > 1 reuses them.
+    """
+
+    short_name = "Nash-MTL"
+    non_conflicting = True
+    hyper_names = ("max_norm", "update_weights_every", "optim_niter")
+
+    def __init__(self, max_norm: float = 1.0, update_weights_every: int = 1, optim_niter: int = 20, space: Space = "parameters") -> None:
+        super().__init__(space)
+        self.max_norm = max_norm
+        self.update_weights_every = update_weights_every
+        self.optim_niter = optim_niter
+
+    def make_inner(self) -> jd.Aggregator:
+        return jd.NashMTL(
+            n_tasks=self.num_tasks, max_norm=self.max_norm, update_weights_every=self.update_weights_every, optim_niter=self.optim_niter
+        )

@@ -1,0 +1,25 @@
+"""Projecting conflicting gradients (PCGrad), Yu et al., NeurIPS 2020. Wraps torchjd's PCGrad."""
+
+from __future__ import annotations
+
+import torchjd.aggregation as jd
+
+from bench.methods.base import Space
+from bench.methods.torchjd_adapter import TorchJDAggregator
+
+
+class PCGrad(TorchJDAggregator):
+    """Each task gradient is projected onto the normal plane of every other task gradient it
+    conflicts with (negative dot product), in a random order drawn from torch's global
+    generator (seeded runs repeat); the projections are summed.
+    """
+
+    short_name = "PCGrad"
+    randomized = True
+    hyper_names = ()
+
+    def __init__(self, space: Space = "parameters") -> None:
+        super().__init__(space)
+
+    def make_inner(self) -> jd.Aggregator:
+        return jd.PCGrad()

@@ -1,0 +1,128 @@
+"""Adapters that put torchjd's aggregators and scalarizers behind our method protocol.
+
+torchjd (Quinton & Rey, "Jacobian Descent for Multi-Objective Optimization", 2024) implements
+most aggregators and several loss scalarizers; we wrap them instead of rewriting them. Their
+internal state (moving averages, previous weights, solver warm starts) is stored as one pickled
+blob in ``get_extra_state`` so it survives a checkpoint whatever form torchjd keeps it in.
+Loading replaces the inner object before its parameters and buffers are loaded, so a stateful
+inner object must not own parameters trained by the model's optimizer (FAMO trains its own).
+"""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Iterator
+
+import torch
+from torch import nn
+from torchjd._mixins import Stateful
+from torchjd.aggregation import Aggregator
+from torchjd.scalarization import Scalarizer
+
+from bench.methods.base import GradientAggregator, LossWeighting, Space
+
+
+def _reset_inner(inner: nn.Module) -> None:
+    reset = getattr(inner, "reset", None)
+    if callable(reset):
+        reset()
+
+
+def _state_blob(inner: nn.Module | None) -> bytes:
+    """Pickled inner object when it carries state between steps, else empty."""
+    return pickle.dumps(inner) if isinstance(inner, Stateful) or _has_stateful_child(inner) else b""
+
+
+def _has_stateful_child(inner: nn.Module | None) -> bool:
+    return inner is not None and any(isinstance(child, Stateful) for child in inner.modules())
+
+
+def _hyper_repr(method: nn.Module) -> str:
+    return ", ".join(f"{name}={getattr(method, name)!r}" for name in getattr(method, "hyper_names", ()))
+
+
+class TorchJDAggregator(GradientAggregator):
+    """A torchjd :class:`~torchjd.aggregation.Aggregator` as a :class:`GradientAggregator`.
+
+    Subclasses build the torchjd object in ``make_inner()`` from their own hyperparameters, so
+    ``repr`` lists them and configs set them as constructor arguments.
+    """
+
+    hyper_names: tuple[str, ...] = ()
+
+    def __init__(self, space: Space = "parameters") -> None:
+        super().__init__(space)
+        self.inner: Aggregator | None = None
+
+    def make_inner(self) -> Aggregator:
+        raise NotImplementedError
+
+    def bind(self, num_tasks: int) -> None:
+        self.num_tasks = num_tasks
+        self.inner = self.make_inner()
+        super().bind(num_tasks)
+
+    def reset(self) -> None:
+        if self.inner is not None:
+            _reset_inner(self.inner)
+
+    def forward(self, jacobian: torch.Tensor, losses: torch.Tensor) -> torch.Tensor:
+        if self.inner is None:
+            raise RuntimeError(f"{type(self).__name__}.bind(num_tasks) must be called before use")
+        if not bool(jacobian.any()):  # no gradient signal: some torchjd solvers divide by its norm
+            return torch.zeros_like(jacobian[0])
+        return self.inner(jacobian)
+
+    def get_extra_state(self) -> bytes:
+        return _state_blob(self.inner)
+
+    def set_extra_state(self, state: bytes) -> None:
+        if state:
+            self.inner = pickle.loads(state)
+
+    def trainable_parameters(self) -> Iterator[nn.Parameter]:
+        return iter(())
+
+    def extra_repr(self) -> str:
+        return ", ".join(part for part in (_hyper_repr(self), super().extra_repr()) if part)
+
+
+class TorchJDScalarizer(LossWeighting):
+    """A torchjd :class:`~torchjd.scalarization.Scalarizer` as a :class:`LossWeighting`."""
+
+    hyper_names: tuple[str, ...] = ()
+    train_inner_parameters: bool = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inner: Scalarizer | None = None
+
+    def make_inner(self) -> Scalarizer:
+        raise NotImplementedError
+
+    def bind(self, num_tasks: int) -> None:
+        self.num_tasks = num_tasks
+        self.inner = self.make_inner()
+        super().bind(num_tasks)
+
+    def reset(self) -> None:
+        if self.inner is not None:
+            _reset_inner(self.inner)
+
+    def forward(self, losses: torch.Tensor) -> torch.Tensor:
+        if self.inner is None:
+            raise RuntimeError(f"{type(self).__name__}.bind(num_tasks) must be called before use")
+        return self.inner(losses)
+
+    def get_extra_state(self) -> bytes:
+        return _state_blob(self.inner) if not self.train_inner_parameters or not list(self.parameters()) else b""
+
+    def set_extra_state(self, state: bytes) -> None:
+        if state:
+            self.inner = pickle.loads(state)
+
+    def trainable_parameters(self) -> Iterator[nn.Parameter]:
+        return self.parameters() if self.train_inner_parameters else iter(())
+
+    def extra_repr(self) -> str:
+        return _hyper_repr(self)
