@@ -18,11 +18,12 @@ from collections.abc import Sequence
 from pytorch_lightning.cli import LightningCLI
 
 from bench.callbacks import RunRecord, StepCost
+from bench.errors import MethodConfigError
 from bench.module import MultiTaskModule
 from datamodules import DatasetError, DenseDataModule
 from models import ModelConfigError
 
-USER_ERRORS = (ModelConfigError, DatasetError, FileNotFoundError)
+USER_ERRORS = (ModelConfigError, DatasetError, MethodConfigError, FileNotFoundError)
 
 
 class MtlbenchCLI(LightningCLI):

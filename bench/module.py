@@ -127,14 +127,19 @@ class MultiTaskModule(pl.LightningModule):
         feature_jacobian = head_backward(losses, detached, self._head_parameters(), self._batched())
         detached_losses = losses.detach().float()
         if method.space == "features":
-            update = method(feature_jacobian.float(), detached_losses)
+            update = self._aggregate(feature_jacobian, detached_losses)
             features.backward(update.view_as(features).to(features.dtype))
         else:
             shared = list(self.net.shared_parameters())
             grad_outputs = feature_jacobian.view(len(self.tasks), *features.shape).to(features.dtype)
             jacobian = task_gradients(features, shared, grad_outputs, self._batched(), retain_graph=False)
-            write_grads(shared, method(jacobian.float(), detached_losses))
+            write_grads(shared, self._aggregate(jacobian, detached_losses))
         return losses
+
+    def _aggregate(self, jacobian: torch.Tensor, losses: torch.Tensor) -> torch.Tensor:
+        """The method's update, computed in float32 outside any autocast region."""
+        with torch.autocast(device_type=self.device.type, enabled=False):
+            return self.method(jacobian.float(), losses)
 
     def _grad_norm_losses(self, losses: torch.Tensor) -> torch.Tensor:
         """GradNorm's scalar, given the per-task gradient norms of the last shared layer."""

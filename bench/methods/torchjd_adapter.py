@@ -28,9 +28,16 @@ def _reset_inner(inner: nn.Module) -> None:
         reset()
 
 
-def _state_blob(inner: nn.Module | None) -> bytes:
-    """Pickled inner object when it carries state between steps, else empty."""
-    return pickle.dumps(inner) if isinstance(inner, Stateful) or _has_stateful_child(inner) else b""
+def _state_blob(inner: nn.Module | None) -> torch.Tensor:
+    """The pickled inner object as a uint8 tensor (loadable with ``weights_only=True``) when it
+    carries state between steps, else an empty tensor."""
+    if not (isinstance(inner, Stateful) or _has_stateful_child(inner)):
+        return torch.zeros(0, dtype=torch.uint8)
+    return torch.frombuffer(bytearray(pickle.dumps(inner)), dtype=torch.uint8).clone()
+
+
+def _from_blob(state: torch.Tensor) -> nn.Module | None:
+    return pickle.loads(state.cpu().numpy().tobytes()) if state.numel() else None
 
 
 def _has_stateful_child(inner: nn.Module | None) -> bool:
@@ -73,12 +80,13 @@ class TorchJDAggregator(GradientAggregator):
             return torch.zeros_like(jacobian[0])
         return self.inner(jacobian)
 
-    def get_extra_state(self) -> bytes:
+    def get_extra_state(self) -> torch.Tensor:
         return _state_blob(self.inner)
 
-    def set_extra_state(self, state: bytes) -> None:
-        if state:
-            self.inner = pickle.loads(state)
+    def set_extra_state(self, state: torch.Tensor) -> None:
+        loaded = _from_blob(state)
+        if loaded is not None:
+            self.inner = loaded
 
     def trainable_parameters(self) -> Iterator[nn.Parameter]:
         return iter(())
@@ -114,12 +122,15 @@ class TorchJDScalarizer(LossWeighting):
             raise RuntimeError(f"{type(self).__name__}.bind(num_tasks) must be called before use")
         return self.inner(losses)
 
-    def get_extra_state(self) -> bytes:
-        return _state_blob(self.inner) if not self.train_inner_parameters or not list(self.parameters()) else b""
+    def get_extra_state(self) -> torch.Tensor:
+        if self.train_inner_parameters and list(self.parameters()):
+            return torch.zeros(0, dtype=torch.uint8)  # state = parameters, already in the state dict
+        return _state_blob(self.inner)
 
-    def set_extra_state(self, state: bytes) -> None:
-        if state:
-            self.inner = pickle.loads(state)
+    def set_extra_state(self, state: torch.Tensor) -> None:
+        loaded = _from_blob(state)
+        if loaded is not None:
+            self.inner = loaded
 
     def trainable_parameters(self) -> Iterator[nn.Parameter]:
         return self.parameters() if self.train_inner_parameters else iter(())

@@ -1,0 +1,123 @@
+"""Every method config trains for real; bf16 works for every method; fp16 + gradients is refused;
+Adam is invariant to a constant per-task loss scale on the heads (Elich et al. 2024)."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import pytest
+import pytorch_lightning as pl
+import torch
+
+from bench.cli import MtlbenchCLI, main
+from bench.methods import FixedWeights
+from bench.module import MultiTaskModule
+from models import MultiTaskNet
+
+warnings.filterwarnings("ignore", message=".*not DPP.*")
+REPO = Path(__file__).resolve().parents[2]
+METHOD_CONFIGS = sorted((REPO / "configs" / "method").glob("*.yaml"))
+
+
+def tiny_cli(tiny_cache: str, tmp_path: Path, *extra: str) -> MtlbenchCLI:
+    args = [
+        "--config",
+        str(REPO / "configs" / "quickstart.yaml"),
+        f"--data.init_args.cache_dir={tiny_cache}",
+        "--data.init_args.num_train=48",
+        "--data.init_args.num_val=8",
+        "--data.init_args.num_test=8",
+        "--data.init_args.height=48",
+        "--data.init_args.width=64",
+        "--data.init_args.batch_size=8",
+        "--model.optimizer.init_args.lr=0.003",
+        "--trainer.enable_progress_bar=false",
+        f"--trainer.default_root_dir={tmp_path}",
+        f"--trainer.logger.init_args.save_dir={tmp_path}",
+        *extra,
+    ]
+    return MtlbenchCLI(args=args, run=False)
+
+
+@torch.no_grad()
+def mean_losses(module, batches):
+    module.eval()
+    out = torch.stack([module.task_losses(module(x), y) for x, y in batches]).mean(0)
+    module.train()
+    return out
+
+
+@pytest.mark.parametrize("config", METHOD_CONFIGS, ids=lambda p: p.stem)
+def test_two_epochs_lower_every_task_loss(tiny_cache, tmp_path, config):
+    pl.seed_everything(0)
+    cli = tiny_cli(tiny_cache, tmp_path, f"--model.method={config}", "--trainer.max_epochs=2")
+    cli.datamodule.setup("fit")
+    batches = list(cli.datamodule.train_dataloader())
+    before = mean_losses(cli.model, batches)
+    cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    after = mean_losses(cli.model, batches)
+    for task, b, a in zip(cli.model.task_names, before.tolist(), after.tolist(), strict=True):
+        assert a < b, f"{config.stem}: {task} loss {b:.4f} -> {a:.4f}"
+
+
+@pytest.mark.parametrize("config", METHOD_CONFIGS, ids=lambda p: p.stem)
+def test_bf16_step_is_finite_for_every_method(tiny_cache, tmp_path, config):
+    cli = tiny_cli(tiny_cache, tmp_path, f"--model.method={config}", "--trainer.precision=bf16-mixed", "--trainer.fast_dev_run=2")
+    cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+    assert all(torch.isfinite(p).all() for p in cli.model.parameters())
+    assert torch.isfinite(cli.trainer.callback_metrics["train/loss_step"])
+
+
+def test_fp16_with_a_gradient_method_is_refused_in_one_line(tiny_cache, tmp_path, capsys):
+    args = ["fit", "--config", str(REPO / "configs" / "quickstart.yaml"), f"--data.init_args.cache_dir={tiny_cache}"]
+    args += ["--data.init_args.num_train=48", "--data.init_args.num_val=8", "--data.init_args.num_test=8"]
+    args += ["--data.init_args.height=48", "--data.init_args.width=64", f"--trainer.logger.init_args.save_dir={tmp_path}"]
+    args += [f"--model.method={REPO / 'configs' / 'method' / 'upgrad.yaml'}", "--trainer.precision=16-true"]
+    assert main(args) == 2
+    message = [line for line in capsys.readouterr().err.splitlines() if line.startswith("mtlbench: error:")]
+    assert len(message) == 1 and "UPGrad needs per-task gradients" in message[0] and "bf16-mixed" in message[0]
+
+
+def head_updates(optimizer_factory, loss_scale: float, steps: int, freeze_shared: bool, batch, tasks):
+    torch.manual_seed(0)
+    module = MultiTaskModule(
+        tasks,
+        net=lambda t: MultiTaskNet(t, backbone="test_resnet", decoder_channels=8),
+        method=FixedWeights([loss_scale, 1.0, 1.0]),
+    )
+    if freeze_shared:
+        for p in module.net.shared_parameters():
+            p.requires_grad_(False)
+    head = list(module.net.task_parameters(module.task_names[0]))
+    start = [p.detach().clone() for p in head]
+    optimizer = optimizer_factory([p for p in module.net.parameters() if p.requires_grad])
+    images, targets = batch
+    for _ in range(steps):
+        optimizer.zero_grad()
+        module.method(module.task_losses(module(images), targets)).backward()
+        optimizer.step()
+    return torch.cat([(p.detach() - s).flatten() for p, s in zip(head, start, strict=True)])
+
+
+@pytest.mark.parametrize(("steps", "freeze_shared"), [(1, False), (5, True)])
+def test_adam_head_update_ignores_a_constant_loss_scale_sgd_does_not(tiny_datamodule, steps, freeze_shared):
+    datamodule = tiny_datamodule()
+    datamodule.setup("fit")
+    batch = next(iter(datamodule.train_dataloader()))
+    c = 10.0
+
+    def adam(params):
+        return torch.optim.Adam(params, lr=1e-3, eps=1e-12)
+
+    def sgd(params):
+        return torch.optim.SGD(params, lr=1e-3, momentum=0.9)
+
+    base = head_updates(adam, 1.0, steps, freeze_shared, batch, datamodule.tasks)
+    scaled = head_updates(adam, c, steps, freeze_shared, batch, datamodule.tasks)
+    torch.testing.assert_close(scaled, base, atol=1e-6, rtol=1e-4)
+    base = head_updates(sgd, 1.0, steps, freeze_shared, batch, datamodule.tasks)
+    scaled = head_updates(sgd, c, steps, freeze_shared, batch, datamodule.tasks)
+    if steps == 1:  # SGD's first step scales exactly with the loss; later steps diverge further
+        torch.testing.assert_close(scaled, c * base, atol=1e-6, rtol=1e-4)
+    assert (scaled - base).norm() > 0.5 * base.norm()
