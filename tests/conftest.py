@@ -25,3 +25,16 @@ def tiny_datamodule(tiny_cache: str):
         return SyntheticScenesDataModule(cache_dir=tiny_cache, **{**TINY, **overrides})
 
     return make
+
+
+def tiny_cli_args(cache: str, save_dir, config: str) -> list[str]:
+    """CLI arguments that run ``config`` on the tiny release, logging under ``save_dir``."""
+    return [
+        "--config",
+        config,
+        f"--data.init_args.cache_dir={cache}",
+        *(f"--data.init_args.{key}={value}" for key, value in TINY.items()),
+        f"--trainer.logger.init_args.save_dir={save_dir}",
+        f"--trainer.default_root_dir={save_dir}",
+        "--trainer.enable_progress_bar=false",
+    ]

@@ -48,45 +48,62 @@ def _hyper_repr(method: nn.Module) -> str:
     return ", ".join(f"{name}={getattr(method, name)!r}" for name in getattr(method, "hyper_names", ()))
 
 
-class TorchJDAggregator(GradientAggregator):
+class _WrapsTorchJD:
+    """What both adapters share: the inner torchjd object's life cycle and its checkpointed state.
+
+    ``inner_carries_state()`` says whether the inner object's Python-side state must be saved;
+    parameters and buffers it owns are saved by the state dict as usual.
+    """
+
+    hyper_names: tuple[str, ...] = ()
+    inner: nn.Module | None
+    num_tasks: int
+
+    def make_inner(self) -> nn.Module:
+        raise NotImplementedError
+
+    def bind(self, num_tasks: int) -> None:
+        self.num_tasks = num_tasks
+        self.inner = self.make_inner()
+        super().bind(num_tasks)  # type: ignore[misc]
+
+    def reset(self) -> None:
+        if self.inner is not None:
+            _reset_inner(self.inner)
+
+    def bound_inner(self) -> nn.Module:
+        if self.inner is None:
+            raise RuntimeError(f"{type(self).__name__}.bind(num_tasks) must be called before use")
+        return self.inner
+
+    def inner_carries_state(self) -> bool:
+        return True
+
+    def get_extra_state(self) -> torch.Tensor:
+        return _state_blob(self.inner) if self.inner_carries_state() else torch.zeros(0, dtype=torch.uint8)
+
+    def set_extra_state(self, state: torch.Tensor) -> None:
+        loaded = _from_blob(state)
+        if loaded is not None:
+            self.inner = loaded
+
+
+class TorchJDAggregator(_WrapsTorchJD, GradientAggregator):
     """A torchjd :class:`~torchjd.aggregation.Aggregator` as a :class:`GradientAggregator`.
 
     Subclasses build the torchjd object in ``make_inner()`` from their own hyperparameters, so
     ``repr`` lists them and configs set them as constructor arguments.
     """
 
-    hyper_names: tuple[str, ...] = ()
-
     def __init__(self, space: Space = "parameters") -> None:
         super().__init__(space)
         self.inner: Aggregator | None = None
 
-    def make_inner(self) -> Aggregator:
-        raise NotImplementedError
-
-    def bind(self, num_tasks: int) -> None:
-        self.num_tasks = num_tasks
-        self.inner = self.make_inner()
-        super().bind(num_tasks)
-
-    def reset(self) -> None:
-        if self.inner is not None:
-            _reset_inner(self.inner)
-
     def forward(self, jacobian: torch.Tensor, losses: torch.Tensor) -> torch.Tensor:
-        if self.inner is None:
-            raise RuntimeError(f"{type(self).__name__}.bind(num_tasks) must be called before use")
+        inner = self.bound_inner()
         if not bool(jacobian.any()):  # no gradient signal: some torchjd solvers divide by its norm
             return torch.zeros_like(jacobian[0])
-        return self.inner(jacobian)
-
-    def get_extra_state(self) -> torch.Tensor:
-        return _state_blob(self.inner)
-
-    def set_extra_state(self, state: torch.Tensor) -> None:
-        loaded = _from_blob(state)
-        if loaded is not None:
-            self.inner = loaded
+        return inner(jacobian)
 
     def trainable_parameters(self) -> Iterator[nn.Parameter]:
         return iter(())
@@ -95,42 +112,22 @@ class TorchJDAggregator(GradientAggregator):
         return ", ".join(part for part in (_hyper_repr(self), super().extra_repr()) if part)
 
 
-class TorchJDScalarizer(LossWeighting):
+class TorchJDScalarizer(_WrapsTorchJD, LossWeighting):
     """A torchjd :class:`~torchjd.scalarization.Scalarizer` as a :class:`LossWeighting`."""
 
-    hyper_names: tuple[str, ...] = ()
     train_inner_parameters: bool = True
 
     def __init__(self) -> None:
         super().__init__()
         self.inner: Scalarizer | None = None
 
-    def make_inner(self) -> Scalarizer:
-        raise NotImplementedError
-
-    def bind(self, num_tasks: int) -> None:
-        self.num_tasks = num_tasks
-        self.inner = self.make_inner()
-        super().bind(num_tasks)
-
-    def reset(self) -> None:
-        if self.inner is not None:
-            _reset_inner(self.inner)
-
     def forward(self, losses: torch.Tensor) -> torch.Tensor:
-        if self.inner is None:
-            raise RuntimeError(f"{type(self).__name__}.bind(num_tasks) must be called before use")
-        return self.inner(losses)
+        return self.bound_inner()(losses)
 
-    def get_extra_state(self) -> torch.Tensor:
-        if self.train_inner_parameters and list(self.parameters()):
-            return torch.zeros(0, dtype=torch.uint8)  # state = parameters, already in the state dict
-        return _state_blob(self.inner)
-
-    def set_extra_state(self, state: torch.Tensor) -> None:
-        loaded = _from_blob(state)
-        if loaded is not None:
-            self.inner = loaded
+    def inner_carries_state(self) -> bool:
+        # UW / IMTL-L: their state is their parameters, trained by the model's optimizer and saved
+        # by the state dict; replacing the inner object would orphan them from that optimizer.
+        return not (self.train_inner_parameters and any(True for _ in self.parameters()))
 
     def trainable_parameters(self) -> Iterator[nn.Parameter]:
         return self.parameters() if self.train_inner_parameters else iter(())

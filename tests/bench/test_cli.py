@@ -9,26 +9,14 @@ import pytest
 
 from bench.callbacks import SCHEMA
 from bench.cli import main
+from tests.conftest import tiny_cli_args
 
 REPO = Path(__file__).resolve().parents[2]
 QUICKSTART = str(REPO / "configs" / "quickstart.yaml")
 
 
 def tiny_args(cache: str, save_dir: Path) -> list[str]:
-    return [
-        "--config",
-        QUICKSTART,
-        f"--data.init_args.cache_dir={cache}",
-        "--data.init_args.num_train=48",
-        "--data.init_args.num_val=8",
-        "--data.init_args.num_test=8",
-        "--data.init_args.height=48",
-        "--data.init_args.width=64",
-        "--data.init_args.batch_size=8",
-        "--trainer.max_epochs=2",
-        "--trainer.enable_progress_bar=false",
-        f"--trainer.logger.init_args.save_dir={save_dir}",
-    ]
+    return [*tiny_cli_args(cache, save_dir, QUICKSTART), "--trainer.max_epochs=2"]
 
 
 def test_fit_then_test_writes_a_complete_run_record(tiny_cache, tmp_path):

@@ -14,6 +14,7 @@ from bench.cli import MtlbenchCLI, main
 from bench.methods import FixedWeights
 from bench.module import MultiTaskModule
 from models import MultiTaskNet
+from tests.conftest import tiny_cli_args
 
 warnings.filterwarnings("ignore", message=".*not DPP.*")
 REPO = Path(__file__).resolve().parents[2]
@@ -21,22 +22,8 @@ METHOD_CONFIGS = sorted((REPO / "configs" / "method").glob("*.yaml"))
 
 
 def tiny_cli(tiny_cache: str, tmp_path: Path, *extra: str) -> MtlbenchCLI:
-    args = [
-        "--config",
-        str(REPO / "configs" / "quickstart.yaml"),
-        f"--data.init_args.cache_dir={tiny_cache}",
-        "--data.init_args.num_train=48",
-        "--data.init_args.num_val=8",
-        "--data.init_args.num_test=8",
-        "--data.init_args.height=48",
-        "--data.init_args.width=64",
-        "--data.init_args.batch_size=8",
-        "--model.optimizer.init_args.lr=0.003",
-        "--trainer.enable_progress_bar=false",
-        f"--trainer.default_root_dir={tmp_path}",
-        f"--trainer.logger.init_args.save_dir={tmp_path}",
-        *extra,
-    ]
+    quickstart = str(REPO / "configs" / "quickstart.yaml")
+    args = [*tiny_cli_args(tiny_cache, tmp_path, quickstart), "--model.optimizer.init_args.lr=0.003", *extra]
     return MtlbenchCLI(args=args, run=False)
 
 
@@ -70,9 +57,7 @@ def test_bf16_step_is_finite_for_every_method(tiny_cache, tmp_path, config):
 
 
 def test_fp16_with_a_gradient_method_is_refused_in_one_line(tiny_cache, tmp_path, capsys):
-    args = ["fit", "--config", str(REPO / "configs" / "quickstart.yaml"), f"--data.init_args.cache_dir={tiny_cache}"]
-    args += ["--data.init_args.num_train=48", "--data.init_args.num_val=8", "--data.init_args.num_test=8"]
-    args += ["--data.init_args.height=48", "--data.init_args.width=64", f"--trainer.logger.init_args.save_dir={tmp_path}"]
+    args = ["fit", *tiny_cli_args(tiny_cache, tmp_path, str(REPO / "configs" / "quickstart.yaml"))]
     args += [f"--model.method={REPO / 'configs' / 'method' / 'upgrad.yaml'}", "--trainer.precision=16-true"]
     assert main(args) == 2
     message = [line for line in capsys.readouterr().err.splitlines() if line.startswith("mtlbench: error:")]
