@@ -47,10 +47,13 @@ def task_gradients(
                 [1., 1.]])
     """
     if batched:
-        grads = torch.autograd.grad(
-            outputs, inputs, grad_outputs=grad_outputs, retain_graph=retain_graph, allow_unused=True, is_grads_batched=True
-        )
-        return _flat(grads, inputs, rows=grad_outputs.shape[0])
+        try:  # the graph is kept so that the loop below can still run if vmap cannot
+            grads = torch.autograd.grad(
+                outputs, inputs, grad_outputs=grad_outputs, retain_graph=True, allow_unused=True, is_grads_batched=True
+            )
+            return _flat(grads, inputs, rows=grad_outputs.shape[0])
+        except RuntimeError:
+            pass  # an operation without a batching rule: fall back to one backward per row
     rows = []
     for k in range(grad_outputs.shape[0]):
         keep = retain_graph or k < grad_outputs.shape[0] - 1

@@ -24,7 +24,9 @@ from bench.methods.imtl_g import IMTLG
 from bench.methods.imtl_l import ImpartialLossBalancing
 from bench.methods.mgda import MGDA
 from bench.methods.nash_mtl import NashMTL
+from bench.methods.pcd import PCD
 from bench.methods.pcgrad import PCGrad
+from bench.methods.rgw import RandomGradientWeighting
 from bench.methods.rlw import RandomLossWeighting
 from bench.methods.si import ScaleInvariant
 from bench.methods.upgrad import UPGrad
@@ -57,6 +59,8 @@ GRADIENT_AGGREGATORS = (
     ConFIG,
     ExcessMTL,
     DualBalancing,
+    RandomGradientWeighting,
+    PCD,
 )
 
 __all__ = [
@@ -64,6 +68,7 @@ __all__ = [
     "IMTLG",
     "LOSS_WEIGHTINGS",
     "MGDA",
+    "PCD",
     "AlignedMTL",
     "CAGrad",
     "ConFIG",
@@ -84,6 +89,7 @@ __all__ = [
     "LossWeighting",
     "NashMTL",
     "PCGrad",
+    "RandomGradientWeighting",
     "RandomLossWeighting",
     "ScaleInvariant",
     "Space",

@@ -88,6 +88,7 @@ class GradientAggregator(_Method, ABC):
     """
 
     non_conflicting: bool = False  # claims <update, g_k> >= 0 for every task gradient g_k
+    priority_ordered: bool = False  # treats the first task as primary (not permutation-invariant)
 
     def __init__(self, space: Space = "parameters") -> None:
         super().__init__()

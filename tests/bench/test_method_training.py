@@ -11,7 +11,7 @@ import pytorch_lightning as pl
 import torch
 
 from bench.cli import MtlbenchCLI, main
-from bench.methods import FixedWeights
+from bench.methods import GRADIENT_AGGREGATORS, FixedWeights
 from bench.module import MultiTaskModule
 from models import MultiTaskNet
 from tests.conftest import tiny_cli_args
@@ -106,3 +106,14 @@ def test_adam_head_update_ignores_a_constant_loss_scale_sgd_does_not(tiny_datamo
     if steps == 1:  # SGD's first step scales exactly with the loss; later steps diverge further
         torch.testing.assert_close(scaled, c * base, atol=1e-6, rtol=1e-4)
     assert (scaled - base).norm() > 0.5 * base.norm()
+
+
+@pytest.mark.parametrize("cls", GRADIENT_AGGREGATORS, ids=lambda c: c.__name__)
+def test_every_aggregator_trains_in_feature_space(tiny_datamodule, cls):
+    datamodule = tiny_datamodule()
+    module = MultiTaskModule(
+        datamodule.tasks, net=lambda t: MultiTaskNet(t, backbone="test_resnet", decoder_channels=8), method=cls(space="features")
+    )
+    trainer = pl.Trainer(accelerator="cpu", fast_dev_run=2, logger=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(module, datamodule=datamodule)
+    assert all(torch.isfinite(p).all() for p in module.parameters())

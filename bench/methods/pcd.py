@@ -1,0 +1,31 @@
+"""Priority-constrained descent (PCD), torchjd's ``PCD`` (TMLR 2026, arXiv:2606.29521)."""
+
+from __future__ import annotations
+
+import torchjd.aggregation as jd
+
+from bench.methods.base import Space
+from bench.methods.torchjd_adapter import TorchJDAggregator
+
+
+class PCD(TorchJDAggregator):
+    """Follows the first task's (normalised) gradient as closely as possible subject to every
+    other task receiving at least a fraction ``tau`` of the first-order progress of its own
+    normalised gradient; gradient scales are EMAs of the squared norms (``beta``).
+
+    Hierarchical by design: the first task of the datamodule is the primary one, so the
+    method is not invariant to a permutation of the tasks. Stateful (the EMAs).
+    """
+
+    short_name = "PCD"
+    priority_ordered = True
+    hyper_names = ("tau", "beta", "eps")
+
+    def __init__(self, tau: float = 0.02, beta: float = 0.999, eps: float = 1e-8, space: Space = "parameters") -> None:
+        super().__init__(space)
+        self.tau = tau
+        self.beta = beta
+        self.eps = eps
+
+    def make_inner(self) -> jd.Aggregator:
+        return jd.PCD(tau=self.tau, beta=self.beta, eps=self.eps)

@@ -1,0 +1,22 @@
+"""Random gradient weighting (RGW), Lin et al., TMLR 2022 (the RLW paper), via torchjd's ``Random``."""
+
+from __future__ import annotations
+
+import torchjd.aggregation as jd
+
+from bench.methods.base import Space
+from bench.methods.torchjd_adapter import TorchJDAggregator
+
+
+class RandomGradientWeighting(TorchJDAggregator):
+    """d = sum_k w_k g_k with w = softmax(N(0, I)) drawn afresh at every step: RLW applied to
+    the task gradients instead of the losses (equal in expectation, different in variance)."""
+
+    short_name = "RGW"
+    randomized = True
+
+    def __init__(self, space: Space = "parameters") -> None:
+        super().__init__(space)
+
+    def make_inner(self) -> jd.Aggregator:
+        return jd.Random()
