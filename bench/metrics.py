@@ -27,6 +27,11 @@ HIGHER_IS_BETTER: dict[str, bool] = {
     "within_22_5": True,
     "within_30": True,
 }
+METRICS_OF_KIND: dict[str, tuple[str, ...]] = {
+    "segmentation": ("miou", "pix_acc"),
+    "depth": ("abs_err", "rel_err"),
+    "normal": ("mean_angle", "median_angle", "within_11_25", "within_22_5", "within_30"),
+}
 ANGLE_THRESHOLDS = {"within_11_25": 11.25, "within_22_5": 22.5, "within_30": 30.0}
 
 

@@ -18,7 +18,7 @@ from bench.errors import MethodConfigError
 from bench.jacobian import head_backward, task_gradients, write_grads
 from bench.losses import loss_for
 from bench.methods import EqualWeighting, GradientAggregator, LossWeighting
-from bench.metrics import HIGHER_IS_BETTER, metric_for
+from bench.metrics import HIGHER_IS_BETTER, METRICS_OF_KIND, metric_for
 from datamodules.tasks import TaskSpec
 from models import MultiTaskNet
 
@@ -81,15 +81,7 @@ class MultiTaskModule(pl.LightningModule):
 
     def metric_directions(self) -> dict[str, dict[str, bool]]:
         """``{task: {metric: higher_is_better}}`` for every metric this module reports."""
-        return {name: {key: HIGHER_IS_BETTER[key] for key in self._metric_names(name)} for name in self.task_names}
-
-    def _metric_names(self, task_name: str) -> list[str]:
-        kind = next(task.kind for task in self.tasks if task.name == task_name)
-        return {
-            "segmentation": ["miou", "pix_acc"],
-            "depth": ["abs_err", "rel_err"],
-            "normal": ["mean_angle", "median_angle", "within_11_25", "within_22_5", "within_30"],
-        }[kind]
+        return {task.name: {key: HIGHER_IS_BETTER[key] for key in METRICS_OF_KIND[task.kind]} for task in self.tasks}
 
     def task_losses(self, outputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor]) -> torch.Tensor:
         """Per-task losses as one tensor ``[T]`` in the order of ``self.tasks``."""
