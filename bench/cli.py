@@ -2,6 +2,7 @@
 
     mtlbench fit --config configs/quickstart.yaml        # train, then test the final weights
     mtlbench test --config configs/quickstart.yaml --ckpt_path PATH
+    mtlbench data check ROOT                              # scan a dataset release
 
 The datamodule declares the tasks; they are linked into the model at instantiation, so no task
 name is written anywhere else. Errors a user can fix (a wrong backbone name, a missing weights
@@ -84,9 +85,17 @@ def user_error(error: BaseException) -> BaseException | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Console entry point; returns the process exit status (2 for a user error)."""
+    """Console entry point; returns the process exit status (2 for a user error).
+
+    ``mtlbench data ...`` runs the dataset tools; everything else goes to LightningCLI.
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["data"]:
+        from bench.data_cli import main as data_main
+
+        return data_main(args[1:])
     try:
-        MtlbenchCLI(args=None if argv is None else list(argv))
+        MtlbenchCLI(args=None if argv is None else args)
     except Exception as error:
         cause = user_error(error)
         if cause is None or os.environ.get("MTLBENCH_DEBUG"):

@@ -26,7 +26,7 @@ def segmentation_loss(logits: torch.Tensor, target: torch.Tensor, ignore_index: 
     """
     if not bool((target != ignore_index).any()):
         return _no_valid_pixel(logits)
-    return F.cross_entropy(logits, target, ignore_index=ignore_index)
+    return F.cross_entropy(logits, target.long(), ignore_index=ignore_index)
 
 
 def depth_loss(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -136,7 +136,7 @@ class SegmentationScores(MulticlassJaccardIndex):
         super().__init__(num_classes, ignore_index=ignore_index, average="macro", validate_args=False)
 
     def update(self, logits: torch.Tensor, target: torch.Tensor) -> None:  # type: ignore[override]
-        super().update(logits.detach().argmax(dim=1), target)
+        super().update(logits.detach().argmax(dim=1), target.long())
 
     def compute(self) -> dict[str, torch.Tensor]:  # type: ignore[override]
         pixel_accuracy = self.confmat.trace().double() / self.confmat.sum().clamp(min=1)

@@ -15,8 +15,10 @@ import numpy as np
 import pytorch_lightning as pl
 from torch.utils.data import DataLoader
 
+from datamodules.augment import DepthKind, JointAugment
 from datamodules.errors import DatasetError
-from datamodules.npy_release import NpyDenseDataset, count_samples
+from datamodules.npy_release import NpyDenseDataset, load_float32
+from datamodules.release import ReleaseSpec, spot_check
 from datamodules.tasks import TaskSpec
 
 HOLDOUT_PERMUTATION_SEED = 0  # fixed on purpose: the validation split never changes with the run seed
@@ -40,19 +42,22 @@ class DenseDataModule(pl.LightningDataModule):
     """Train / held-out val / test loaders over a release root.
 
     Subclasses declare the dataset: ``available_tasks`` (every task the release can serve),
-    ``modality_of`` (task name -> folder) and ``layout_hint`` (shown in errors), and may
-    override ``root`` resolution in ``prepare_data``.
+    ``modality_of`` (task name -> folder), ``spec`` (the release layout, for validation) and
+    ``depth_kind`` (how zooming changes depth), and resolve ``root``.
 
     Args:
         tasks: names of the tasks to train, any subset of the dataset's tasks (one name for STL).
         num_val: training samples held out for validation.
+        augment: random scale-crop and flip of training samples (never of val / test).
+        color_jitter: photometric jitter strength on training images (0 = off).
         batch_size, num_workers, pin_memory: DataLoader settings (``pin_memory=None`` pins
             exactly when a GPU is present).
     """
 
     available_tasks: tuple[TaskSpec, ...] = ()
     modality_of: dict[str, str] = {}
-    layout_hint: str = "ROOT/{train,val}/{image,...}/{i}.npy"
+    spec: ReleaseSpec
+    depth_kind: DepthKind = "metric"
     train_folder = "train"
     test_folder = "val"
 
@@ -60,6 +65,8 @@ class DenseDataModule(pl.LightningDataModule):
         self,
         tasks: Sequence[str] | None = None,
         num_val: int = 0,
+        augment: bool = False,
+        color_jitter: float = 0.0,
         batch_size: int = 8,
         num_workers: int = 0,
         pin_memory: bool | None = None,
@@ -72,6 +79,8 @@ class DenseDataModule(pl.LightningDataModule):
             raise DatasetError(f"{type(self).__name__}: unknown task(s) {unknown or '[]'}; choose a non-empty subset of {list(known)}")
         self._tasks = [known[name] for name in chosen]
         self.num_val = num_val
+        self.augment = augment
+        self.color_jitter = color_jitter
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.pin_memory = pin_memory
@@ -86,26 +95,28 @@ class DenseDataModule(pl.LightningDataModule):
     def root(self) -> Path:
         raise NotImplementedError
 
-    def train_transform(self):
-        """Joint augmentation applied to training samples (none by default)."""
-        return None
+    def train_transform(self, split_dir: Path) -> JointAugment | None:
+        """The joint augmentation of training samples, sized from the split's first image."""
+        if not self.augment:
+            return None
+        height, width = load_float32(split_dir / "image" / "0.npy").shape[:2]
+        kinds = {task.name: self.spec.modality(self.modality_of[task.name]).kind for task in self._tasks}
+        return JointAugment(height, width, self.depth_kind, kinds, color_jitter=self.color_jitter)
 
-    def _modalities(self) -> list[str]:
+    def _folders(self) -> list[str]:
         return ["image"] + [self.modality_of[task.name] for task in self._tasks]
 
     def setup(self, stage: str | None = None) -> None:
         root = self.root
-        if not root.is_dir():
-            raise DatasetError(f"dataset root {root} does not exist; expected layout: {self.layout_hint}")
-        modalities = self._modalities()
+        folders = self._folders()
         if stage in (None, "fit", "validate") and "train" not in self.datasets:
-            count = count_samples(root / self.train_folder, modalities, self.layout_hint)
+            count = spot_check(root, self.spec, [self.train_folder], folders)[self.train_folder]
             train_idx, val_idx = holdout_split(count, self.num_val)
             split_dir = root / self.train_folder
-            self.datasets["train"] = NpyDenseDataset(split_dir, self._tasks, self.modality_of, train_idx, self.train_transform())
+            self.datasets["train"] = NpyDenseDataset(split_dir, self._tasks, self.modality_of, train_idx, self.train_transform(split_dir))
             self.datasets["val"] = NpyDenseDataset(split_dir, self._tasks, self.modality_of, val_idx)
         if stage in (None, "test") and "test" not in self.datasets:
-            count = count_samples(root / self.test_folder, modalities, self.layout_hint)
+            count = spot_check(root, self.spec, [self.test_folder], folders)[self.test_folder]
             self.datasets["test"] = NpyDenseDataset(root / self.test_folder, self._tasks, self.modality_of, range(count))
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:

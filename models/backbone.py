@@ -33,6 +33,8 @@ class Backbone(nn.Module):
         out_indices: which feature levels to return (timm's ``out_indices``); ``None`` keeps
             every level of stride ``min_reduction`` or more (for most CNNs: strides 4 to 32).
         min_reduction: smallest stride kept when ``out_indices`` is ``None``.
+        output_stride: dilate the last stages so features stop at this stride (timm's
+            ``output_stride``, e.g. 8 for DeepLab); ``None`` keeps the model's own (usually 32).
 
     ``channels`` and ``reductions`` give each returned level's width and stride, read from
     timm's ``feature_info`` so heads never hard-code them.
@@ -50,12 +52,15 @@ class Backbone(nn.Module):
         pretrained: str | None = None,
         out_indices: Sequence[int] | None = None,
         min_reduction: int = 4,
+        output_stride: int | None = None,
     ) -> None:
         super().__init__()
         check_backbone_name(name)
         kwargs: dict = {"features_only": True}
         if out_indices is not None:
             kwargs["out_indices"] = tuple(out_indices)
+        if output_stride is not None:
+            kwargs["output_stride"] = output_stride
         if pretrained is not None:
             weights = Path(pretrained).expanduser()
             if not weights.is_file():
@@ -66,8 +71,9 @@ class Backbone(nn.Module):
             kwargs.update(pretrained=True, pretrained_cfg_overlay={"file": str(weights)})
         try:
             self.body = timm.create_model(name, **kwargs)
-        except (RuntimeError, IndexError) as error:
-            raise ModelConfigError(f"timm backbone '{name}' cannot serve out_indices={out_indices}: {error}") from error
+        except (RuntimeError, IndexError, AssertionError, TypeError) as error:
+            wanted = f"out_indices={out_indices}, output_stride={output_stride}"
+            raise ModelConfigError(f"timm backbone '{name}' cannot serve {wanted}: {error}") from error
         reductions = list(self.body.feature_info.reduction())
         keep = range(len(reductions)) if out_indices is not None else [i for i, r in enumerate(reductions) if r >= min_reduction]
         self.keep: list[int] = list(keep)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import Literal
 
 import torch
 from torch import nn
@@ -10,7 +11,7 @@ from torch import nn
 from models.backbone import Backbone
 from models.errors import ModelConfigError
 from models.heads import HeadSpec, build_head
-from models.neck import FeaturePyramidNeck
+from models.neck import ASPPNeck, FeaturePyramidNeck
 
 
 class MultiTaskNet(nn.Module):
@@ -27,6 +28,9 @@ class MultiTaskNet(nn.Module):
         pretrained: local weights file for the backbone, or ``None``.
         decoder_channels: width of the shared neck and of the heads.
         out_indices: backbone feature levels fed to the neck (default: every level of stride >= 4).
+        neck: ``"fpn"`` (feature pyramid, output stride 4) or ``"aspp"`` (DeepLabV3 ASPP on the
+            coarsest level; pair it with ``output_stride=8`` for the DeepLab model).
+        output_stride: dilate the backbone to this stride (timm's ``output_stride``: 8 or 16).
 
     Example:
         >>> from types import SimpleNamespace
@@ -43,6 +47,8 @@ class MultiTaskNet(nn.Module):
         pretrained: str | None = None,
         decoder_channels: int = 64,
         out_indices: Sequence[int] | None = None,
+        neck: Literal["fpn", "aspp"] = "fpn",
+        output_stride: int | None = None,
     ) -> None:
         super().__init__()
         names = [task.name for task in tasks]
@@ -51,13 +57,18 @@ class MultiTaskNet(nn.Module):
         if len(set(names)) != len(names):
             raise ModelConfigError(f"task names must be unique, got {names}")
         self.task_names = names
-        self.backbone = Backbone(backbone, pretrained=pretrained, out_indices=out_indices)
-        self.neck = FeaturePyramidNeck(self.backbone.channels, decoder_channels)
+        self.backbone = Backbone(backbone, pretrained=pretrained, out_indices=out_indices, output_stride=output_stride)
+        if neck == "fpn":
+            self.neck: nn.Module = FeaturePyramidNeck(self.backbone.channels, decoder_channels)
+        elif neck == "aspp":
+            self.neck = ASPPNeck(self.backbone.channels, decoder_channels)
+        else:
+            raise ModelConfigError(f"unknown neck '{neck}'; choose 'fpn' or 'aspp'")
         self.heads = nn.ModuleDict({task.name: build_head(task, decoder_channels) for task in tasks})
         self._input_size: tuple[int, int] | None = None
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
-        """Shared representation of a batch of images (B, C, H/4, W/4)."""
+        """Shared representation of a batch of images (B, C, H/s, W/s), s = the neck's stride."""
         self._input_size = (images.shape[-2], images.shape[-1])
         return self.neck(self.backbone(images))
 
@@ -77,7 +88,7 @@ class MultiTaskNet(nn.Module):
         yield from self.neck.parameters()
 
     def last_shared_parameters(self) -> Iterator[nn.Parameter]:
-        """Parameters of the last shared layer (the neck's smoothing conv), GradNorm's W."""
+        """Parameters of the last shared layer (the neck's final conv), GradNorm's W."""
         yield from self.neck.smooth.parameters()
 
     def task_parameters(self, name: str) -> Iterator[nn.Parameter]:

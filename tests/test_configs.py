@@ -24,12 +24,10 @@ ALL_CONFIGS = sorted(p for p in CONFIGS.rglob("*.yaml") if p.parent.name != "swe
 
 def cli_args(config: Path) -> list[str]:
     group = config.parent.name
-    if group in FRAGMENT_OPTION:
-        args = ["--config", str(QUICKSTART), FRAGMENT_OPTION[group], str(config)]
-        if group == "trainer" and not torch.cuda.is_available():
-            args += ["--trainer.accelerator=cpu", "--trainer.precision=32-true"]  # GPU configs on a CPU machine
-        return args
-    return ["--config", str(config)]
+    args = ["--config", str(QUICKSTART), FRAGMENT_OPTION[group], str(config)] if group in FRAGMENT_OPTION else ["--config", str(config)]
+    if not torch.cuda.is_available():
+        args += ["--trainer.accelerator=cpu", "--trainer.precision=32-true"]  # GPU configs on a CPU machine
+    return args
 
 
 def test_every_config_is_covered():

@@ -7,9 +7,21 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from datamodules.base import DenseDataModule
+from datamodules.release import ModalitySpec, ReleaseSpec
 from datamodules.synthetic.generate import ensure_release, release_name
 from datamodules.synthetic.render import NUM_CLASSES
 from datamodules.tasks import depth_task, normal_task, segmentation_task
+
+SYNTHETIC_SPEC = ReleaseSpec(
+    name="synthetic scenes",
+    modalities=(
+        ModalitySpec("image", "image"),
+        ModalitySpec("label", "label", NUM_CLASSES),
+        ModalitySpec("depth", "depth"),
+        ModalitySpec("normal", "normal"),
+    ),
+    layout_hint="ROOT/{train,val}/{image,label,depth,normal}/{i}.npy (written by mtlbench itself)",
+)
 
 DEFAULT_CACHE = "~/.cache/mtlbench"
 
@@ -30,12 +42,13 @@ class SyntheticScenesDataModule(DenseDataModule):
         height, width: image size in pixels.
         seed: generator seed; every image is a pure function of (seed, split, index).
         cache_dir: where releases are kept (default ``$MTLBENCH_CACHE`` or ``~/.cache/mtlbench``).
-        tasks, batch_size, num_workers, pin_memory: see :class:`DenseDataModule`.
+        tasks, augment, color_jitter, batch_size, num_workers, pin_memory: see
+            :class:`DenseDataModule` (augmentation divides depth by the zoom, as for NYUv2).
     """
 
     available_tasks = (segmentation_task(NUM_CLASSES), depth_task(), normal_task())
     modality_of = {"segmentation": "label", "depth": "depth", "normal": "normal"}
-    layout_hint = "ROOT/{train,val}/{image,label,depth,normal}/{i}.npy (written by mtlbench itself)"
+    spec = SYNTHETIC_SPEC
 
     def __init__(
         self,
@@ -47,11 +60,21 @@ class SyntheticScenesDataModule(DenseDataModule):
         width: int = 128,
         seed: int = 0,
         cache_dir: str | None = None,
+        augment: bool = False,
+        color_jitter: float = 0.0,
         batch_size: int = 16,
         num_workers: int = 0,
         pin_memory: bool | None = None,
     ) -> None:
-        super().__init__(tasks=tasks, num_val=num_val, batch_size=batch_size, num_workers=num_workers, pin_memory=pin_memory)
+        super().__init__(
+            tasks=tasks,
+            num_val=num_val,
+            augment=augment,
+            color_jitter=color_jitter,
+            batch_size=batch_size,
+            num_workers=num_workers,
+            pin_memory=pin_memory,
+        )
         self.num_train = num_train
         self.num_test = num_test
         self.height = height

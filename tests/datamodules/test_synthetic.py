@@ -61,7 +61,7 @@ def test_release_layout_splits_and_cache(tiny_cache, tiny_datamodule):
     assert not set(dm.datasets["train"].indices) & set(dm.datasets["val"].indices)
     image, targets = dm.datasets["train"][0]
     assert image.shape == (3, 48, 64) and str(image.dtype) == "torch.float32"
-    assert targets["segmentation"].shape == (48, 64) and str(targets["segmentation"].dtype) == "torch.int64"
+    assert targets["segmentation"].shape == (48, 64) and str(targets["segmentation"].dtype) == "torch.int16"
     assert targets["depth"].shape == (1, 48, 64) and targets["normal"].shape == (3, 48, 64)
 
 

@@ -1,0 +1,49 @@
+"""Base of the real datasets: a release on local disk, found by argument or environment variable."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from datamodules.base import DenseDataModule
+from datamodules.errors import DatasetError
+
+
+class LocalReleaseDataModule(DenseDataModule):
+    """A preprocessed release the user downloaded: nothing is fetched, a missing root is an error
+    that names the argument, the environment variable and the expected layout."""
+
+    root_env: str = ""
+
+    def __init__(
+        self,
+        root: str | None = None,
+        tasks: Sequence[str] | None = None,
+        num_val: int = 0,
+        augment: bool = True,
+        color_jitter: float = 0.0,
+        batch_size: int = 8,
+        num_workers: int = 4,
+        pin_memory: bool | None = None,
+    ) -> None:
+        super().__init__(
+            tasks=tasks,
+            num_val=num_val,
+            augment=augment,
+            color_jitter=color_jitter,
+            batch_size=batch_size,
+            num_workers=num_workers,
+            pin_memory=pin_memory,
+        )
+        self._root = root
+
+    @property
+    def root(self) -> Path:
+        given = self._root or os.environ.get(self.root_env)
+        if not given:
+            raise DatasetError(
+                f"{type(self).__name__}: no dataset root; pass --data.init_args.root PATH or set {self.root_env}"
+                f" (expected layout: {self.spec.layout_hint})"
+            )
+        return Path(given).expanduser()

@@ -1,0 +1,56 @@
+"""NYUv2 in the MTAN preprocessed release (Liu, Johns & Davison, CVPR 2019): 288x384, 13 classes,
+depth in metres, surface normals; 795 training images and the official 654 test images (the
+release calls its test folder ``val``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from datamodules.local_release import LocalReleaseDataModule
+from datamodules.release import ModalitySpec, ReleaseSpec
+from datamodules.tasks import depth_task, normal_task, segmentation_task
+
+NYUV2_SPEC = ReleaseSpec(
+    name="NYUv2",
+    modalities=(
+        ModalitySpec("image", "image"),
+        ModalitySpec("label", "label", 13),
+        ModalitySpec("depth", "depth"),
+        ModalitySpec("normal", "normal"),
+    ),
+    layout_hint="nyuv2/{train,val}/{image,label,depth,normal}/{i}.npy (MTAN release; val = the 654 test images)",
+)
+
+
+class NYUv2DataModule(LocalReleaseDataModule):
+    """NYUv2 with an honest split: 159 of the 795 training images held out for validation
+    (as Elich et al. 2024) by a fixed permutation; the test folder is read only by ``test``.
+
+    Training augmentation (default on): random scale-crop with scales {1.0, 1.2, 1.5} and
+    depth divided by the scale, horizontal flip with the normal's x component negated.
+
+    Args:
+        root: the ``nyuv2`` folder; default ``$MTLBENCH_NYUV2``.
+        tasks: any subset of ``segmentation``, ``depth``, ``normal``.
+        num_val, augment, color_jitter, batch_size, num_workers, pin_memory: see
+            :class:`~datamodules.base.DenseDataModule`.
+    """
+
+    available_tasks = (segmentation_task(13), depth_task(), normal_task())
+    modality_of = {"segmentation": "label", "depth": "depth", "normal": "normal"}
+    spec = NYUV2_SPEC
+    depth_kind = "metric"
+    root_env = "MTLBENCH_NYUV2"
+
+    def __init__(
+        self,
+        root: str | None = None,
+        tasks: Sequence[str] | None = None,
+        num_val: int = 159,
+        augment: bool = True,
+        color_jitter: float = 0.0,
+        batch_size: int = 8,
+        num_workers: int = 4,
+        pin_memory: bool | None = None,
+    ) -> None:
+        super().__init__(root, tasks, num_val, augment, color_jitter, batch_size, num_workers, pin_memory)
