@@ -3,6 +3,7 @@
     mtlbench fit --config configs/quickstart.yaml        # train, then test the final weights
     mtlbench test --config configs/quickstart.yaml --ckpt_path PATH
     mtlbench data check ROOT                              # scan a dataset release
+    mtlbench plot RUN_DIR                                 # figures of the gradient statistics
 
 The datamodule declares the tasks; they are linked into the model at instantiation, so no task
 name is written anywhere else. Errors a user can fix (a wrong backbone name, a missing weights
@@ -87,14 +88,19 @@ def user_error(error: BaseException) -> BaseException | None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Console entry point; returns the process exit status (2 for a user error).
 
-    ``mtlbench data ...`` runs the dataset tools; everything else goes to LightningCLI.
+    ``mtlbench data ...`` runs the dataset tools, ``mtlbench plot`` the gradient figures;
+    everything else goes to LightningCLI.
     """
     args = list(sys.argv[1:] if argv is None else argv)
-    if args[:1] == ["data"]:
-        from bench.data_cli import main as data_main
-
-        return data_main(args[1:])
     try:
+        if args[:1] == ["data"]:
+            from bench.data_cli import main as data_main
+
+            return data_main(args[1:])
+        if args[:1] == ["plot"]:
+            from bench.plot import main as plot_main
+
+            return plot_main(args[1:])
         MtlbenchCLI(args=None if argv is None else args)
     except Exception as error:
         cause = user_error(error)

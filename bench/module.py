@@ -70,6 +70,10 @@ class MultiTaskModule(pl.LightningModule):
         self.scheduler_factory = lr_scheduler
         self.grad_clip_norm = grad_clip_norm
         self.jacobian_batched = jacobian_batched
+        # Set by the gradient probe on its steps: keep the parameter-space Jacobian and update
+        # the method computed anyway, so probing such a method costs no backward pass.
+        self.capture_jacobian = False
+        self.captured: dict[str, torch.Tensor] | None = None
         self.loss_fns = {task.name: loss_for(task) for task in self.tasks}
         self.val_metrics = nn.ModuleDict({task.name: metric_for(task) for task in self.tasks})
         self.test_metrics = nn.ModuleDict({task.name: metric_for(task) for task in self.tasks})
@@ -125,7 +129,10 @@ class MultiTaskModule(pl.LightningModule):
             shared = list(self.net.shared_parameters())
             grad_outputs = feature_jacobian.view(len(self.tasks), *features.shape).to(features.dtype)
             jacobian = task_gradients(features, shared, grad_outputs, self._batched(), retain_graph=False)
-            write_grads(shared, self._aggregate(jacobian, detached_losses))
+            update = self._aggregate(jacobian, detached_losses)
+            write_grads(shared, update)
+            if self.capture_jacobian:
+                self.captured = {"jacobian": jacobian.detach().float(), "update": update.detach()}
         return losses
 
     def _aggregate(self, jacobian: torch.Tensor, losses: torch.Tensor) -> torch.Tensor:

@@ -1,6 +1,7 @@
-"""Callbacks of every benchmark run: cost measurement and the run record."""
+"""Callbacks of benchmark runs: cost measurement, the run record, the gradient probe."""
 
+from bench.callbacks.gradient_probe import STATS_FILE, GradientProbe
 from bench.callbacks.run_record import RECORD_NAME, SCHEMA, RunRecord
 from bench.callbacks.step_cost import StepCost
 
-__all__ = ["RECORD_NAME", "SCHEMA", "RunRecord", "StepCost"]
+__all__ = ["RECORD_NAME", "SCHEMA", "STATS_FILE", "GradientProbe", "RunRecord", "StepCost"]

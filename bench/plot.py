@@ -1,0 +1,76 @@
+"""``mtlbench plot RUN_DIR``: figures of a run's gradient statistics (PNG).
+
+- ``grad_norms.png``: each task's gradient norm over training steps (log scale);
+- ``cosine_inter_task_vs_inter_sample.png`` and
+  ``magnitude_similarity_inter_task_vs_inter_sample.png``: the distributions of the pair
+  statistics between tasks and between sub-batches of one task, side by side (the comparison
+  of Elich et al. 2024: is a conflict specific to multi-task learning?).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+from bench.callbacks.gradient_probe import STATS_FILE
+
+
+def _series(probes: list[dict], prefix: str) -> list[float]:
+    return [value for probe in probes for key, value in probe.items() if key.startswith(prefix)]
+
+
+def plot_run(run_dir: Path, out_dir: Path | None = None) -> list[Path]:
+    """Write the figures of ``run_dir``'s gradient statistics; returns their paths."""
+    stats_path = Path(run_dir) / STATS_FILE
+    if not stats_path.is_file():
+        raise FileNotFoundError(f"{stats_path} not found; train with the GradientProbe callback (configs/trainer/*.yaml enable it)")
+    stats = json.loads(stats_path.read_text())
+    probes, tasks = stats["probes"], stats["tasks"]
+    out_dir = Path(out_dir or run_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+
+    figure, axis = plt.subplots(figsize=(6, 4))
+    steps = [probe["step"] for probe in probes]
+    for task in tasks:
+        axis.plot(steps, [probe.get(f"norm/{task}", float("nan")) for probe in probes], marker="o", markersize=3, label=task)
+    axis.set(xlabel="training step", ylabel="gradient norm (shared parameters)", yscale="log", title="Per-task gradient norms")
+    axis.legend()
+    figure.tight_layout()
+    written.append(out_dir / "grad_norms.png")
+    figure.savefig(written[-1], dpi=120)
+    plt.close(figure)
+
+    for stat, label, limits in (("cos", "cosine similarity", (-1, 1)), ("mag_sim", "magnitude similarity", (0, 1))):
+        inter_task, inter_sample = _series(probes, f"inter_task/{stat}/"), _series(probes, f"inter_sample/{stat}/")
+        figure, axis = plt.subplots(figsize=(6, 4))
+        bins = [limits[0] + i * (limits[1] - limits[0]) / 40 for i in range(41)]
+        axis.hist(inter_task, bins=bins, alpha=0.6, density=True, label=f"inter-task ({len(inter_task)} pairs)")
+        if inter_sample:
+            axis.hist(inter_sample, bins=bins, alpha=0.6, density=True, label=f"inter-sample ({len(inter_sample)} pairs)")
+        if stat == "cos":
+            axis.axvline(0.0, color="black", linewidth=0.8)
+        axis.set(xlabel=label, ylabel="density", title=f"Gradient {label}: between tasks vs within a task")
+        axis.legend()
+        figure.tight_layout()
+        name = "cosine" if stat == "cos" else "magnitude_similarity"
+        written.append(out_dir / f"{name}_inter_task_vs_inter_sample.png")
+        figure.savefig(written[-1], dpi=120)
+        plt.close(figure)
+    return written
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="mtlbench plot", description=__doc__.splitlines()[0])
+    parser.add_argument("run_dir", type=Path, help="a run folder holding gradient_stats.json")
+    parser.add_argument("--out", type=Path, default=None, help="where to write the PNGs (default: the run folder)")
+    args = parser.parse_args(argv)
+    for path in plot_run(args.run_dir, args.out):
+        print(path)
+    return 0
