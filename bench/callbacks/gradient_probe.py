@@ -73,6 +73,7 @@ class GradientProbe(Callback):
         self._epoch_start = 0
         self._state: dict[str, Any] | None = None
         self._task_names: list[str] = []
+        self._directory = Path(".")
 
     # ------------------------------------------------------------------ validation
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
@@ -85,6 +86,8 @@ class GradientProbe(Callback):
         if not hasattr(pl_module, "net") or not hasattr(pl_module.net, "shared_parameters"):
             raise ValueError("GradientProbe needs a bench.module.MultiTaskModule (a net with shared_parameters())")
         self._task_names = pl_module.task_names[: self.max_tasks]
+        # log_dir is a collective call under DDP: resolve it here, on every rank
+        self._directory = Path(trainer.log_dir or trainer.default_root_dir)
 
     # ------------------------------------------------------------------ probing
     def _reuses_method_jacobian(self, pl_module) -> bool:
@@ -237,9 +240,8 @@ class GradientProbe(Callback):
                 scalars.update({f"grad_epoch/{key}/{stat}": value[stat] for stat in ("mean", "std", "p2_5", "p97_5")})
         pl_module.log_dict(scalars, on_step=False, on_epoch=True, rank_zero_only=True)
         if trainer.is_global_zero:
-            directory = Path(trainer.log_dir or trainer.default_root_dir)
             write_json_atomic(
-                directory / STATS_FILE, {"tasks": self._task_names, "every_n_steps": self.every_n_steps, "probes": self.history}
+                self._directory / STATS_FILE, {"tasks": self._task_names, "every_n_steps": self.every_n_steps, "probes": self.history}
             )
 
     def record_fields(self) -> dict[str, Any]:

@@ -135,6 +135,9 @@ class RunRecord(Callback):
         }
 
     # ------------------------------------------------------------------ hooks
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        self._target(trainer)  # log_dir is a collective call under DDP: resolve it on every rank
+
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._start(trainer, pl_module, "fit")
         self._write(trainer)
