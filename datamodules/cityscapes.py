@@ -37,19 +37,21 @@ class CityscapesDataModule(LocalReleaseDataModule):
         root: the ``cityscapes`` folder; default ``$MTLBENCH_CITYSCAPES``.
         num_classes: 7 (the common benchmark) or 19, reading ``label_7`` or ``label_19``.
         tasks: any subset of ``segmentation``, ``depth``.
-        num_val, augment, color_jitter, batch_size, num_workers, pin_memory: see
+        num_val: held-out training images (default 595).
+        augment, color_jitter, batch_size, num_workers, pin_memory: see
             :class:`~datamodules.base.DenseDataModule`.
     """
 
     depth_kind = "inverse"
     root_env = "MTLBENCH_CITYSCAPES"
+    standard_num_val = 595
 
     def __init__(
         self,
         root: str | None = None,
         num_classes: Literal[7, 19] = 7,
         tasks: Sequence[str] | None = None,
-        num_val: int = 595,
+        num_val: int | None = None,
         augment: bool = True,
         color_jitter: float = 0.0,
         batch_size: int = 8,

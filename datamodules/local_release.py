@@ -12,15 +12,20 @@ from datamodules.errors import DatasetError
 
 class LocalReleaseDataModule(DenseDataModule):
     """A preprocessed release the user downloaded: nothing is fetched, a missing root is an error
-    that names the argument, the environment variable and the expected layout."""
+    that names the argument, the environment variable and the expected layout.
+
+    ``num_val=None`` holds out the dataset's standard number of validation images
+    (``standard_num_val``).
+    """
 
     root_env: str = ""
+    standard_num_val: int = 0
 
     def __init__(
         self,
         root: str | None = None,
         tasks: Sequence[str] | None = None,
-        num_val: int = 0,
+        num_val: int | None = None,
         augment: bool = True,
         color_jitter: float = 0.0,
         batch_size: int = 8,
@@ -29,7 +34,7 @@ class LocalReleaseDataModule(DenseDataModule):
     ) -> None:
         super().__init__(
             tasks=tasks,
-            num_val=num_val,
+            num_val=self.standard_num_val if num_val is None else num_val,
             augment=augment,
             color_jitter=color_jitter,
             batch_size=batch_size,

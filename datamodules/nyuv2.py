@@ -4,8 +4,6 @@ release calls its test folder ``val``)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from datamodules.local_release import LocalReleaseDataModule
 from datamodules.release import ModalitySpec, ReleaseSpec
 from datamodules.tasks import depth_task, normal_task, segmentation_task
@@ -32,7 +30,8 @@ class NYUv2DataModule(LocalReleaseDataModule):
     Args:
         root: the ``nyuv2`` folder; default ``$MTLBENCH_NYUV2``.
         tasks: any subset of ``segmentation``, ``depth``, ``normal``.
-        num_val, augment, color_jitter, batch_size, num_workers, pin_memory: see
+        num_val: held-out training images (default 159).
+        augment, color_jitter, batch_size, num_workers, pin_memory: see
             :class:`~datamodules.base.DenseDataModule`.
     """
 
@@ -41,16 +40,4 @@ class NYUv2DataModule(LocalReleaseDataModule):
     spec = NYUV2_SPEC
     depth_kind = "metric"
     root_env = "MTLBENCH_NYUV2"
-
-    def __init__(
-        self,
-        root: str | None = None,
-        tasks: Sequence[str] | None = None,
-        num_val: int = 159,
-        augment: bool = True,
-        color_jitter: float = 0.0,
-        batch_size: int = 8,
-        num_workers: int = 4,
-        pin_memory: bool | None = None,
-    ) -> None:
-        super().__init__(root, tasks, num_val, augment, color_jitter, batch_size, num_workers, pin_memory)
+    standard_num_val = 159
