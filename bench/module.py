@@ -107,6 +107,13 @@ class MultiTaskModule(pl.LightningModule):
                 f"{self.method} needs per-task gradients, which fp16 ({precision}) would underflow without per-task loss "
                 "scaling; use precision bf16-mixed or 32-true"
             )
+        if self.uses_gradients and self.trainer.world_size > 1:
+            # Per-task gradients are taken with autograd.grad, outside DDP's gradient hooks: each
+            # process would apply its own local update. Refuse rather than train inexactly.
+            raise MethodConfigError(
+                f"{self.method} needs per-task gradients, which are not yet synchronised across {self.trainer.world_size} "
+                "processes; run it on one device (loss weightings such as EW, UW, DWA, FAMO work under DDP)"
+            )
 
     def _batched(self) -> bool:
         return self.device.type == "cuda" if self.jacobian_batched is None else self.jacobian_batched

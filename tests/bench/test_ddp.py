@@ -24,3 +24,16 @@ def test_probe_and_record_under_ddp(tiny_cache, tmp_path):
     assert record["status"] == "fitted" and record["trainer"]["world_size"] == 2
     assert record["gradient_statistics"]["probes"] == 3
     assert sorted((tmp_path / "lightning_logs").rglob("gradient_stats.json")) != []
+
+
+def test_gradient_methods_are_refused_under_ddp(tiny_cache, tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.bench.ddp_probe_run", tiny_cache, str(tmp_path), "upgrad"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    message = (tmp_path / "refused-0.txt").read_text()
+    assert "UPGrad needs per-task gradients, which are not yet synchronised across 2 processes" in message
