@@ -1,0 +1,32 @@
+"""The ``mtlbench`` console script: dispatches before importing anything heavy.
+
+``leaderboard`` reads run records only and never imports torch; ``data`` and ``plot`` import
+only what they use; everything else is LightningCLI (:mod:`bench.cli`).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["leaderboard"]:
+        from leaderboards.cli import main as leaderboard_main
+
+        try:
+            return leaderboard_main(args[1:])
+        except FileNotFoundError as error:
+            if os.environ.get("MTLBENCH_DEBUG"):
+                raise
+            print(f"mtlbench: error: {error}", file=sys.stderr)
+            return 2
+    from bench.cli import main as cli_main
+
+    return cli_main(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

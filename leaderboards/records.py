@@ -1,0 +1,112 @@
+"""Run records (``results.json``, schema ``mtlbench.run/1``) as plain data: no torch here."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+RECORD_NAME = "results.json"
+SCHEMA_PREFIX = "mtlbench.run/"
+
+
+@dataclass(frozen=True)
+class Run:
+    """What the leaderboard needs of one run."""
+
+    path: Path
+    status: str
+    dataset: str
+    model: str
+    optimizer: str
+    lr: float | None
+    method: str
+    tasks: tuple[str, ...]
+    seed: int | None
+    test: dict[str, float] = field(default_factory=dict)  # "task/metric" -> value
+    higher_is_better: dict[str, bool] = field(default_factory=dict)  # "task/metric" -> direction
+    seconds_per_step: float | None = None
+    peak_memory_mb: float | None = None
+    gradients: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def is_single_task(self) -> bool:
+        return len(self.tasks) == 1
+
+    @property
+    def diverged(self) -> bool:
+        return any(not math.isfinite(value) for value in self.test.values())
+
+    @property
+    def usable(self) -> bool:
+        return self.status == "complete" and bool(self.test) and not self.diverged
+
+    @property
+    def exclusion(self) -> str:
+        """Why the run is left out of the tables ('' when it is not)."""
+        if self.status != "complete":
+            return f"status {self.status}"
+        if not self.test:
+            return "no test metrics"
+        if self.diverged:
+            return "diverged (non-finite test metrics)"
+        return ""
+
+
+def _model_name(config: dict[str, Any] | None) -> str:
+    try:
+        init = config["model"]["net"]["init_args"]
+    except (KeyError, TypeError):
+        return "unknown"
+    return str(init.get("backbone", "unknown"))
+
+
+def _gradient_summary(record: dict[str, Any]) -> dict[str, float]:
+    stats = record.get("gradient_statistics") or {}
+    out = {}
+    for key, name in (("inter_task/cos", "cos"), ("inter_task/mag_sim", "mag_sim")):
+        if isinstance(stats.get(key), dict):
+            out[name] = stats[key]["mean"]
+    if "inter_task/conflict_rate" in stats:
+        out["conflict_rate"] = stats["inter_task/conflict_rate"]
+    return out
+
+
+def parse_record(record: dict[str, Any], path: Path) -> Run:
+    """A :class:`Run` from one parsed ``results.json``; raises ValueError for another schema."""
+    schema = str(record.get("schema", ""))
+    if not schema.startswith(SCHEMA_PREFIX):
+        raise ValueError(f"{path}: not an mtlbench run record (schema '{schema}')")
+    optimizer = record.get("optimizer") or {}
+    test = record.get("metrics", {}).get("test") or {}
+    directions = record.get("directions") or {}
+    timing = (record.get("cost") or {}).get("seconds_per_step") or {}
+    return Run(
+        path=path,
+        status=str(record.get("status", "unknown")),
+        dataset=str((record.get("dataset") or {}).get("name", "unknown")),
+        model=_model_name(record.get("config")),
+        optimizer=str(optimizer.get("name", "unknown")),
+        lr=optimizer.get("lr"),
+        method=str((record.get("method") or {}).get("name", "unknown")),
+        tasks=tuple(task["name"] for task in (record.get("dataset") or {}).get("tasks", [])),
+        seed=record.get("seed"),
+        test={f"{task}/{metric}": float(value) for task, metrics in test.items() for metric, value in metrics.items()},
+        higher_is_better={f"{task}/{metric}": way == "higher" for task, metrics in directions.items() for metric, way in metrics.items()},
+        seconds_per_step=timing.get("median"),
+        peak_memory_mb=(record.get("cost") or {}).get("peak_memory_mb"),
+        gradients=_gradient_summary(record),
+    )
+
+
+def load_runs(root: Path) -> tuple[list[Run], list[str]]:
+    """Every run record under ``root`` (sorted by path) and the files that could not be read."""
+    runs, problems = [], []
+    for path in sorted(Path(root).rglob(RECORD_NAME)):
+        try:
+            runs.append(parse_record(json.loads(path.read_text()), path))
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            problems.append(f"{path}: unreadable run record ({error})")
+    return runs, problems

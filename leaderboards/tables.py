@@ -1,0 +1,177 @@
+"""Leaderboard tables from run records: per-group statistics over seeds, then rendering.
+
+A *board* is one (dataset, model, optimizer) combination; its rows are the multi-task methods
+(grouped also by learning rate when several were run). Single-task runs of the same dataset,
+model and optimizer are the baselines: their test metrics, averaged over seeds, are M_b of
+Delta_m. Each seed of a method gives one Delta_m; the table shows mean +- std over seeds, and
+a Welch t-test against EW's seeds marks methods not significantly different from EW.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from scipy import stats as scipy_stats
+
+from leaderboards.delta_m import delta_m, relative_changes
+from leaderboards.records import Run
+
+SIGNIFICANCE = 0.05
+NEGATIVE_TRANSFER = "\u2020"  # dagger: the task is worse than its single-task baseline
+NOT_SIGNIFICANT = "\u2248"  # almost equal: Delta_m not significantly different from EW
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    if not values:
+        return math.nan, math.nan
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+@dataclass
+class Row:
+    """One method of one board, summarised over its seeds."""
+
+    method: str
+    lr: float | None
+    seeds: list[int | None]
+    metrics: dict[str, tuple[float, float]]  # "task/metric" -> (mean, std)
+    delta_metric: list[float]  # one per seed (metric-weighted)
+    delta_task: list[float]  # one per seed (task-weighted)
+    task_change: dict[str, float]  # task -> mean relative change in % (positive = worse than STL)
+    seconds_per_step: float | None
+    peak_memory_mb: float | None
+    gradients: dict[str, float]
+    rank: float = math.nan
+    relative_cost: float | None = None
+    p_value_vs_ew: float | None = None
+
+    @property
+    def label(self) -> str:
+        return self.method if self.lr is None else f"{self.method} (lr {self.lr:g})"
+
+    @property
+    def not_different_from_ew(self) -> bool:
+        return self.p_value_vs_ew is not None and self.p_value_vs_ew >= SIGNIFICANCE
+
+
+@dataclass
+class Board:
+    dataset: str
+    model: str
+    optimizer: str
+    metrics: list[str]
+    higher_is_better: dict[str, bool]
+    baseline: dict[str, float]
+    rows: list[Row] = field(default_factory=list)
+    missing_baselines: list[str] = field(default_factory=list)
+
+    @property
+    def title(self) -> str:
+        return f"{self.dataset} / {self.model} / {self.optimizer}"
+
+
+def _baselines(runs: Iterable[Run]) -> dict[tuple[str, str, str], dict[str, list[float]]]:
+    """(dataset, model, optimizer) -> "task/metric" -> STL values over seeds."""
+    table: dict[tuple[str, str, str], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for run in runs:
+        if run.is_single_task:
+            for metric, value in run.test.items():
+                table[(run.dataset, run.model, run.optimizer)][metric].append(value)
+    return table
+
+
+def build_boards(runs: list[Run]) -> list[Board]:
+    """Boards of every (dataset, model, optimizer) that has multi-task runs."""
+    usable = [run for run in runs if run.usable]
+    baselines = _baselines(usable)
+    groups: dict[tuple, list[Run]] = defaultdict(list)
+    for run in usable:
+        if not run.is_single_task:
+            groups[(run.dataset, run.model, run.optimizer, run.method, run.lr)].append(run)
+    lrs_per_method: dict[tuple, set] = defaultdict(set)
+    for dataset, model, optimizer, method, lr in groups:
+        lrs_per_method[(dataset, model, optimizer, method)].add(lr)
+    boards: dict[tuple[str, str, str], Board] = {}
+    for (dataset, model, optimizer, method, lr), members in sorted(groups.items(), key=lambda item: tuple(map(str, item[0]))):
+        key = (dataset, model, optimizer)
+        metrics = sorted({metric for run in members for metric in run.test})
+        if key not in boards:
+            stl = baselines.get(key, {})
+            boards[key] = Board(
+                dataset,
+                model,
+                optimizer,
+                metrics,
+                dict(members[0].higher_is_better),
+                {metric: statistics.fmean(values) for metric, values in stl.items()},
+            )
+            boards[key].missing_baselines = [metric for metric in metrics if metric not in boards[key].baseline]
+        board = boards[key]
+        shown_lr = lr if len(lrs_per_method[(dataset, model, optimizer, method)]) > 1 else None
+        board.rows.append(_row(method, shown_lr, members, board))
+    for board in boards.values():
+        _rank_and_compare(board)
+    return [boards[key] for key in sorted(boards)]
+
+
+def _row(method: str, lr: float | None, members: list[Run], board: Board) -> Row:
+    members = sorted(members, key=lambda run: (run.seed is None, run.seed))
+    metrics = {metric: _mean_std([run.test[metric] for run in members if metric in run.test]) for metric in board.metrics}
+    delta_metric, delta_task, changes = [], [], defaultdict(list)
+    if not board.missing_baselines:
+        task_of = {metric: metric.split("/")[0] for metric in board.metrics}
+        for run in members:
+            delta_metric.append(delta_m(run.test, board.baseline, run.higher_is_better))
+            delta_task.append(delta_m(run.test, board.baseline, run.higher_is_better, task_of=task_of))
+            for metric, change in relative_changes(run.test, board.baseline, run.higher_is_better).items():
+                changes[task_of[metric]].append(change)
+    costs = [run.seconds_per_step for run in members if run.seconds_per_step is not None]
+    memories = [run.peak_memory_mb for run in members if run.peak_memory_mb is not None]
+    gradient_keys = sorted({key for run in members for key in run.gradients})
+    return Row(
+        method=method,
+        lr=lr,
+        seeds=[run.seed for run in members],
+        metrics=metrics,
+        delta_metric=delta_metric,
+        delta_task=delta_task,
+        task_change={task: statistics.fmean(values) for task, values in changes.items()},
+        seconds_per_step=statistics.median(costs) if costs else None,
+        peak_memory_mb=max(memories) if memories else None,
+        gradients={key: statistics.fmean(run.gradients[key] for run in members if key in run.gradients) for key in gradient_keys},
+    )
+
+
+def _rank_and_compare(board: Board) -> None:
+    """Mean rank over metrics, cost relative to EW and Welch's t-test of Delta_m against EW."""
+    for metric in board.metrics:
+        up = board.higher_is_better.get(metric, True)
+        ordered = sorted(board.rows, key=lambda row: -row.metrics[metric][0] if up else row.metrics[metric][0])
+        for position, row in enumerate(ordered, start=1):
+            row.rank = (0.0 if math.isnan(row.rank) else row.rank) + position / len(board.metrics)
+    ew = next((row for row in board.rows if row.method == "EW"), None)
+    for row in board.rows:
+        if ew is not None and ew.seconds_per_step and row.seconds_per_step:
+            row.relative_cost = row.seconds_per_step / ew.seconds_per_step
+        if ew is not None and row is not ew and len(row.delta_metric) > 1 and len(ew.delta_metric) > 1:
+            row.p_value_vs_ew = float(scipy_stats.ttest_ind(row.delta_metric, ew.delta_metric, equal_var=False).pvalue)
+
+    def order(row: Row) -> tuple[float, str]:
+        mean = _mean_std(row.delta_metric)[0]
+        return (math.inf if math.isnan(mean) else mean, row.label)
+
+    board.rows.sort(key=order)
+
+
+def optimizer_comparison(boards: list[Board]) -> dict[tuple[str, str], dict[str, dict[str, tuple[float, int]]]]:
+    """(dataset, model) -> method -> optimizer -> (mean Delta_m, rank by Delta_m)."""
+    out: dict[tuple[str, str], dict[str, dict[str, tuple[float, int]]]] = defaultdict(lambda: defaultdict(dict))
+    for board in boards:
+        scored = [(row, _mean_std(row.delta_metric)[0]) for row in board.rows if row.delta_metric]
+        for rank, (row, value) in enumerate(sorted(scored, key=lambda item: item[1]), start=1):
+            out[(board.dataset, board.model)][row.label][board.optimizer] = (value, rank)
+    return out
