@@ -1,7 +1,8 @@
 """The ``mtlbench`` console script: dispatches before importing anything heavy.
 
-``leaderboard`` reads run records only and never imports torch; ``data`` and ``plot`` import
-only what they use; everything else is LightningCLI (:mod:`bench.cli`).
+``leaderboard`` reads run records only and never imports torch; ``sweep`` starts each run in
+its own process; ``data`` and ``plot`` import only what they use; everything else is
+LightningCLI (:mod:`bench.cli`).
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ from collections.abc import Sequence
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    if args[:1] == ["leaderboard"]:
-        from leaderboards.cli import main as leaderboard_main
+    light = {"leaderboard": "leaderboards.cli", "sweep": "bench.sweep"}
+    if args[:1] and args[0] in light:
+        import importlib
 
         try:
-            return leaderboard_main(args[1:])
-        except FileNotFoundError as error:
+            return importlib.import_module(light[args[0]]).main(args[1:])
+        except (FileNotFoundError, ValueError) as error:
             if os.environ.get("MTLBENCH_DEBUG"):
                 raise
             print(f"mtlbench: error: {error}", file=sys.stderr)
