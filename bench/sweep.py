@@ -15,7 +15,9 @@ A sweep spec (YAML, see ``configs/sweeps/``)::
 Every run gets a stable id (method, optimizer, lr, seed; ``stl-<task>`` for baselines) and the
 folder ``RUNS/<id>/version_0``. A run whose ``results.json`` says ``complete`` is skipped; any
 other run folder is cleared and the run is started again, so an interrupted sweep, rerun,
-runs only what was missing. Runs go locally (``--jobs`` at a time) or to SLURM via submitit.
+runs only what was missing. Runs go locally, one after another in this process (``--jobs 1``,
+the default: no interpreter start-up per run) or ``--jobs`` processes at a time, or to SLURM
+via submitit.
 """
 
 from __future__ import annotations
@@ -115,10 +117,34 @@ def plan(spec: dict, runs_dir: Path) -> list[PlannedRun]:
 
 
 def _run_locally(run: PlannedRun, runs_dir: Path) -> tuple[str, int]:
+    """One run in its own process, its output in ``RUNS/<id>.log``."""
     shutil.rmtree(runs_dir / run.run_id, ignore_errors=True)  # unfinished or failed: start again
     log = runs_dir / f"{run.run_id}.log"
     with open(log, "w") as stream:
         code = subprocess.run([sys.executable, "-m", "bench.cli", "fit", *run.args], stdout=stream, stderr=subprocess.STDOUT).returncode
+    return run.run_id, code
+
+
+def _run_in_process(run: PlannedRun, runs_dir: Path) -> tuple[str, int]:
+    """One run in this process (no interpreter start-up per run), output in ``RUNS/<id>.log``.
+    An exception ends the run, not the sweep; its record says ``failed``."""
+    import contextlib
+    import logging
+
+    from bench.cli import main as cli_main
+
+    shutil.rmtree(runs_dir / run.run_id, ignore_errors=True)
+    log = runs_dir / f"{run.run_id}.log"
+    with open(log, "w") as stream, contextlib.redirect_stdout(stream), contextlib.redirect_stderr(stream):
+        handler = logging.StreamHandler(stream)
+        logging.getLogger().addHandler(handler)
+        try:
+            code = cli_main(["fit", *run.args])
+        except Exception as error:
+            print(f"run failed: {type(error).__name__}: {error}", file=stream)
+            code = 1
+        finally:
+            logging.getLogger().removeHandler(handler)
     return run.run_id, code
 
 
@@ -140,10 +166,17 @@ def run_sweep(spec_path: Path, runs_dir: Path, jobs: int = 1, slurm: dict | None
             executor.submit(submitit.helpers.CommandFunction([sys.executable, "-m", "bench.cli", "fit", *run.args]))
             outcome["submitted"].append(run.run_id)
         return outcome
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool, tqdm(total=len(todo), desc="runs", unit="run") as bar:
-        for run_id, code in pool.map(lambda run: _run_locally(run, runs_dir), todo):
-            outcome["done" if code == 0 else "failed"].append(run_id)
-            bar.update(1)
+    with tqdm(total=len(todo), desc="runs", unit="run") as bar:
+        if jobs <= 1:  # sequentially in this process: no start-up cost per run
+            results = (_run_in_process(run, runs_dir) for run in todo)
+            for run_id, code in results:
+                outcome["done" if code == 0 else "failed"].append(run_id)
+                bar.update(1)
+        else:
+            with ThreadPoolExecutor(max_workers=jobs) as pool:
+                for run_id, code in pool.map(lambda run: _run_locally(run, runs_dir), todo):
+                    outcome["done" if code == 0 else "failed"].append(run_id)
+                    bar.update(1)
     return outcome
 
 
