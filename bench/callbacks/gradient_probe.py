@@ -47,8 +47,8 @@ class GradientProbe(Callback):
     """Records gradient statistics through any Lightning logger and into the run record.
 
     Args:
-        every_n_steps: probe cadence. At the default a probe costs about 3.2 ordinary steps on the
-            quickstart model, an overhead of about 1.6 % (``python -m bench.perf_gradient_probe``
+        every_n_steps: probe cadence. At the default a probe costs about 3.3 ordinary steps on the
+            quickstart model, an overhead of about 1.8 % (``python -m bench.perf_gradient_probe``
             measures it); the paper probed every 5 steps, which costs some 65 % more time.
         inter_sample: also compute the inter-sample statistics.
         sub_batches: number of sub-batches per task for the inter-sample statistics.
