@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import torchjd.aggregation as jd
 
-from bench.methods.base import Space
 from bench.methods.torchjd_adapter import TorchJDAggregator
 
 
@@ -16,10 +15,6 @@ class PCGrad(TorchJDAggregator):
 
     short_name = "PCGrad"
     randomized = True
-    hyper_names = ()
-
-    def __init__(self, space: Space = "parameters") -> None:
-        super().__init__(space)
 
     def make_inner(self) -> jd.Aggregator:
         return jd.PCGrad()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import torchjd.aggregation as jd
 
-from bench.methods.base import Space
 from bench.methods.torchjd_adapter import TorchJDAggregator
 
 
@@ -14,9 +13,6 @@ class RandomGradientWeighting(TorchJDAggregator):
 
     short_name = "RGW"
     randomized = True
-
-    def __init__(self, space: Space = "parameters") -> None:
-        super().__init__(space)
 
     def make_inner(self) -> jd.Aggregator:
         return jd.Random()
