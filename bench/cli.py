@@ -1,9 +1,17 @@
 """``mtlbench``: LightningCLI over :class:`MultiTaskModule` and the datamodules.
 
-    mtlbench fit --config configs/quickstart.yaml        # train, then test the final weights
+    mtlbench fit --config configs/quickstart.yaml        # train, then test the selected checkpoint
     mtlbench test --config configs/quickstart.yaml --ckpt_path PATH
     mtlbench data check ROOT                              # scan a dataset release
     mtlbench plot RUN_DIR                                 # figures of the gradient statistics
+
+Model selection (PROTOCOL.md: the test set is touched once): every validation logs
+``val/select`` (validation Delta_m against the single-task baselines given as
+``--model.selection_baseline``, else the summed validation loss); ``--checkpoint`` keeps the
+epoch with the lowest value and the last one, ``--last_epochs`` the last k epochs. After fit,
+each of the last k epochs is tested for the record's ``test_last_epochs_mean`` (the average
+several papers report; those checkpoints are then deleted), and the selected epoch last: its
+metrics are the run's ``test`` metrics.
 
 The datamodule declares the tasks; they are linked into the model at instantiation, so no task
 name is written anywhere else. Errors a user can fix (a wrong backbone name, a missing weights
@@ -16,16 +24,20 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
+from pytorch_lightning import Trainer
+from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.cli import LightningCLI
 
 from bench.callbacks import RunRecord, StepCost
-from bench.errors import MethodConfigError
+from bench.errors import BaselineError, MethodConfigError
 from bench.module import MultiTaskModule
 from datamodules import DatasetError, DenseDataModule
 from models import ModelConfigError
 
-USER_ERRORS = (ModelConfigError, DatasetError, MethodConfigError, FileNotFoundError)
+USER_ERRORS = (ModelConfigError, DatasetError, MethodConfigError, BaselineError, FileNotFoundError)
+SELECTION_MONITOR = "val/select"
 
 
 class MtlbenchCLI(LightningCLI):
@@ -45,7 +57,18 @@ class MtlbenchCLI(LightningCLI):
 
     def add_arguments_to_parser(self, parser) -> None:
         parser.link_arguments("data.tasks", "model.tasks", apply_on="instantiate")
-        parser.add_argument("--test_after_fit", type=bool, default=True, help="after fit, evaluate the final weights on the test split")
+        parser.add_argument("--test_after_fit", type=bool, default=True, help="after fit, test the last epochs and then the selected one")
+        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        selected = {"monitor": SELECTION_MONITOR, "mode": "min", "filename": "best-{epoch}", "save_last": True}
+        parser.set_defaults({f"checkpoint.{key}": value for key, value in selected.items()})
+        parser.add_lightning_class_args(ModelCheckpoint, "last_epochs")
+        last = {"monitor": "epoch", "mode": "max", "save_top_k": 10, "filename": "epoch-{epoch}", "save_weights_only": True}
+        parser.set_defaults({f"last_epochs.{key}": value for key, value in last.items()})
+
+    def _instantiate_trainer(self, config: dict, callbacks: list) -> Trainer:
+        if config.get("enable_checkpointing") is False:  # no checkpoints: the final weights are tested
+            callbacks = [callback for callback in callbacks if not isinstance(callback, ModelCheckpoint)]
+        return super()._instantiate_trainer(config, callbacks)
 
     def _resolved_config(self) -> dict:
         parser = self._parser(self.subcommand)
@@ -66,12 +89,44 @@ class MtlbenchCLI(LightningCLI):
     def before_test(self) -> None:
         self._attach_config()
 
+    def _checkpoints(self, monitor: str) -> list[ModelCheckpoint]:
+        return [cb for cb in self.trainer.checkpoint_callbacks if isinstance(cb, ModelCheckpoint) and cb.monitor == monitor]
+
     def after_fit(self) -> None:
-        if self.config[self.subcommand].get("test_after_fit", True) and not self.trainer.interrupted:
-            self.trainer.test(self.model, datamodule=self.datamodule)
-            record = next((cb for cb in self.trainer.callbacks if isinstance(cb, RunRecord)), None)
-            if record is not None and record.path is not None:
-                print(f"run record: {record.path}")
+        if not self.config[self.subcommand].get("test_after_fit", True) or self.trainer.interrupted:
+            return
+        record = next((cb for cb in self.trainer.callbacks if isinstance(cb, RunRecord)), None)
+        for keeper in self._checkpoints("epoch"):
+            epochs = {path: int(score) for path, score in keeper.best_k_models.items()}  # the monitored value is the epoch
+            for path in sorted(epochs, key=epochs.get):
+                if record is not None:
+                    record.evaluating = ("last_epoch", epochs[path])
+                self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=path, verbose=False)
+                if self.trainer.is_global_zero:
+                    Path(path).unlink(missing_ok=True)  # its metrics are recorded; keep disk use flat in sweeps
+        selected = next((cb.best_model_path for cb in self._checkpoints(SELECTION_MONITOR) if cb.best_model_path), None)
+        if record is not None:
+            record.evaluating = "selected"
+            record.record["selection"] = _selection_summary(record.record, self.model, selected)
+        self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=selected)
+        if record is not None and record.path is not None:
+            print(f"run record: {record.path}")
+
+
+def _selection_summary(record: dict, model: MultiTaskModule, checkpoint: str | None) -> dict:
+    """How the tested checkpoint was chosen, for the run record."""
+    history = [entry for entry in record.get("metrics", {}).get("val", []) if "select" in entry]
+    best = min(history, key=lambda entry: entry["select"]) if history else None
+    if checkpoint is None:  # checkpointing off: the final weights are what is tested
+        best = history[-1] if history else None
+    return {
+        "monitor": SELECTION_MONITOR,
+        "criterion": "val_delta_m" if model.selection_baseline is not None else "val_loss",
+        "baseline": model.selection_baseline,
+        "epoch": best["epoch"] if best else None,
+        "score": best["select"] if best else None,
+        "checkpoint": checkpoint,
+    }
 
 
 def user_error(error: BaseException) -> BaseException | None:

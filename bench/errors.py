@@ -3,3 +3,7 @@
 
 class MethodConfigError(ValueError):
     """A method cannot run as configured (e.g. fp16 with a gradient method); the message says why."""
+
+
+class BaselineError(ValueError):
+    """The single-task baselines given for model selection are missing or do not fit the run."""

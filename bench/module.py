@@ -7,19 +7,24 @@ synchronisation: the comparison between methods is fair by construction.
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
+from torchmetrics import MeanMetric
 
-from bench.errors import MethodConfigError
+from bench.errors import BaselineError, MethodConfigError
 from bench.jacobian import head_backward, task_gradients, write_grads
 from bench.losses import loss_for
 from bench.methods import EqualWeighting, GradientAggregator, LossWeighting
 from bench.metrics import HIGHER_IS_BETTER, METRICS_OF_KIND, metric_for
 from datamodules.tasks import TaskSpec
+from leaderboards.delta_m import delta_m
 from models import MultiTaskNet
 
 NetFactory = Callable[[Sequence[TaskSpec]], MultiTaskNet]
@@ -46,6 +51,10 @@ class MultiTaskModule(pl.LightningModule):
         grad_clip_norm: clip the global gradient norm to this value; ``None`` disables clipping.
         jacobian_batched: compute per-task gradients with one batched (vmap) backward instead of
             a loop; ``None`` chooses batched on GPUs, where it is faster, and the loop on CPUs.
+        selection_baseline: JSON file ``{task: {metric: value}}`` of the single-task baselines'
+            validation metrics (the sweep writes it). Every validation logs ``val/select``, the
+            criterion checkpoints are chosen by (lower is better): the validation Delta_m (%,
+            metric-weighted) against these baselines when given, else the summed validation loss.
     """
 
     def __init__(
@@ -57,6 +66,7 @@ class MultiTaskModule(pl.LightningModule):
         lr_scheduler: LRSchedulerCallable | None = None,
         grad_clip_norm: float | None = None,
         jacobian_batched: bool | None = None,
+        selection_baseline: str | None = None,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -77,6 +87,8 @@ class MultiTaskModule(pl.LightningModule):
         self.loss_fns = {task.name: loss_for(task) for task in self.tasks}
         self.val_metrics = nn.ModuleDict({task.name: metric_for(task) for task in self.tasks})
         self.test_metrics = nn.ModuleDict({task.name: metric_for(task) for task in self.tasks})
+        self.val_losses = nn.ModuleDict({task.name: MeanMetric() for task in self.tasks})
+        self.selection_baseline = self._load_baseline(selection_baseline) if selection_baseline else None
 
     # ----------------------------------------------------------------------------- helpers
     @property
@@ -86,6 +98,25 @@ class MultiTaskModule(pl.LightningModule):
     def metric_directions(self) -> dict[str, dict[str, bool]]:
         """``{task: {metric: higher_is_better}}`` for every metric this module reports."""
         return {task.name: {key: HIGHER_IS_BETTER[key] for key in METRICS_OF_KIND[task.kind]} for task in self.tasks}
+
+    def _load_baseline(self, path: str) -> dict[str, float]:
+        """``{"task/metric": value}`` from the baseline file, checked against this run's metrics."""
+        file = Path(path)
+        if not file.is_file():
+            raise BaselineError(f"selection baseline {path} not found; give the single-task validation metrics or drop selection_baseline")
+        try:
+            table = json.loads(file.read_text())
+            baseline = {f"{task}/{metric}": float(value) for task, metrics in table.items() for metric, value in metrics.items()}
+        except (ValueError, AttributeError, TypeError) as error:
+            raise BaselineError(f"selection baseline {path} is not a JSON object {{task: {{metric: value}}}} ({error})") from None
+        wanted = [f"{task}/{metric}" for task, metrics in self.metric_directions().items() for metric in metrics]
+        missing = [key for key in wanted if key not in baseline]
+        if missing:
+            raise BaselineError(f"selection baseline {path} lacks {missing}; run the single-task baselines of these tasks first")
+        zero = [key for key in wanted if not baseline[key] or not math.isfinite(baseline[key])]
+        if zero:
+            raise BaselineError(f"selection baseline {path}: {zero} are 0 or not finite, so Delta_m is undefined; retrain those baselines")
+        return {key: baseline[key] for key in wanted}
 
     def task_losses(self, outputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor]) -> torch.Tensor:
         """Per-task losses as one tensor ``[T]`` in the order of ``self.tasks``."""
@@ -192,18 +223,39 @@ class MultiTaskModule(pl.LightningModule):
         for name, loss in zip(self.task_names, losses, strict=True):
             metrics[name].update(outputs[name], targets[name])
             self.log(f"{stage}/{name}/loss", loss, on_step=False, on_epoch=True, batch_size=images.shape[0])
+            if stage == "val":
+                self.val_losses[name].update(loss.detach().float(), weight=images.shape[0])
 
-    def _log_metrics(self, stage: str, metrics: nn.ModuleDict) -> None:
+    def _log_metrics(self, stage: str, metrics: nn.ModuleDict) -> dict[str, float]:
+        """Compute, log and reset the split's metrics; returns ``{"task/metric": value}``."""
+        logged = {}
         for name in self.task_names:
             values = metrics[name].compute()
             self.log_dict({f"{stage}/{name}/{key}": value for key, value in values.items()})
+            logged.update({f"{name}/{key}": float(value) for key, value in values.items()})
             metrics[name].reset()
+        return logged
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         self._evaluate(batch, "val", self.val_metrics)
 
+    def selection_score(self, val_metrics: dict[str, float], val_loss: float) -> float:
+        """``val/select``: validation Delta_m against the baselines if given, else the summed loss."""
+        if self.selection_baseline is None:
+            return val_loss
+        directions = {f"{task}/{metric}": up for task, metrics in self.metric_directions().items() for metric, up in metrics.items()}
+        if not all(math.isfinite(value) for value in val_metrics.values()):
+            return math.inf
+        return delta_m(val_metrics, self.selection_baseline, directions)
+
     def on_validation_epoch_end(self) -> None:
-        self._log_metrics("val", self.val_metrics)
+        val_metrics = self._log_metrics("val", self.val_metrics)
+        val_loss = 0.0
+        for name in self.task_names:
+            val_loss += float(self.val_losses[name].compute())
+            self.val_losses[name].reset()
+        self.log("val/loss", val_loss)
+        self.log("val/select", self.selection_score(val_metrics, val_loss))
 
     def test_step(self, batch: Batch, batch_idx: int) -> None:
         self._evaluate(batch, "test", self.test_metrics)

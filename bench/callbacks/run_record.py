@@ -63,12 +63,22 @@ def _task_metrics(metrics: dict[str, Any], stage: str, task_names: list[str]) ->
     return table
 
 
+def _mean_tasks(tables: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:
+    """Metric-wise mean of several ``{task: {metric: value}}`` tables."""
+    return {task: {metric: sum(t[task][metric] for t in tables) / len(tables) for metric in tables[0][task]} for task in tables[0]}
+
+
 class RunRecord(Callback):
     """Keeps ``results.json`` (schema ``mtlbench.run/1``) up to date in the run's log folder.
 
     Fields: status (running / fitted / complete / failed), resolved config, seed, method,
-    optimizer, dataset and tasks, metric directions, per-epoch validation metrics, test
-    metrics, cost (from callbacks that offer ``record_fields()``), versions and git commit.
+    optimizer, dataset and tasks, metric directions, per-epoch validation metrics with the
+    selection score ``val/select``, the model selection, test metrics of the selected
+    checkpoint and of the last epochs, cost (from callbacks that offer ``record_fields()``),
+    versions and git commit.
+
+    Whoever runs a test names what it evaluates by setting :attr:`evaluating` first:
+    ``"selected"`` (the default; the run is then complete) or ``("last_epoch", epoch)``.
 
     Args:
         path: where to write; default ``<trainer.log_dir>/results.json``.
@@ -78,6 +88,7 @@ class RunRecord(Callback):
         self.path = Path(path) if path else None
         self.config: dict[str, Any] | None = None
         self.record: dict[str, Any] = {}
+        self.evaluating: str | tuple[str, int] = "selected"
 
     # ------------------------------------------------------------------ writing
     def _target(self, trainer: pl.Trainer) -> Path:
@@ -129,7 +140,7 @@ class RunRecord(Callback):
                 "world_size": trainer.world_size,
                 "max_epochs": trainer.max_epochs,
             },
-            "metrics": {"val": [], "test": None, "test_weights": None},
+            "metrics": {"val": [], "test": None, "test_weights": None, "test_last_epochs": [], "test_last_epochs_mean": None},
             "environment": {"versions": package_versions(), "git": git_state(Path.cwd()), "host": platform.node()},
             "error": None,
         }
@@ -142,11 +153,17 @@ class RunRecord(Callback):
         self._start(trainer, pl_module, "fit")
         self._write(trainer)
 
-    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # Not on_validation_epoch_end: callbacks run that hook before the module has computed
+        # and logged the epoch's metrics.
         if trainer.sanity_checking or not self.record:
             return
-        tasks = _task_metrics(trainer.callback_metrics, "val", pl_module.task_names)
-        self.record["metrics"]["val"].append({"epoch": trainer.current_epoch, "step": trainer.global_step, "tasks": tasks})
+        metrics = trainer.callback_metrics
+        entry = {"epoch": trainer.current_epoch, "step": trainer.global_step, "tasks": _task_metrics(metrics, "val", pl_module.task_names)}
+        for key in ("select", "loss"):
+            if f"val/{key}" in metrics:
+                entry[key] = float(metrics[f"val/{key}"])
+        self.record["metrics"]["val"].append(entry)
         self._write(trainer)
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -158,8 +175,18 @@ class RunRecord(Callback):
         self._start(trainer, pl_module, "test")
 
     def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.record["metrics"]["test"] = _task_metrics(trainer.callback_metrics, "test", pl_module.task_names)
-        self.record["metrics"]["test_weights"] = "checkpoint" if trainer.ckpt_path else "last"
+        tasks = _task_metrics(trainer.callback_metrics, "test", pl_module.task_names)
+        metrics = self.record["metrics"]
+        if self.evaluating != "selected":
+            _, epoch = self.evaluating
+            metrics["test_last_epochs"] = [e for e in metrics.get("test_last_epochs", []) if e["epoch"] != epoch]
+            metrics["test_last_epochs"].append({"epoch": epoch, "tasks": tasks})
+            metrics["test_last_epochs"].sort(key=lambda entry: entry["epoch"])
+            metrics["test_last_epochs_mean"] = _mean_tasks([entry["tasks"] for entry in metrics["test_last_epochs"]])
+            self._write(trainer)
+            return
+        metrics["test"] = tasks
+        metrics["test_weights"] = str(trainer.ckpt_path) if trainer.ckpt_path else "final"
         self.record["status"] = "complete"
         self.record["finished"] = _now()
         self._write(trainer)
