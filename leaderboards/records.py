@@ -10,6 +10,7 @@ from typing import Any
 
 RECORD_NAME = "results.json"
 SCHEMA_PREFIX = "mtlbench.run/"
+TEST_METRICS = {"selected": "test", "last_epochs_mean": "test_last_epochs_mean"}  # --test-metrics -> record field
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,8 @@ class Run:
     tasks: tuple[str, ...]
     seed: int | None
     test: dict[str, float] = field(default_factory=dict)  # "task/metric" -> value
+    val: dict[str, float] = field(default_factory=dict)  # "task/metric" -> value at the selected epoch
+    select: float | None = None  # the run's selection score (val/select) at the selected epoch
     higher_is_better: dict[str, bool] = field(default_factory=dict)  # "task/metric" -> direction
     seconds_per_step: float | None = None
     peak_memory_mb: float | None = None
@@ -74,13 +77,31 @@ def _gradient_summary(record: dict[str, Any]) -> dict[str, float]:
     return out
 
 
-def parse_record(record: dict[str, Any], path: Path) -> Run:
-    """A :class:`Run` from one parsed ``results.json``; raises ValueError for another schema."""
+def _flat(tasks: dict[str, dict[str, float]]) -> dict[str, float]:
+    return {f"{task}/{metric}": float(value) for task, metrics in tasks.items() for metric, value in metrics.items()}
+
+
+def selected_validation(record: dict[str, Any]) -> dict[str, Any] | None:
+    """The validation entry of the epoch the run selected (the lowest ``select``, first on ties);
+    the last entry for records without selection scores; ``None`` without validation."""
+    history = (record.get("metrics") or {}).get("val") or []
+    scored = [entry for entry in history if entry.get("select") is not None]
+    if scored:
+        return min(scored, key=lambda entry: entry["select"] if math.isfinite(entry["select"]) else math.inf)
+    return history[-1] if history else None
+
+
+def parse_record(record: dict[str, Any], path: Path, test_metrics: str = "selected") -> Run:
+    """A :class:`Run` from one parsed ``results.json``; raises ValueError for another schema.
+
+    ``test_metrics``: ``selected`` (the selected checkpoint's test metrics) or
+    ``last_epochs_mean`` (the mean over the last epochs, as some papers report)."""
     schema = str(record.get("schema", ""))
     if not schema.startswith(SCHEMA_PREFIX):
         raise ValueError(f"{path}: not an mtlbench run record (schema '{schema}')")
     optimizer = record.get("optimizer") or {}
-    test = record.get("metrics", {}).get("test") or {}
+    test = record.get("metrics", {}).get(TEST_METRICS[test_metrics]) or {}
+    chosen = selected_validation(record) or {}
     directions = record.get("directions") or {}
     timing = (record.get("cost") or {}).get("seconds_per_step") or {}
     return Run(
@@ -93,7 +114,9 @@ def parse_record(record: dict[str, Any], path: Path) -> Run:
         method=str((record.get("method") or {}).get("name", "unknown")),
         tasks=tuple(task["name"] for task in (record.get("dataset") or {}).get("tasks", [])),
         seed=record.get("seed"),
-        test={f"{task}/{metric}": float(value) for task, metrics in test.items() for metric, value in metrics.items()},
+        test=_flat(test),
+        val=_flat(chosen.get("tasks") or {}),
+        select=chosen.get("select"),
         higher_is_better={f"{task}/{metric}": way == "higher" for task, metrics in directions.items() for metric, way in metrics.items()},
         seconds_per_step=timing.get("median"),
         peak_memory_mb=(record.get("cost") or {}).get("peak_memory_mb"),
@@ -101,12 +124,14 @@ def parse_record(record: dict[str, Any], path: Path) -> Run:
     )
 
 
-def load_runs(root: Path) -> tuple[list[Run], list[str]]:
+def load_runs(root: Path, test_metrics: str = "selected") -> tuple[list[Run], list[str]]:
     """Every run record under ``root`` (sorted by path) and the files that could not be read."""
+    if test_metrics not in TEST_METRICS:
+        raise ValueError(f"test_metrics must be one of {sorted(TEST_METRICS)}, got '{test_metrics}'")
     runs, problems = [], []
     for path in sorted(Path(root).rglob(RECORD_NAME)):
         try:
-            runs.append(parse_record(json.loads(path.read_text()), path))
+            runs.append(parse_record(json.loads(path.read_text()), path, test_metrics))
         except (OSError, ValueError, KeyError, TypeError) as error:
             problems.append(f"{path}: unreadable run record ({error})")
     return runs, problems

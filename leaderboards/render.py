@@ -63,14 +63,19 @@ def _header(board: Board) -> list[str]:
     ]
 
 
-def markdown(boards: list[Board], excluded: list[Run], problems: list[str]) -> str:
+def markdown(boards: list[Board], excluded: list[Run], problems: list[str], test_metrics: str = "selected") -> str:
     lines = [f"<!-- {GENERATED} -->", "# Leaderboard", ""]
+    if test_metrics != "selected":
+        lines += ["**Test metrics: mean over each run's last epochs** (as some papers report), not the selected epoch.", ""]
     lines += [
         "Test metrics as mean ± std over seeds. Δm% (lower is better) against the single-task runs of the same",
         "dataset, model and optimizer (PROTOCOL.md): metric-weighted (comparable with Nash-MTL, CAGrad, FAMO) and",
         f"task-weighted. {NOT_SIGNIFICANT}: Δm not significantly different from EW (Welch t-test over seeds,",
         f"p ≥ {SIGNIFICANCE}). {NEGATIVE_TRANSFER}: negative transfer, the task is worse than alone. cos, mag sim and",
         "conflict rate: inter-task gradient statistics on the shared parameters (mean over probes).",
+        "Selection on validation only: each run is tested at its best validation epoch (validation Δm against",
+        "the single-task runs; their own validation loss for those), and where several learning rates were run,",
+        "the one with the best mean validation score is shown (named in the row).",
         "",
     ]
     for board in boards:

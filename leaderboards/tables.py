@@ -1,10 +1,10 @@
 """Leaderboard tables from run records: per-group statistics over seeds, then rendering.
 
-A *board* is one (dataset, model, optimizer) combination; its rows are the multi-task methods
-(grouped also by learning rate when several were run). Single-task runs of the same dataset,
-model and optimizer are the baselines: their test metrics, averaged over seeds, are M_b of
-Delta_m. Each seed of a method gives one Delta_m; the table shows mean +- std over seeds, and
-a Welch t-test against EW's seeds marks methods not significantly different from EW.
+A *board* is one (dataset, model, optimizer) combination; its rows are the multi-task methods,
+each at the learning rate chosen on validation. Single-task runs of the same dataset, model
+and optimizer are the baselines: their test metrics, averaged over seeds, are M_b of Delta_m.
+Each seed of a method gives one Delta_m; the table shows mean +- std over seeds, and a Welch
+t-test against EW's seeds marks methods not significantly different from EW.
 """
 
 from __future__ import annotations
@@ -12,13 +12,13 @@ from __future__ import annotations
 import math
 import statistics
 from collections import defaultdict
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from scipy import stats as scipy_stats
 
 from leaderboards.delta_m import delta_m, relative_changes
 from leaderboards.records import Run
+from leaderboards.selection import best_learning_rate, stl_baseline, validation_delta_m
 
 SIGNIFICANCE = 0.05
 NEGATIVE_TRANSFER = "\u2020"  # dagger: the task is worse than its single-task baseline
@@ -65,7 +65,8 @@ class Board:
     optimizer: str
     metrics: list[str]
     higher_is_better: dict[str, bool]
-    baseline: dict[str, float]
+    baseline: dict[str, float]  # test metrics of the single-task baselines
+    val_baseline: dict[str, float] = field(default_factory=dict)  # their validation metrics, for selecting
     rows: list[Row] = field(default_factory=list)
     missing_baselines: list[str] = field(default_factory=list)
 
@@ -74,45 +75,38 @@ class Board:
         return f"{self.dataset} / {self.model} / {self.optimizer}"
 
 
-def _baselines(runs: Iterable[Run]) -> dict[tuple[str, str, str], dict[str, list[float]]]:
-    """(dataset, model, optimizer) -> "task/metric" -> STL values over seeds."""
-    table: dict[tuple[str, str, str], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for run in runs:
-        if run.is_single_task:
-            for metric, value in run.test.items():
-                table[(run.dataset, run.model, run.optimizer)][metric].append(value)
-    return table
-
-
 def build_boards(runs: list[Run]) -> list[Board]:
-    """Boards of every (dataset, model, optimizer) that has multi-task runs."""
+    """Boards of every (dataset, model, optimizer) that has multi-task runs.
+
+    Learning rates are chosen on validation (``leaderboards.selection``): per task for the
+    single-task baselines, per method for the rows; a row names its lr when several were run.
+    """
     usable = [run for run in runs if run.usable]
-    baselines = _baselines(usable)
-    groups: dict[tuple, list[Run]] = defaultdict(list)
+    single: dict[tuple[str, str, str], list[Run]] = defaultdict(list)
+    groups: dict[tuple[str, str, str, str], list[Run]] = defaultdict(list)
     for run in usable:
-        if not run.is_single_task:
-            groups[(run.dataset, run.model, run.optimizer, run.method, run.lr)].append(run)
-    lrs_per_method: dict[tuple, set] = defaultdict(set)
-    for dataset, model, optimizer, method, lr in groups:
-        lrs_per_method[(dataset, model, optimizer, method)].add(lr)
+        key = (run.dataset, run.model, run.optimizer)
+        if run.is_single_task:
+            single[key].append(run)
+        else:
+            groups[(*key, run.method)].append(run)
     boards: dict[tuple[str, str, str], Board] = {}
-    for (dataset, model, optimizer, method, lr), members in sorted(groups.items(), key=lambda item: tuple(map(str, item[0]))):
+    for (dataset, model, optimizer, method), candidates in sorted(groups.items()):
         key = (dataset, model, optimizer)
-        metrics = sorted({metric for run in members for metric in run.test})
         if key not in boards:
-            stl = baselines.get(key, {})
-            boards[key] = Board(
-                dataset,
-                model,
-                optimizer,
-                metrics,
-                dict(members[0].higher_is_better),
-                {metric: statistics.fmean(values) for metric, values in stl.items()},
-            )
-            boards[key].missing_baselines = [metric for metric in metrics if metric not in boards[key].baseline]
+            test_baseline, _ = stl_baseline(single.get(key, []), "test")
+            val_baseline, _ = stl_baseline(single.get(key, []), "val")
+            metrics = sorted({metric for run in candidates for metric in run.test})
+            boards[key] = Board(dataset, model, optimizer, metrics, dict(candidates[0].higher_is_better), test_baseline, val_baseline)
+            boards[key].missing_baselines = [metric for metric in metrics if metric not in test_baseline]
         board = boards[key]
-        shown_lr = lr if len(lrs_per_method[(dataset, model, optimizer, method)]) > 1 else None
-        board.rows.append(_row(method, shown_lr, members, board))
+
+        def score(run: Run, board: Board = board) -> float | None:
+            return validation_delta_m(run, board.val_baseline) if board.val_baseline else run.select
+
+        lr = best_learning_rate(candidates, score)
+        several = len({run.lr for run in candidates}) > 1
+        board.rows.append(_row(method, lr if several else None, [run for run in candidates if run.lr == lr], board))
     for board in boards.values():
         _rank_and_compare(board)
     return [boards[key] for key in sorted(boards)]
@@ -173,5 +167,5 @@ def optimizer_comparison(boards: list[Board]) -> dict[tuple[str, str], dict[str,
     for board in boards:
         scored = [(row, _mean_std(row.delta_metric)[0]) for row in board.rows if row.delta_metric]
         for rank, (row, value) in enumerate(sorted(scored, key=lambda item: item[1]), start=1):
-            out[(board.dataset, board.model)][row.label][board.optimizer] = (value, rank)
+            out[(board.dataset, board.model)][row.method][board.optimizer] = (value, rank)
     return out

@@ -39,7 +39,7 @@ def test_rendered_tables_match_the_golden_files(fixture_runs, tmp_path, name):
 
 def test_boards_statistics(fixture_runs):
     runs, problems = load_runs(fixture_runs)
-    assert not problems and len(runs) == 28
+    assert not problems and len(runs) == 31
     boards = build_boards(runs)
     assert [board.optimizer for board in boards] == ["Adam", "SGD"]
     adam = boards[0]
@@ -51,6 +51,15 @@ def test_boards_statistics(fixture_runs):
     assert mgda.task_change["segmentation"] > 0 > mgda.task_change["depth"]  # negative transfer on segmentation
     assert mgda.relative_cost == pytest.approx(1.9)
     assert adam.rows[2].p_value_vs_ew is None and mgda.p_value_vs_ew is not None
+
+
+def test_learning_rate_is_chosen_on_validation_not_on_test(fixture_runs):
+    runs, _ = load_runs(fixture_runs)
+    adam = build_boards(runs)[0]
+    ew = next(row for row in adam.rows if row.method == "EW")
+    assert ew.lr == 0.001 and ew.label == "EW (lr 0.001)"  # lr 0.01 tests better but validates worse
+    assert ew.metrics["segmentation/miou"][0] < 0.6
+    assert [row.method for row in adam.rows].count("EW") == 1
 
 
 def test_diverged_and_unfinished_runs_are_listed_never_averaged(fixture_runs, tmp_path):
@@ -77,3 +86,9 @@ def test_missing_runs_folder_is_a_one_line_error(tmp_path, capsys):
 
     assert main(["leaderboard", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out")]) == 2
     assert "runs folder" in capsys.readouterr().err
+
+
+def test_the_last_epochs_mean_can_be_reported_and_says_so(fixture_runs, tmp_path):
+    text = render_leaderboard(fixture_runs, tmp_path / "out", png=False, test_metrics="last_epochs_mean")
+    assert "mean over each run's last epochs" in text
+    assert "no test metrics" in text  # the fixture records carry no last-epochs mean: listed, not averaged
