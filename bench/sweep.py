@@ -17,7 +17,13 @@ folder ``RUNS/<id>/version_0``. A run whose ``results.json`` says ``complete`` i
 other run folder is cleared and the run is started again, so an interrupted sweep, rerun,
 runs only what was missing. Runs go locally, one after another in this process (``--jobs 1``,
 the default: no interpreter start-up per run) or ``--jobs`` processes at a time, or to SLURM
-via submitit.
+via submitit (one job per run).
+
+Model selection (``leaderboards/selection.py``): the single-task baselines run first; their
+validation metrics (best lr per task, mean over seeds, each at its selected epoch) are written
+to ``RUNS/baselines/<optimizer>.json``, and every multi-task run of that optimizer selects its
+epoch by validation Delta_m against them (``--model.selection_baseline``). On SLURM the
+multi-task jobs depend on the baseline jobs (``afterok``).
 """
 
 from __future__ import annotations
@@ -34,13 +40,19 @@ from pathlib import Path
 import yaml
 from tqdm import tqdm
 
+from bench.record_io import write_json_atomic
+
 RECORD = "results.json"
+BASELINES = "baselines"
 
 
 @dataclass(frozen=True)
 class PlannedRun:
     run_id: str
     args: tuple[str, ...]  # arguments of `mtlbench fit`
+    optimizer: str  # the spec's name of the optimizer entry
+    baseline_of: str | None = None  # the task, for a single-task baseline run
+    baseline_file: Path | None = None  # validation baselines this multi-task run selects by
 
     def record(self, runs_dir: Path) -> Path:
         return runs_dir / self.run_id / "version_0" / RECORD
@@ -80,13 +92,17 @@ def load_spec(path: Path) -> dict:
     return spec
 
 
+def baseline_file(runs_dir: Path, optimizer: str) -> Path:
+    return runs_dir / BASELINES / f"{optimizer}.json"
+
+
 def plan(spec: dict, runs_dir: Path) -> list[PlannedRun]:
-    """Every run of the sweep, in a stable order: baselines first, then the methods."""
-    runs = []
+    """Every run of the sweep, in a stable order: all baselines first, then the methods."""
+    baselines, methods = [], []
     overrides = tuple(spec.get("overrides", ()))
 
-    def make(run_id: str, method: str, optimizer: dict, lr: float, seed: int, extra: tuple[str, ...]) -> PlannedRun:
-        args = (
+    def make(run_id: str, method: str, optimizer: dict, lr: float, seed: int, extra: tuple[str, ...]) -> tuple[str, ...]:
+        return (
             "--config",
             spec["base"],
             *overrides,
@@ -100,20 +116,43 @@ def plan(spec: dict, runs_dir: Path) -> list[PlannedRun]:
             "--trainer.enable_progress_bar=false",
             *extra,
         )
-        return PlannedRun(run_id, args)
 
     for opt_name, optimizer in spec["optimizers"].items():
+        selection = baseline_file(runs_dir, opt_name) if spec.get("stl") else None
         for lr in optimizer["lr"]:
             for seed in spec["seeds"]:
                 if spec.get("stl"):
                     ew = spec["methods"].get("EW") or next(iter(spec["methods"].values()))
                     for task in spec["tasks"]:
-                        runs.append(
-                            make(f"stl-{task}-{opt_name}-lr{lr:g}-s{seed}", ew, optimizer, lr, seed, (f"--data.init_args.tasks=[{task}]",))
-                        )
+                        run_id = f"stl-{task}-{opt_name}-lr{lr:g}-s{seed}"
+                        args = make(run_id, ew, optimizer, lr, seed, (f"--data.init_args.tasks=[{task}]",))
+                        baselines.append(PlannedRun(run_id, args, opt_name, baseline_of=task))
                 for method_name, method in spec["methods"].items():
-                    runs.append(make(f"{method_name}-{opt_name}-lr{lr:g}-s{seed}", method, optimizer, lr, seed, ()))
-    return runs
+                    run_id = f"{method_name}-{opt_name}-lr{lr:g}-s{seed}"
+                    extra = (f"--model.selection_baseline={selection}",) if selection else ()
+                    methods.append(PlannedRun(run_id, make(run_id, method, optimizer, lr, seed, extra), opt_name, baseline_file=selection))
+    return baselines + methods
+
+
+def write_baselines(planned: list[PlannedRun], runs_dir: Path) -> dict[str, str]:
+    """Write each optimizer's validation baselines from its complete single-task runs.
+
+    Returns ``{optimizer: reason}`` for optimizers whose baselines are incomplete (their
+    multi-task runs cannot select by validation Delta_m and are not started)."""
+    from leaderboards.records import parse_record
+    from leaderboards.selection import baseline_table, stl_baseline
+
+    blocked = {}
+    for optimizer in sorted({run.optimizer for run in planned if run.baseline_of}):
+        mine = [run for run in planned if run.baseline_of and run.optimizer == optimizer]
+        missing = sorted({run.baseline_of for run in mine} - {run.baseline_of for run in mine if run.is_complete(runs_dir)})
+        if missing:
+            blocked[optimizer] = f"no complete single-task baseline for {', '.join(missing)}"
+            continue
+        records = [parse_record(json.loads(run.record(runs_dir).read_text()), run.record(runs_dir)) for run in mine]
+        values, _ = stl_baseline(records, "val")
+        write_json_atomic(baseline_file(runs_dir, optimizer), baseline_table(values))
+    return blocked
 
 
 def _run_locally(run: PlannedRun, runs_dir: Path) -> tuple[str, int]:
@@ -148,36 +187,80 @@ def _run_in_process(run: PlannedRun, runs_dir: Path) -> tuple[str, int]:
     return run.run_id, code
 
 
+def _run_all(todo: list[PlannedRun], runs_dir: Path, jobs: int, bar: tqdm) -> list[tuple[str, int]]:
+    if jobs <= 1:  # sequentially in this process: no start-up cost per run
+        results = []
+        for run in todo:
+            results.append(_run_in_process(run, runs_dir))
+            bar.update(1)
+        return results
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        results = []
+        for result in pool.map(lambda run: _run_locally(run, runs_dir), todo):
+            results.append(result)
+            bar.update(1)
+        return results
+
+
 def run_sweep(spec_path: Path, runs_dir: Path, jobs: int = 1, slurm: dict | None = None) -> dict[str, list[str]]:
-    """Run what is missing; returns the ids that were skipped, done, failed (or submitted)."""
+    """Run what is missing, baselines first; returns the ids skipped, done, failed, blocked
+    (a multi-task run whose baselines failed) or submitted."""
     spec = load_spec(spec_path)
     runs_dir = Path(runs_dir).resolve()
     runs_dir.mkdir(parents=True, exist_ok=True)
     planned = plan(spec, runs_dir)
     todo = [run for run in planned if not run.is_complete(runs_dir)]
-    outcome = {"skipped": [run.run_id for run in planned if run not in todo], "done": [], "failed": [], "submitted": []}
+    outcome = {"skipped": [run.run_id for run in planned if run not in todo], "done": [], "failed": [], "blocked": [], "submitted": []}
     if slurm is not None:
-        import submitit
-
-        executor = submitit.AutoExecutor(folder=runs_dir / ".submitit", cluster=slurm.pop("cluster", None))
-        executor.update_parameters(**slurm)
-        for run in todo:
-            shutil.rmtree(runs_dir / run.run_id, ignore_errors=True)
-            executor.submit(submitit.helpers.CommandFunction([sys.executable, "-m", "bench.cli", "fit", *run.args]))
-            outcome["submitted"].append(run.run_id)
+        outcome["submitted"] = _submit(planned, todo, runs_dir, dict(slurm))
         return outcome
+    first = [run for run in todo if run.baseline_of]
     with tqdm(total=len(todo), desc="runs", unit="run") as bar:
-        if jobs <= 1:  # sequentially in this process: no start-up cost per run
-            results = (_run_in_process(run, runs_dir) for run in todo)
-            for run_id, code in results:
-                outcome["done" if code == 0 else "failed"].append(run_id)
-                bar.update(1)
-        else:
-            with ThreadPoolExecutor(max_workers=jobs) as pool:
-                for run_id, code in pool.map(lambda run: _run_locally(run, runs_dir), todo):
-                    outcome["done" if code == 0 else "failed"].append(run_id)
-                    bar.update(1)
+        for run_id, code in _run_all(first, runs_dir, jobs, bar):
+            outcome["done" if code == 0 else "failed"].append(run_id)
+        blocked = write_baselines(planned, runs_dir)
+        second = [run for run in todo if not run.baseline_of and run.optimizer not in blocked]
+        outcome["blocked"] = [run.run_id for run in todo if not run.baseline_of and run.optimizer in blocked]
+        bar.update(len(outcome["blocked"]))
+        for run_id, code in _run_all(second, runs_dir, jobs, bar):
+            outcome["done" if code == 0 else "failed"].append(run_id)
     return outcome
+
+
+def _fit_after_baselines(run: PlannedRun, runs_dir: Path, planned: list[PlannedRun]) -> int:
+    """A multi-task SLURM job: write the baselines its selection needs, then fit in-process."""
+    blocked = write_baselines(planned, runs_dir)
+    if run.optimizer in blocked:
+        raise RuntimeError(f"{run.run_id}: {blocked[run.optimizer]}")
+    from bench.cli import main as cli_main
+
+    return cli_main(["fit", *run.args])
+
+
+def _submit(planned: list[PlannedRun], todo: list[PlannedRun], runs_dir: Path, slurm: dict) -> list[str]:
+    """One submitit job per run: baselines first, then the multi-task runs, which on SLURM wait
+    for them (``afterany``) and elsewhere (submitit's local executor) are submitted once they end."""
+    import submitit
+
+    executor = submitit.AutoExecutor(folder=runs_dir / ".submitit", cluster=slurm.pop("cluster", None))
+    executor.update_parameters(**slurm)
+    submitted, first_jobs = [], []
+    for run in (run for run in todo if run.baseline_of):
+        shutil.rmtree(runs_dir / run.run_id, ignore_errors=True)
+        first_jobs.append(executor.submit(submitit.helpers.CommandFunction([sys.executable, "-m", "bench.cli", "fit", *run.args])))
+        submitted.append(run.run_id)
+    if first_jobs and executor.cluster == "slurm":
+        # afterany, not afterok: a failed baseline then ends the dependent jobs with a clear error
+        # instead of leaving them pending forever.
+        executor.update_parameters(slurm_additional_parameters={"dependency": "afterany:" + ":".join(job.job_id for job in first_jobs)})
+    elif first_jobs:
+        for job in first_jobs:
+            job.wait()
+    for run in (run for run in todo if not run.baseline_of):
+        shutil.rmtree(runs_dir / run.run_id, ignore_errors=True)
+        executor.submit(_fit_after_baselines, run, runs_dir, planned)
+        submitted.append(run.run_id)
+    return submitted
 
 
 def main(argv: list[str]) -> int:
@@ -190,17 +273,21 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--slurm-partition", default=None)
     parser.add_argument("--gpus", type=int, default=1, help="GPUs per SLURM job")
     parser.add_argument("--timeout-min", type=int, default=600)
+    parser.add_argument("--cluster", choices=["slurm", "local", "debug"], default=None, help="submitit executor (default: slurm)")
     args = parser.parse_args(argv)
     slurm = None
     if args.slurm:
         slurm = {"gpus_per_node": args.gpus, "timeout_min": args.timeout_min, "slurm_partition": args.slurm_partition}
+        slurm["cluster"] = args.cluster
         slurm = {key: value for key, value in slurm.items() if value is not None}
     outcome = run_sweep(args.spec, args.runs, jobs=args.jobs, slurm=slurm)
     print(", ".join(f"{len(ids)} {name}" for name, ids in outcome.items()))
     for run_id in outcome["failed"]:
         print(f"failed: {run_id} (log: {args.runs / (run_id + '.log')})")
+    for run_id in outcome["blocked"]:
+        print(f"not started: {run_id} (its single-task baselines failed)")
     if args.out is not None and not outcome["submitted"]:
         from leaderboards.cli import render_leaderboard
 
         print(render_leaderboard(args.runs, args.out))
-    return 1 if outcome["failed"] else 0
+    return 1 if outcome["failed"] or outcome["blocked"] else 0

@@ -68,6 +68,44 @@ def test_interrupted_sweep_reruns_only_what_is_missing(tiny_cache, tmp_path):
     second = run_sweep(spec, runs_dir, jobs=1)
     assert second["done"] == ["UW-Adam-lr0.003-s0"] and len(second["skipped"]) == 3
     assert json.loads(record.read_text())["status"] == "complete"
+    # model selection: the multi-task runs select by validation Delta_m against the baselines run first
+    assert first["done"][:2] == ["stl-segmentation-Adam-lr0.003-s0", "stl-depth-Adam-lr0.003-s0"]
+    baseline = json.loads((runs_dir / "baselines" / "Adam.json").read_text())
+    stl_depth = json.loads((runs_dir / "stl-depth-Adam-lr0.003-s0" / "version_0" / "results.json").read_text())
+    assert baseline["depth"] == stl_depth["metrics"]["val"][-1]["tasks"]["depth"]  # one epoch, one seed, one lr
+    ew = json.loads((runs_dir / "EW-Adam-lr0.003-s0" / "version_0" / "results.json").read_text())
+    assert ew["selection"]["criterion"] == "val_delta_m"
+    assert ew["selection"]["baseline"]["depth/abs_err"] == pytest.approx(baseline["depth"]["abs_err"])
+    assert stl_depth["selection"]["criterion"] == "val_loss"
+
+
+def test_multi_task_runs_wait_for_their_baselines(tiny_cache, tmp_path):
+    spec_path = tiny_spec(tmp_path, tiny_cache)
+    spec = yaml.safe_load(spec_path.read_text())
+    spec["overrides"].append("--model.net.init_args.backbone=resnet19")  # every run fails
+    spec_path.write_text(yaml.safe_dump(spec))
+    outcome = run_sweep(spec_path, tmp_path / "runs")
+    assert len(outcome["failed"]) == 2 and outcome["done"] == []
+    assert outcome["blocked"] == ["EW-Adam-lr0.003-s0", "UW-Adam-lr0.003-s0"]
+
+
+@pytest.mark.slow
+def test_submitit_path_runs_baselines_then_methods(tiny_cache, tmp_path):
+    """The --slurm path through submitit's local executor (real subprocesses, no SLURM here)."""
+    spec_path = tiny_spec(tmp_path, tiny_cache)
+    spec = yaml.safe_load(spec_path.read_text())
+    spec["methods"] = {"EW": spec["methods"]["EW"]}
+    spec_path.write_text(yaml.safe_dump(spec))
+    runs_dir = tmp_path / "runs"
+    outcome = run_sweep(spec_path, runs_dir, slurm={"cluster": "local", "timeout_min": 10})
+    assert outcome["submitted"] == ["stl-segmentation-Adam-lr0.003-s0", "stl-depth-Adam-lr0.003-s0", "EW-Adam-lr0.003-s0"]
+    import time  # the jobs of the last phase run on: wait for their record
+
+    record = runs_dir / "EW-Adam-lr0.003-s0" / "version_0" / "results.json"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and not (record.is_file() and json.loads(record.read_text())["status"] == "complete"):
+        time.sleep(1)
+    assert json.loads(record.read_text())["selection"]["criterion"] == "val_delta_m"
 
 
 def test_bad_spec_is_named(tmp_path):
