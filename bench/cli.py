@@ -111,6 +111,16 @@ class MtlbenchCLI(LightningCLI):
         self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=selected)
         if record is not None and record.path is not None:
             print(f"run record: {record.path}")
+        self._finish_loggers()
+
+    def after_test(self) -> None:
+        self._finish_loggers()
+
+    def _finish_loggers(self) -> None:
+        """End runs that loggers hold open (W&B), so the next run in this process gets its own."""
+        for logger in self.trainer.loggers:
+            if hasattr(logger, "finish"):
+                logger.finish()
 
 
 def _selection_summary(record: dict, model: MultiTaskModule, checkpoint: str | None) -> dict:

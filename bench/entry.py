@@ -1,7 +1,7 @@
 """The ``mtlbench`` console script: dispatches before importing anything heavy.
 
-``leaderboard`` reads run records only and never imports torch; ``sweep`` starts each run in
-its own process; ``data`` and ``plot`` import only what they use; everything else is
+``leaderboard`` reads run records only and never imports torch; ``sweep`` imports the trainer
+only when it starts a run; ``data`` and ``plot`` import only what they use; everything else is
 LightningCLI (:mod:`bench.cli`).
 """
 

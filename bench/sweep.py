@@ -11,6 +11,7 @@ A sweep spec (YAML, see ``configs/sweeps/``)::
     seeds: [0, 1]
     stl: true                         # add one single-task EW run per task, optimizer, lr and seed
     tasks: [segmentation, depth, normal]
+    wandb: {project: mtlbench}        # optional: also log to W&B, grouped by sweep name (the file's stem)
 
 Every run gets a stable id (method, optimizer, lr, seed; ``stl-<task>`` for baselines) and the
 folder ``RUNS/<id>/version_0``. A run whose ``results.json`` says ``complete`` is skipped; any
@@ -75,6 +76,9 @@ def load_spec(path: Path) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"sweep spec {path} not found")
     spec = yaml.safe_load(path.read_text()) or {}
+    spec.setdefault("name", path.stem)
+    if spec.get("wandb") is not None and not isinstance(spec["wandb"], dict):
+        raise ValueError(f"sweep spec {path}: 'wandb' takes a mapping such as {{project: mtlbench, entity: my-team}} (or {{}})")
     for key in ("base", "methods", "optimizers", "seeds"):
         if key not in spec:
             raise ValueError(f"sweep spec {path}: missing '{key}' (see configs/sweeps/quickstart.yaml)")
@@ -96,6 +100,18 @@ def baseline_file(runs_dir: Path, optimizer: str) -> Path:
     return runs_dir / BASELINES / f"{optimizer}.json"
 
 
+def _loggers(spec: dict, runs_dir: Path, run_id: str) -> list[dict]:
+    """CSV logs in ``RUNS/<id>/version_0`` (the run record's folder), plus W&B when the spec
+    has a ``wandb`` section: runs grouped by sweep, named by id, offline without credentials."""
+    loggers = [
+        {"class_path": "pytorch_lightning.loggers.CSVLogger", "init_args": {"save_dir": str(runs_dir), "name": run_id, "version": 0}}
+    ]
+    if spec.get("wandb") is not None:
+        wandb = {"project": "mtlbench", "group": spec["name"], **spec["wandb"], "name": run_id, "save_dir": str(runs_dir)}
+        loggers.append({"class_path": "bench.loggers.WandbRunLogger", "init_args": wandb})
+    return loggers
+
+
 def plan(spec: dict, runs_dir: Path) -> list[PlannedRun]:
     """Every run of the sweep, in a stable order: all baselines first, then the methods."""
     baselines, methods = [], []
@@ -110,9 +126,7 @@ def plan(spec: dict, runs_dir: Path) -> list[PlannedRun]:
             f"--model.optimizer={optimizer['config']}",
             f"--model.optimizer.init_args.lr={lr}",
             f"--seed_everything={seed}",
-            f"--trainer.logger.init_args.save_dir={runs_dir}",
-            f"--trainer.logger.init_args.name={run_id}",
-            "--trainer.logger.init_args.version=0",
+            f"--trainer.logger={json.dumps(_loggers(spec, runs_dir, run_id))}",
             "--trainer.enable_progress_bar=false",
             *extra,
         )
@@ -177,6 +191,7 @@ def _run_in_process(run: PlannedRun, runs_dir: Path) -> tuple[str, int]:
     with open(log, "w") as stream, contextlib.redirect_stdout(stream), contextlib.redirect_stderr(stream):
         handler = logging.StreamHandler(stream)
         logging.getLogger().addHandler(handler)
+        code = 1
         try:
             code = cli_main(["fit", *run.args])
         except Exception as error:
@@ -184,6 +199,9 @@ def _run_in_process(run: PlannedRun, runs_dir: Path) -> tuple[str, int]:
             code = 1
         finally:
             logging.getLogger().removeHandler(handler)
+            wandb = sys.modules.get("wandb")
+            if wandb is not None and wandb.run is not None:  # a failed run leaves its W&B run open
+                wandb.finish(exit_code=code)
     return run.run_id, code
 
 

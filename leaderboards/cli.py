@@ -1,5 +1,8 @@
 """``mtlbench leaderboard RUNS --out DIR``: tables from run records only (no torch import).
 
+``mtlbench leaderboard --wandb ENTITY/PROJECT [--group SWEEP] --out DIR`` first fetches the
+records uploaded to a W&B project into ``DIR/records`` (needs network and a W&B login).
+
 Writes ``leaderboard.md``, ``leaderboard.csv``, ``leaderboard.tex`` and ``pareto.png`` into
 DIR (atomically, file by file) and prints the Markdown.
 """
@@ -8,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -45,7 +49,9 @@ def render_leaderboard(runs_dir: Path, out_dir: Path, png: bool = True, test_met
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="mtlbench leaderboard", description=__doc__.splitlines()[0])
-    parser.add_argument("runs", type=Path, help="folder holding run folders with results.json")
+    parser.add_argument("runs", type=Path, nargs="?", help="folder holding run folders with results.json")
+    parser.add_argument("--wandb", metavar="ENTITY/PROJECT", default=None, help="read the run records uploaded to this W&B project")
+    parser.add_argument("--group", default=None, help="with --wandb: only this W&B group (a sweep's name)")
     parser.add_argument("--out", type=Path, required=True, help="where to write the tables")
     parser.add_argument("--no-png", action="store_true", help="skip the Pareto figure")
     parser.add_argument(
@@ -55,5 +61,17 @@ def main(argv: list[str]) -> int:
         help="the selected checkpoint's test metrics (default) or their mean over the last epochs",
     )
     args = parser.parse_args(argv)
-    print(render_leaderboard(args.runs, args.out, png=not args.no_png, test_metrics=args.test_metrics))
+    if (args.runs is None) == (args.wandb is None):
+        parser.error("give either a runs folder or --wandb ENTITY/PROJECT")
+    runs = args.runs
+    try:
+        if args.wandb is not None:
+            from leaderboards.wandb_source import fetch_records
+
+            runs = args.out / "records"
+            print(f"fetched {fetch_records(args.wandb, runs, args.group)} run records from W&B into {runs}")
+        print(render_leaderboard(runs, args.out, png=not args.no_png, test_metrics=args.test_metrics))
+    except (FileNotFoundError, RuntimeError) as error:
+        print(f"mtlbench leaderboard: error: {error}", file=sys.stderr)
+        return 2
     return 0

@@ -130,6 +130,8 @@ def load_runs(root: Path, test_metrics: str = "selected") -> tuple[list[Run], li
         raise ValueError(f"test_metrics must be one of {sorted(TEST_METRICS)}, got '{test_metrics}'")
     runs, problems = [], []
     for path in sorted(Path(root).rglob(RECORD_NAME)):
+        if "wandb" in path.relative_to(root).parts:  # W&B's copy of a record, not another run
+            continue
         try:
             runs.append(parse_record(json.loads(path.read_text()), path, test_metrics))
         except (OSError, ValueError, KeyError, TypeError) as error:

@@ -18,6 +18,7 @@ FRAGMENT_OPTION = {
     "model": "--model.net",
     "method": "--model.method",
     "optim": "--model.optimizer",
+    "logger": "--trainer.logger",
 }
 ALL_CONFIGS = sorted(p for p in CONFIGS.rglob("*.yaml") if p.parent.name != "sweeps")
 
@@ -40,3 +41,13 @@ def test_config_instantiates(config: Path, tmp_path):
     assert cli.model.task_names == [task.name for task in cli.datamodule.tasks]
     assert cli.trainer is not None
     assert sum(p.numel() for p in cli.model.parameters()) > 0
+
+
+def test_the_wandb_logger_config_keeps_the_csv_logs_first(tmp_path, monkeypatch):
+    from bench.loggers import WandbRunLogger
+
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+    cli = MtlbenchCLI(args=[*cli_args(CONFIGS / "logger" / "wandb.yaml"), f"--trainer.default_root_dir={tmp_path}"], run=False)
+    csv, wandb = cli.trainer.loggers
+    assert type(csv).__name__ == "CSVLogger" and isinstance(wandb, WandbRunLogger) and wandb.resolved_offline

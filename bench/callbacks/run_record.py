@@ -149,9 +149,17 @@ class RunRecord(Callback):
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         self._target(trainer)  # log_dir is a collective call under DDP: resolve it on every rank
 
+    def _tell_loggers(self, trainer: pl.Trainer, hook: str, *args: Any) -> None:
+        """Loggers that want the record (``describe_run``, ``attach_record``: W&B) get it."""
+        if trainer.is_global_zero:
+            for logger in trainer.loggers:
+                if hasattr(logger, hook):
+                    getattr(logger, hook)(*args)
+
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._start(trainer, pl_module, "fit")
         self._write(trainer)
+        self._tell_loggers(trainer, "describe_run", self.record)
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # Not on_validation_epoch_end: callbacks run that hook before the module has computed
@@ -172,7 +180,9 @@ class RunRecord(Callback):
         self._write(trainer)
 
     def on_test_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._start(trainer, pl_module, "test")
+        if not self.record:
+            self._start(trainer, pl_module, "test")
+            self._tell_loggers(trainer, "describe_run", self.record)
 
     def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         tasks = _task_metrics(trainer.callback_metrics, "test", pl_module.task_names)
@@ -190,6 +200,7 @@ class RunRecord(Callback):
         self.record["status"] = "complete"
         self.record["finished"] = _now()
         self._write(trainer)
+        self._tell_loggers(trainer, "attach_record", self._target(trainer))
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
         if not self.record:
@@ -197,3 +208,4 @@ class RunRecord(Callback):
         self.record["status"] = "failed"
         self.record["error"] = f"{type(exception).__name__}: {exception}"
         self._write(trainer)
+        self._tell_loggers(trainer, "attach_record", self._target(trainer))

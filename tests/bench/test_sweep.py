@@ -79,6 +79,32 @@ def test_interrupted_sweep_reruns_only_what_is_missing(tiny_cache, tmp_path):
     assert stl_depth["selection"]["criterion"] == "val_loss"
 
 
+def test_sweep_logs_each_run_to_its_own_offline_wandb_run(tiny_cache, tmp_path, monkeypatch):
+    for name in ("WANDB_API_KEY", "WANDB_MODE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+    monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "wandb-config"))
+    spec_path = tiny_spec(tmp_path, tiny_cache)
+    spec = yaml.safe_load(spec_path.read_text())
+    spec["overrides"] = [arg for arg in spec["overrides"] if "tasks=" not in arg] + ["--data.init_args.tasks=[depth, normal]"]
+    spec["tasks"] = ["depth", "normal"]
+    spec["methods"] = {"EW": spec["methods"]["EW"]}
+    spec["wandb"] = {"project": "sweep-test"}
+    spec_path.write_text(yaml.safe_dump(spec))
+    runs_dir = tmp_path / "runs"
+    assert run_sweep(spec_path, runs_dir)["done"] == ["stl-depth-Adam-lr0.003-s0", "stl-normal-Adam-lr0.003-s0", "EW-Adam-lr0.003-s0"]
+    offline = sorted((runs_dir / "wandb").glob("offline-run-*"))
+    assert len(offline) == 3  # one W&B run per sweep run, none reused
+    for folder in offline:
+        assert json.loads((folder / "files" / "results.json").read_text())["status"] == "complete"
+        log = next(folder.glob("*.wandb")).read_bytes()
+        assert b"sweep-test" in log and b"spec" in log  # project, and the group: the spec's name
+    from leaderboards.records import load_runs
+
+    runs, _ = load_runs(runs_dir)
+    assert len(runs) == 3  # W&B's copies of the records are not counted again
+
+
 def test_multi_task_runs_wait_for_their_baselines(tiny_cache, tmp_path):
     spec_path = tiny_spec(tmp_path, tiny_cache)
     spec = yaml.safe_load(spec_path.read_text())

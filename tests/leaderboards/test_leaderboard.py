@@ -92,3 +92,23 @@ def test_the_last_epochs_mean_can_be_reported_and_says_so(fixture_runs, tmp_path
     text = render_leaderboard(fixture_runs, tmp_path / "out", png=False, test_metrics="last_epochs_mean")
     assert "mean over each run's last epochs" in text
     assert "no test metrics" in text  # the fixture records carry no last-epochs mean: listed, not averaged
+
+
+def test_reading_a_wandb_project_without_credentials_is_one_line(tmp_path, monkeypatch, capsys):
+    from leaderboards.cli import main
+
+    for name in ("WANDB_API_KEY", "WANDB_MODE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+    monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "wandb-config"))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert main(["--wandb", "team/mtlbench", "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot read W&B project 'team/mtlbench'" in err[0] and "wandb login" in err[0]
+
+
+def test_missing_runs_folder_is_one_line(tmp_path, capsys):
+    from leaderboards.cli import main
+
+    assert main([str(tmp_path / "nowhere"), "--out", str(tmp_path / "out")]) == 2
+    assert "runs folder" in capsys.readouterr().err

@@ -1,0 +1,33 @@
+"""Run records from a Weights & Biases project (runs logged with ``bench.loggers.WandbRunLogger``
+upload their ``results.json``), fetched into a folder the leaderboard then reads like any other."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class WandbSourceError(RuntimeError):
+    """The W&B project cannot be read; the message says why and what to do."""
+
+
+def fetch_records(project: str, destination: Path, group: str | None = None) -> int:
+    """Download the run record of every run of ``project`` ("entity/project"), optionally of
+    one sweep ``group``, to ``destination/<run id>/results.json``; returns how many."""
+    import wandb
+
+    try:
+        api = wandb.Api(timeout=60)
+        runs = list(api.runs(project, filters={"group": group} if group else {}))
+    except Exception as error:  # wandb raises several types for no key, no network, no project
+        raise WandbSourceError(
+            f"cannot read W&B project '{project}' ({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}); "
+            "log in with `wandb login` or set WANDB_API_KEY, and check the entity/project name"
+        ) from None
+    fetched = 0
+    for run in runs:
+        names = {file.name for file in run.files()}
+        if "results.json" not in names:
+            continue  # a run that never wrote its record: nothing to rank
+        run.file("results.json").download(root=str(Path(destination) / run.id), replace=True)
+        fetched += 1
+    return fetched
