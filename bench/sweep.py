@@ -30,10 +30,13 @@ multi-task jobs depend on the baseline jobs (``afterok``).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import logging
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -178,27 +181,40 @@ def _run_locally(run: PlannedRun, runs_dir: Path) -> tuple[str, int]:
     return run.run_id, code
 
 
+@contextlib.contextmanager
+def _logs_into(stream) -> Iterator[None]:
+    """Send everything a run prints or logs to ``stream``: stdout, stderr, the root logger and
+    Lightning's loggers, which keep their own handler on the original stderr."""
+    handler = logging.StreamHandler(stream)
+    own = {name: logging.getLogger(name) for name in ("pytorch_lightning", "lightning_fabric", "lightning.pytorch", "lightning.fabric")}
+    saved = {name: (logger.handlers[:], logger.propagate) for name, logger in own.items()}
+    for logger in own.values():
+        logger.handlers, logger.propagate = [handler], False
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        with contextlib.redirect_stdout(stream), contextlib.redirect_stderr(stream):
+            yield
+    finally:
+        root.removeHandler(handler)
+        for name, logger in own.items():
+            logger.handlers, logger.propagate = saved[name]
+
+
 def _run_in_process(run: PlannedRun, runs_dir: Path) -> tuple[str, int]:
     """One run in this process (no interpreter start-up per run), output in ``RUNS/<id>.log``.
     An exception ends the run, not the sweep; its record says ``failed``."""
-    import contextlib
-    import logging
-
     from bench.cli import main as cli_main
 
     shutil.rmtree(runs_dir / run.run_id, ignore_errors=True)
     log = runs_dir / f"{run.run_id}.log"
-    with open(log, "w") as stream, contextlib.redirect_stdout(stream), contextlib.redirect_stderr(stream):
-        handler = logging.StreamHandler(stream)
-        logging.getLogger().addHandler(handler)
+    with open(log, "w") as stream, _logs_into(stream):
         code = 1
         try:
             code = cli_main(["fit", *run.args])
         except Exception as error:
             print(f"run failed: {type(error).__name__}: {error}", file=stream)
-            code = 1
         finally:
-            logging.getLogger().removeHandler(handler)
             wandb = sys.modules.get("wandb")
             if wandb is not None and wandb.run is not None:  # a failed run leaves its W&B run open
                 wandb.finish(exit_code=code)
@@ -284,9 +300,9 @@ def _submit(planned: list[PlannedRun], todo: list[PlannedRun], runs_dir: Path, s
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="mtlbench sweep", description=__doc__.splitlines()[0])
     parser.add_argument("spec", type=Path)
-    parser.add_argument("--runs", type=Path, default=Path("runs/sweep"), help="folder of the run folders")
+    parser.add_argument("--runs", type=Path, default=None, help="folder of the run folders (default: runs/<spec name>)")
     parser.add_argument("--jobs", type=int, default=1, help="runs at a time (locally)")
-    parser.add_argument("--out", type=Path, default=None, help="also write the leaderboard here")
+    parser.add_argument("--out", type=Path, default=None, help="where to write the leaderboard (default: <runs>/leaderboard)")
     parser.add_argument("--slurm", action="store_true", help="submit one SLURM job per run with submitit")
     parser.add_argument("--slurm-partition", default=None)
     parser.add_argument("--gpus", type=int, default=1, help="GPUs per SLURM job")
@@ -298,14 +314,18 @@ def main(argv: list[str]) -> int:
         slurm = {"gpus_per_node": args.gpus, "timeout_min": args.timeout_min, "slurm_partition": args.slurm_partition}
         slurm["cluster"] = args.cluster
         slurm = {key: value for key, value in slurm.items() if value is not None}
+    if args.runs is None:
+        args.runs = Path("runs") / Path(args.spec).stem
     outcome = run_sweep(args.spec, args.runs, jobs=args.jobs, slurm=slurm)
     print(", ".join(f"{len(ids)} {name}" for name, ids in outcome.items()))
     for run_id in outcome["failed"]:
         print(f"failed: {run_id} (log: {args.runs / (run_id + '.log')})")
     for run_id in outcome["blocked"]:
         print(f"not started: {run_id} (its single-task baselines failed)")
-    if args.out is not None and not outcome["submitted"]:
+    if not outcome["submitted"]:
         from leaderboards.cli import render_leaderboard
 
-        print(render_leaderboard(args.runs, args.out))
+        out = args.out if args.out is not None else args.runs / "leaderboard"
+        print(render_leaderboard(args.runs, out))
+        print(f"leaderboard written to {out}")
     return 1 if outcome["failed"] or outcome["blocked"] else 0

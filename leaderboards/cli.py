@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
 
-from leaderboards.records import TEST_METRICS, load_runs
+from leaderboards.records import RECORD_NAME, TEST_METRICS, load_runs
 from leaderboards.render import csv_table, latex, markdown, pareto_png
 from leaderboards.tables import build_boards
 
@@ -25,6 +26,22 @@ def _write(path: Path, text: str) -> None:
     with os.fdopen(handle, "w") as stream:
         stream.write(text)
     os.replace(temporary, path)
+
+
+def keep_records(runs_dir: Path, out_dir: Path) -> Path:
+    """Copy every run record under ``runs_dir`` to ``out_dir/records`` (same relative paths), so
+    a published table can be regenerated from the files beside it."""
+    if not Path(runs_dir).is_dir():
+        raise FileNotFoundError(f"runs folder {runs_dir} not found; pass the folder that holds the runs' results.json files")
+    target = Path(out_dir) / "records"
+    shutil.rmtree(target, ignore_errors=True)
+    for path in sorted(Path(runs_dir).rglob(RECORD_NAME)):
+        relative = path.relative_to(runs_dir)
+        if "wandb" in relative.parts:
+            continue
+        (target / relative).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target / relative)
+    return target
 
 
 def render_leaderboard(runs_dir: Path, out_dir: Path, png: bool = True, test_metrics: str = "selected") -> str:
@@ -52,6 +69,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("runs", type=Path, nargs="?", help="folder holding run folders with results.json")
     parser.add_argument("--wandb", metavar="ENTITY/PROJECT", default=None, help="read the run records uploaded to this W&B project")
     parser.add_argument("--group", default=None, help="with --wandb: only this W&B group (a sweep's name)")
+    parser.add_argument("--keep-records", action="store_true", help="copy the records to OUT/records and render from those (publishing)")
     parser.add_argument("--out", type=Path, required=True, help="where to write the tables")
     parser.add_argument("--no-png", action="store_true", help="skip the Pareto figure")
     parser.add_argument(
@@ -70,6 +88,8 @@ def main(argv: list[str]) -> int:
 
             runs = args.out / "records"
             print(f"fetched {fetch_records(args.wandb, runs, args.group)} run records from W&B into {runs}")
+        elif args.keep_records:
+            runs = keep_records(runs, args.out)
         print(render_leaderboard(runs, args.out, png=not args.no_png, test_metrics=args.test_metrics))
     except (FileNotFoundError, RuntimeError) as error:
         print(f"mtlbench leaderboard: error: {error}", file=sys.stderr)

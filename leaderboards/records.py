@@ -125,7 +125,8 @@ def parse_record(record: dict[str, Any], path: Path, test_metrics: str = "select
 
 
 def load_runs(root: Path, test_metrics: str = "selected") -> tuple[list[Run], list[str]]:
-    """Every run record under ``root`` (sorted by path) and the files that could not be read."""
+    """Every run record under ``root`` (sorted by path; ``Run.path`` relative to ``root``, so
+    tables do not depend on where the records lie) and the files that could not be read."""
     if test_metrics not in TEST_METRICS:
         raise ValueError(f"test_metrics must be one of {sorted(TEST_METRICS)}, got '{test_metrics}'")
     runs, problems = [], []
@@ -133,7 +134,7 @@ def load_runs(root: Path, test_metrics: str = "selected") -> tuple[list[Run], li
         if "wandb" in path.relative_to(root).parts:  # W&B's copy of a record, not another run
             continue
         try:
-            runs.append(parse_record(json.loads(path.read_text()), path, test_metrics))
+            runs.append(parse_record(json.loads(path.read_text()), path.relative_to(root), test_metrics))
         except (OSError, ValueError, KeyError, TypeError) as error:
             problems.append(f"{path}: unreadable run record ({error})")
     return runs, problems
