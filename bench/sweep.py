@@ -38,7 +38,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import yaml
@@ -278,6 +278,8 @@ def _submit(planned: list[PlannedRun], todo: list[PlannedRun], runs_dir: Path, s
 
     executor = submitit.AutoExecutor(folder=runs_dir / ".submitit", cluster=slurm.pop("cluster", None))
     executor.update_parameters(**slurm)
+    if slurm.get("gpus_per_node"):  # Lightning uses every GPU of the job (DDP across them)
+        todo = [replace(run, args=(*run.args, f"--trainer.devices={slurm['gpus_per_node']}")) for run in todo]
     submitted, first_jobs = [], []
     for run in (run for run in todo if run.baseline_of):
         shutil.rmtree(runs_dir / run.run_id, ignore_errors=True)
@@ -311,7 +313,9 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     slurm = None
     if args.slurm:
-        slurm = {"gpus_per_node": args.gpus, "timeout_min": args.timeout_min, "slurm_partition": args.slurm_partition}
+        # Lightning's SLURM environment expects one task per GPU, each a DDP rank
+        slurm = {"gpus_per_node": args.gpus, "tasks_per_node": max(args.gpus, 1), "timeout_min": args.timeout_min}
+        slurm["slurm_partition"] = args.slurm_partition
         slurm["cluster"] = args.cluster
         slurm = {key: value for key, value in slurm.items() if value is not None}
     if args.runs is None:

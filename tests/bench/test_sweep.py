@@ -79,6 +79,19 @@ def test_interrupted_sweep_reruns_only_what_is_missing(tiny_cache, tmp_path):
     assert stl_depth["selection"]["criterion"] == "val_loss"
 
 
+def test_sweep_command_skips_complete_runs_and_prints_the_leaderboard(tiny_cache, tmp_path, capsys):
+    from bench.sweep import main
+
+    spec = tiny_spec(tmp_path, tiny_cache)
+    runs_dir = tmp_path / "runs"
+    assert main([str(spec), "--runs", str(runs_dir)]) == 0
+    assert main([str(spec), "--runs", str(runs_dir)]) == 0  # everything complete: nothing runs again
+    out = capsys.readouterr().out
+    assert "4 skipped, 0 done" in out and out.count("# Leaderboard") == 2
+    table = (runs_dir / "leaderboard" / "leaderboard.md").read_text()
+    assert "| EW |" in table and "| UW" in table
+
+
 def test_sweep_logs_each_run_to_its_own_offline_wandb_run(tiny_cache, tmp_path, monkeypatch):
     for name in ("WANDB_API_KEY", "WANDB_MODE"):
         monkeypatch.delenv(name, raising=False)
