@@ -34,6 +34,7 @@ from bench.callbacks import RunRecord, StepCost
 from bench.errors import BaselineError, MethodConfigError
 from bench.module import MultiTaskModule
 from datamodules import DatasetError, DenseDataModule
+from leaderboards.records import selected_validation
 from models import ModelConfigError
 
 USER_ERRORS = (ModelConfigError, DatasetError, MethodConfigError, BaselineError, FileNotFoundError)
@@ -41,7 +42,8 @@ SELECTION_MONITOR = "val/select"
 
 
 class MtlbenchCLI(LightningCLI):
-    """LightningCLI with the task link, a run record on every run and ``--test_after_fit``."""
+    """LightningCLI with the task link, a run record on every run, the selection checkpoints
+    (``--checkpoint``, ``--last_epochs``) and ``--test_after_fit``."""
 
     def __init__(self, args: Sequence[str] | None = None, run: bool = True) -> None:
         super().__init__(
@@ -125,16 +127,16 @@ class MtlbenchCLI(LightningCLI):
 
 def _selection_summary(record: dict, model: MultiTaskModule, checkpoint: str | None) -> dict:
     """How the tested checkpoint was chosen, for the run record."""
-    history = [entry for entry in record.get("metrics", {}).get("val", []) if "select" in entry]
-    best = min(history, key=lambda entry: entry["select"]) if history else None
-    if checkpoint is None:  # checkpointing off: the final weights are what is tested
-        best = history[-1] if history else None
+    history = record.get("metrics", {}).get("val", [])
+    # the same rule as ModelCheckpoint's (first lowest, NaN never best) and the leaderboard's;
+    # with checkpointing off, the final weights are what is tested
+    best = selected_validation(record) if checkpoint is not None else (history[-1] if history else None)
     return {
         "monitor": SELECTION_MONITOR,
         "criterion": "val_delta_m" if model.selection_baseline is not None else "val_loss",
         "baseline": model.selection_baseline,
         "epoch": best["epoch"] if best else None,
-        "score": best["select"] if best else None,
+        "score": best.get("select") if best else None,
         "checkpoint": checkpoint,
     }
 
