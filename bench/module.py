@@ -99,6 +99,10 @@ class MultiTaskModule(pl.LightningModule):
         """``{task: {metric: higher_is_better}}`` for every metric this module reports."""
         return {task.name: {key: HIGHER_IS_BETTER[key] for key in METRICS_OF_KIND[task.kind]} for task in self.tasks}
 
+    def _flat_directions(self) -> dict[str, bool]:
+        """``{"task/metric": higher_is_better}``, the keys Delta_m and the baselines use."""
+        return {f"{task}/{metric}": up for task, metrics in self.metric_directions().items() for metric, up in metrics.items()}
+
     def _load_baseline(self, path: str) -> dict[str, float]:
         """``{"task/metric": value}`` from the baseline file, checked against this run's metrics."""
         file = Path(path)
@@ -109,7 +113,7 @@ class MultiTaskModule(pl.LightningModule):
             baseline = {f"{task}/{metric}": float(value) for task, metrics in table.items() for metric, value in metrics.items()}
         except (ValueError, AttributeError, TypeError) as error:
             raise BaselineError(f"selection baseline {path} is not a JSON object {{task: {{metric: value}}}} ({error})") from None
-        wanted = [f"{task}/{metric}" for task, metrics in self.metric_directions().items() for metric in metrics]
+        wanted = list(self._flat_directions())
         missing = [key for key in wanted if key not in baseline]
         if missing:
             raise BaselineError(f"selection baseline {path} lacks {missing}; run the single-task baselines of these tasks first")
@@ -243,10 +247,9 @@ class MultiTaskModule(pl.LightningModule):
         """``val/select``: validation Delta_m against the baselines if given, else the summed loss."""
         if self.selection_baseline is None:
             return val_loss
-        directions = {f"{task}/{metric}": up for task, metrics in self.metric_directions().items() for metric, up in metrics.items()}
         if not all(math.isfinite(value) for value in val_metrics.values()):
             return math.inf
-        return delta_m(val_metrics, self.selection_baseline, directions)
+        return delta_m(val_metrics, self.selection_baseline, self._flat_directions())
 
     def on_validation_epoch_end(self) -> None:
         val_metrics = self._log_metrics("val", self.val_metrics)

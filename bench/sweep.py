@@ -24,7 +24,7 @@ Model selection (``leaderboards/selection.py``): the single-task baselines run f
 validation metrics (best lr per task, mean over seeds, each at its selected epoch) are written
 to ``RUNS/baselines/<optimizer>.json``, and every multi-task run of that optimizer selects its
 epoch by validation Delta_m against them (``--model.selection_baseline``). On SLURM the
-multi-task jobs depend on the baseline jobs (``afterok``).
+multi-task jobs depend on the baseline jobs (``afterany``).
 """
 
 from __future__ import annotations
@@ -56,7 +56,6 @@ class PlannedRun:
     args: tuple[str, ...]  # arguments of `mtlbench fit`
     optimizer: str  # the spec's name of the optimizer entry
     baseline_of: str | None = None  # the task, for a single-task baseline run
-    baseline_file: Path | None = None  # validation baselines this multi-task run selects by
 
     def record(self, runs_dir: Path) -> Path:
         return runs_dir / self.run_id / "version_0" / RECORD
@@ -147,7 +146,7 @@ def plan(spec: dict, runs_dir: Path) -> list[PlannedRun]:
                 for method_name, method in spec["methods"].items():
                     run_id = f"{method_name}-{opt_name}-lr{lr:g}-s{seed}"
                     extra = (f"--model.selection_baseline={selection}",) if selection else ()
-                    methods.append(PlannedRun(run_id, make(run_id, method, optimizer, lr, seed, extra), opt_name, baseline_file=selection))
+                    methods.append(PlannedRun(run_id, make(run_id, method, optimizer, lr, seed, extra), opt_name))
     return baselines + methods
 
 
@@ -162,11 +161,12 @@ def write_baselines(planned: list[PlannedRun], runs_dir: Path) -> dict[str, str]
     blocked = {}
     for optimizer in sorted({run.optimizer for run in planned if run.baseline_of}):
         mine = [run for run in planned if run.baseline_of and run.optimizer == optimizer]
-        missing = sorted({run.baseline_of for run in mine} - {run.baseline_of for run in mine if run.is_complete(runs_dir)})
+        complete = [run for run in mine if run.is_complete(runs_dir)]
+        missing = sorted({run.baseline_of for run in mine} - {run.baseline_of for run in complete})
         if missing:
             blocked[optimizer] = f"no complete single-task baseline for {', '.join(missing)}"
             continue
-        records = [parse_record(json.loads(run.record(runs_dir).read_text()), run.record(runs_dir)) for run in mine]
+        records = [parse_record(json.loads(run.record(runs_dir).read_text()), run.record(runs_dir)) for run in complete]
         values, _ = stl_baseline(records, "val")
         write_json_atomic(baseline_file(runs_dir, optimizer), baseline_table(values))
     return blocked
@@ -222,18 +222,18 @@ def _run_in_process(run: PlannedRun, runs_dir: Path) -> tuple[str, int]:
 
 
 def _run_all(todo: list[PlannedRun], runs_dir: Path, jobs: int, bar: tqdm) -> list[tuple[str, int]]:
-    if jobs <= 1:  # sequentially in this process: no start-up cost per run
-        results = []
-        for run in todo:
-            results.append(_run_in_process(run, runs_dir))
+    """Run ``todo`` sequentially in this process (no start-up cost per run) or ``jobs`` processes
+    at a time; returns (id, exit code) per run in order."""
+    with contextlib.ExitStack() as stack:
+        if jobs <= 1:
+            results = (_run_in_process(run, runs_dir) for run in todo)
+        else:
+            results = stack.enter_context(ThreadPoolExecutor(max_workers=jobs)).map(lambda run: _run_locally(run, runs_dir), todo)
+        finished = []
+        for result in results:
+            finished.append(result)
             bar.update(1)
-        return results
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        results = []
-        for result in pool.map(lambda run: _run_locally(run, runs_dir), todo):
-            results.append(result)
-            bar.update(1)
-        return results
+        return finished
 
 
 def run_sweep(spec_path: Path, runs_dir: Path, jobs: int = 1, slurm: dict | None = None) -> dict[str, list[str]]:

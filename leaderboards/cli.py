@@ -16,7 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from leaderboards.records import RECORD_NAME, TEST_METRICS, load_runs
+from leaderboards.records import TEST_METRICS, load_runs, record_paths
 from leaderboards.render import csv_table, latex, markdown, pareto_png
 from leaderboards.tables import build_boards
 
@@ -35,10 +35,8 @@ def keep_records(runs_dir: Path, out_dir: Path) -> Path:
         raise FileNotFoundError(f"runs folder {runs_dir} not found; pass the folder that holds the runs' results.json files")
     target = Path(out_dir) / "records"
     shutil.rmtree(target, ignore_errors=True)
-    for path in sorted(Path(runs_dir).rglob(RECORD_NAME)):
+    for path in record_paths(runs_dir):
         relative = path.relative_to(runs_dir)
-        if "wandb" in relative.parts:
-            continue
         (target / relative).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, target / relative)
     return target

@@ -124,15 +124,18 @@ def parse_record(record: dict[str, Any], path: Path, test_metrics: str = "select
     )
 
 
+def record_paths(root: Path) -> list[Path]:
+    """Every run record under ``root``, sorted, leaving out W&B's copies (``.../wandb/...``)."""
+    return [path for path in sorted(Path(root).rglob(RECORD_NAME)) if "wandb" not in path.relative_to(root).parts]
+
+
 def load_runs(root: Path, test_metrics: str = "selected") -> tuple[list[Run], list[str]]:
     """Every run record under ``root`` (sorted by path; ``Run.path`` relative to ``root``, so
     tables do not depend on where the records lie) and the files that could not be read."""
     if test_metrics not in TEST_METRICS:
         raise ValueError(f"test_metrics must be one of {sorted(TEST_METRICS)}, got '{test_metrics}'")
     runs, problems = [], []
-    for path in sorted(Path(root).rglob(RECORD_NAME)):
-        if "wandb" in path.relative_to(root).parts:  # W&B's copy of a record, not another run
-            continue
+    for path in record_paths(root):
         try:
             runs.append(parse_record(json.loads(path.read_text()), path.relative_to(root), test_metrics))
         except (OSError, ValueError, KeyError, TypeError) as error:
