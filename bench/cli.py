@@ -111,7 +111,7 @@ class MtlbenchCLI(LightningCLI):
             record.evaluating = "selected"
             record.record["selection"] = _selection_summary(record.record, self.model, selected)
         self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=selected)
-        if record is not None and record.path is not None:
+        if record is not None and record.path is not None and self.trainer.is_global_zero:
             print(f"run record: {record.path}")
         self._finish_loggers()
 

@@ -67,3 +67,18 @@ def loss_for(task: TaskSpec) -> LossFn:
     if task.kind == "normal":
         return normal_loss
     raise ValueError(f"no loss for task '{task.name}' of kind '{task.kind}'; kinds with a loss: segmentation, depth, normal")
+
+
+def valid_pixels(task: TaskSpec, target: torch.Tensor) -> torch.Tensor:
+    """How many pixels of ``target`` enter ``task``'s loss (the denominator of its mean).
+
+    Example:
+        >>> from datamodules.tasks import depth_task
+        >>> valid_pixels(depth_task(), torch.tensor([[[[2.0, 0.0, 1.0]]]])).item()
+        2
+    """
+    if task.kind == "segmentation":
+        return (target != int(task.ignore_value)).sum()
+    if task.kind == "normal":
+        return (target.abs().sum(dim=1) > 0).sum()
+    return (target != 0).sum()

@@ -7,20 +7,24 @@ synchronisation: the comparison between methods is fair by construction.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
+from pytorch_lightning.utilities import rank_zero_warn
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from torchmetrics import MeanMetric
 
+from bench.distributed import Collective, step_rng
 from bench.errors import BaselineError, MethodConfigError
-from bench.jacobian import head_backward, task_gradients, write_grads
-from bench.losses import loss_for
+from bench.jacobian import aggregated_backward, shared_gradient_norms
+from bench.losses import loss_for, valid_pixels
 from bench.methods import EqualWeighting, GradientAggregator, LossWeighting
 from bench.metrics import HIGHER_IS_BETTER, METRICS_OF_KIND, metric_for
 from datamodules.tasks import TaskSpec
@@ -76,6 +80,7 @@ class MultiTaskModule(pl.LightningModule):
         self.net = net(self.tasks)
         self.method = method if method is not None else EqualWeighting()
         self.method.bind(len(self.tasks))
+        self._keep_method_state_from_ddp()
         self.optimizer_factory = optimizer
         self.scheduler_factory = lr_scheduler
         self.grad_clip_norm = grad_clip_norm
@@ -84,6 +89,8 @@ class MultiTaskModule(pl.LightningModule):
         # the method computed anyway, so probing such a method costs no backward pass.
         self.capture_jacobian = False
         self.captured: dict[str, torch.Tensor] | None = None
+        self.collective = Collective()
+        self.rng_seed = 0
         self.loss_fns = {task.name: loss_for(task) for task in self.tasks}
         self.val_metrics = nn.ModuleDict({task.name: metric_for(task) for task in self.tasks})
         self.test_metrics = nn.ModuleDict({task.name: metric_for(task) for task in self.tasks})
@@ -91,6 +98,14 @@ class MultiTaskModule(pl.LightningModule):
         self.selection_baseline = self._load_baseline(selection_baseline) if selection_baseline else None
 
     # ----------------------------------------------------------------------------- helpers
+    def _keep_method_state_from_ddp(self) -> None:
+        """Method parameters the model's optimizer does not train (FAMO's logits, stepped by its
+        own optimizer from the global losses) are equal on every rank by construction; DDP's
+        reducer would wait for gradients they never get."""
+        trained = {id(param) for param in self.method.trainable_parameters()}
+        own = [f"method.{name}" for name, param in self.method.named_parameters() if id(param) not in trained]
+        DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(self, own)
+
     @property
     def task_names(self) -> list[str]:
         return [task.name for task in self.tasks]
@@ -126,6 +141,19 @@ class MultiTaskModule(pl.LightningModule):
         """Per-task losses as one tensor ``[T]`` in the order of ``self.tasks``."""
         return torch.stack([self.loss_fns[name](outputs[name], targets[name]) for name in self.task_names])
 
+    def training_losses(self, outputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The task losses training differentiates: under DDP each rank's loss (a mean over its
+        shard's valid pixels) is scaled by its share of the batch's valid pixels, so the rank
+        mean of the scaled losses, and of their gradients, is the loss of the whole batch, the
+        mean over all its valid pixels, exactly as one process computes it (a T-float all-reduce)."""
+        losses = self.task_losses(outputs, targets)
+        world = self.collective.world_size
+        if world == 1:
+            return losses
+        counts = torch.stack([valid_pixels(task, targets[task.name]) for task in self.tasks]).to(losses.dtype)
+        share = counts * world / self.collective.sum(counts).clamp(min=1)
+        return losses * share
+
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.net(images)
 
@@ -142,63 +170,60 @@ class MultiTaskModule(pl.LightningModule):
                 f"{self.method} needs per-task gradients, which fp16 ({precision}) would underflow without per-task loss "
                 "scaling; use precision bf16-mixed or 32-true"
             )
-        if self.uses_gradients and self.trainer.world_size > 1:
-            # Per-task gradients are taken with autograd.grad, outside DDP's gradient hooks: each
-            # process would apply its own local update. Refuse rather than train inexactly.
+        if self.trainer.world_size > 1 and self.device.type == "cpu" and any(isinstance(m, nn.SyncBatchNorm) for m in self.modules()):
             raise MethodConfigError(
-                f"{self.method} needs per-task gradients, which are not yet synchronised across {self.trainer.world_size} "
-                "processes; run it on one device (loss weightings such as EW, UW, DWA, FAMO work under DDP)"
+                "norm 'sync_batch' needs GPUs (torch's SyncBatchNorm has no CPU path); use --model.net.init_args.norm group on CPUs"
             )
+        plain_batch_norm = any(type(m) in (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d) for m in self.net.modules())
+        if self.trainer.world_size > 1 and plain_batch_norm:
+            rank_zero_warn(
+                f"BatchNorm normalises each of the {self.trainer.world_size} processes' shards on its own, so the steps are not "
+                "those of one process on the whole batch; for exact DDP use --model.net.init_args.norm sync_batch (GPUs) or group"
+            )
+        # the seed of the per-step draws of randomised methods: rank 0's, so every rank agrees
+        self.rng_seed = self.collective.broadcast_int(torch.initial_seed() % 2**62)
 
     def _batched(self) -> bool:
         return self.device.type == "cuda" if self.jacobian_batched is None else self.jacobian_batched
 
-    def _head_parameters(self) -> list[nn.Parameter]:
-        return [p for name in self.task_names for p in self.net.task_parameters(name)]
+    @contextlib.contextmanager
+    def _method_context(self) -> Iterator[None]:
+        """Around every call of the method: float32 outside autocast, and for randomised methods
+        draws seeded by the step, identical on every rank and after a resume."""
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(torch.autocast(device_type=self.device.type, enabled=False))
+            if self.method.randomized:
+                stack.enter_context(step_rng(self.rng_seed, self.global_step, self.device))
+            yield
 
-    def _aggregated_backward(self, images: torch.Tensor, targets: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Per-task gradients -> aggregator -> ``.grad``; returns the (attached) task losses."""
-        method = self.method
-        features = self.net.encode(images)
-        detached = features.detach().requires_grad_()
-        losses = self.task_losses(self.net.decode(detached, size=images.shape[-2:]), targets)
-        feature_jacobian = head_backward(losses, detached, self._head_parameters(), self._batched())
-        detached_losses = losses.detach().float()
-        if method.space == "features":
-            update = self._aggregate(feature_jacobian, detached_losses)
-            features.backward(update.view_as(features).to(features.dtype))
-        else:
-            shared = list(self.net.shared_parameters())
-            grad_outputs = feature_jacobian.view(len(self.tasks), *features.shape).to(features.dtype)
-            jacobian = task_gradients(features, shared, grad_outputs, self._batched(), retain_graph=False)
-            update = self._aggregate(jacobian, detached_losses)
-            write_grads(shared, update)
-            if self.capture_jacobian:
-                self.captured = {"jacobian": jacobian.detach().float(), "update": update.detach()}
-        return losses
-
-    def _aggregate(self, jacobian: torch.Tensor, losses: torch.Tensor) -> torch.Tensor:
-        """The method's update, computed in float32 outside any autocast region."""
-        with torch.autocast(device_type=self.device.type, enabled=False):
-            return self.method(jacobian.float(), losses)
-
-    def _grad_norm_losses(self, losses: torch.Tensor) -> torch.Tensor:
-        """GradNorm's scalar, given the per-task gradient norms of the last shared layer."""
-        last_shared = list(self.net.last_shared_parameters())
-        eye = torch.eye(len(self.tasks), dtype=losses.dtype, device=losses.device)
-        norms = task_gradients(losses, last_shared, eye, self._batched(), retain_graph=True).norm(dim=1)
-        return self.method(losses, grad_norms=norms)
+    def _weighted_loss(self, losses: torch.Tensor) -> torch.Tensor:
+        """The loss weighting's scalar. Under DDP it is evaluated at the global losses (the rank
+        means) while gradients flow through the local ones, so DDP's average of the local
+        gradients is the one-process gradient for any weighting, and stateful weightings (DWA's
+        history, FAMO's previous losses, GradNorm's initial losses) see the global values."""
+        if self.collective.world_size > 1:
+            losses = losses + (self.collective.mean(losses.detach()) - losses).detach()
+        if not self.method.needs_grad_norms:
+            with self._method_context():
+                return self.method(losses)
+        norms = shared_gradient_norms(losses, list(self.net.last_shared_parameters()), self.collective, self._batched())
+        with self._method_context():
+            return self.method(losses, grad_norms=norms)
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         images, targets = batch
         optimizer = self.optimizers()
         optimizer.zero_grad(set_to_none=True)
         if isinstance(self.method, GradientAggregator):
-            losses = self._aggregated_backward(images, targets)
-            total = losses.detach().sum()
+            step = aggregated_backward(
+                self.net, self.method, images, targets, self.training_losses, self.collective, self._batched(), self._method_context
+            )
+            if self.capture_jacobian and step.jacobian is not None:
+                self.captured = {"jacobian": step.jacobian.detach().float(), "update": step.update.detach()}
+            losses, total = step.losses, step.global_losses.sum()
         else:
-            losses = self.task_losses(self.net(images), targets)
-            total = self._grad_norm_losses(losses) if self.method.needs_grad_norms else self.method(losses)
+            losses = self.training_losses(self.net(images), targets)
+            total = self._weighted_loss(losses)
             self.manual_backward(total)
         if self.grad_clip_norm is not None:
             self.clip_gradients(optimizer, gradient_clip_val=self.grad_clip_norm, gradient_clip_algorithm="norm")
@@ -206,7 +231,7 @@ class MultiTaskModule(pl.LightningModule):
         self.method.after_step()
         if getattr(self.method, "needs_losses_after_step", False):
             with torch.no_grad():
-                self.method.update(self.task_losses(self.net(images), targets))
+                self.method.update(self.collective.mean(self.training_losses(self.net(images), targets)))
         batch_size = images.shape[0]
         self.log("train/loss", losses.detach().sum(), prog_bar=True, on_step=True, on_epoch=True, batch_size=batch_size)
         for name, loss in zip(self.task_names, losses.detach(), strict=True):

@@ -12,6 +12,7 @@ from models.backbone import Backbone
 from models.errors import ModelConfigError
 from models.heads import HeadSpec, build_head
 from models.neck import ASPPNeck, FeaturePyramidNeck
+from models.norms import NORMS, Norm, convert_norms
 
 
 class MultiTaskNet(nn.Module):
@@ -31,6 +32,8 @@ class MultiTaskNet(nn.Module):
         neck: ``"fpn"`` (feature pyramid, output stride 4) or ``"aspp"`` (DeepLabV3 ASPP on the
             coarsest level; pair it with ``output_stride=8`` for the DeepLab model).
         output_stride: dilate the backbone to this stride (timm's ``output_stride``: 8 or 16).
+        norm: ``"batch"`` (BatchNorm, as built), ``"sync_batch"`` (statistics shared across GPUs
+            under DDP) or ``"group"`` (GroupNorm: per sample, so exact under DDP on any device).
 
     Example:
         >>> from types import SimpleNamespace
@@ -49,8 +52,11 @@ class MultiTaskNet(nn.Module):
         out_indices: Sequence[int] | None = None,
         neck: Literal["fpn", "aspp"] = "fpn",
         output_stride: int | None = None,
+        norm: Norm = "batch",
     ) -> None:
         super().__init__()
+        if norm not in NORMS:
+            raise ModelConfigError(f"unknown norm '{norm}'; choose one of {', '.join(NORMS)}")
         names = [task.name for task in tasks]
         if not names:
             raise ModelConfigError("MultiTaskNet needs at least one task; the datamodule declares them")
@@ -65,6 +71,7 @@ class MultiTaskNet(nn.Module):
         else:
             raise ModelConfigError(f"unknown neck '{neck}'; choose 'fpn' or 'aspp'")
         self.heads = nn.ModuleDict({task.name: build_head(task, decoder_channels) for task in tasks})
+        convert_norms(self, norm)
         self._input_size: tuple[int, int] | None = None
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:

@@ -19,7 +19,8 @@ over the Jacobian it computed anyway (no extra backward pass); otherwise the pro
 forward pass and T encoder backward passes (T x sub_batches with inter-sample statistics: the
 task gradient is then the sum of its sub-batch gradients), with the network's buffers
 (BatchNorm statistics) restored afterwards. Under DDP the gradients are
-averaged over processes first, so the statistics are those of the global batch, logged once.
+averaged over processes first (sub-batches are chunks of the global batch), so the statistics
+are those of the global batch, equal to one process's on the whole batch, logged once.
 """
 
 from __future__ import annotations
@@ -114,13 +115,13 @@ class GradientProbe(Callback):
         try:
             features = net.encode(images)
             detached = features.detach().requires_grad_()
-            losses = pl_module.task_losses(net.decode(detached, size=images.shape[-2:]), targets)[: len(self._task_names)]
+            losses = pl_module.training_losses(net.decode(detached, size=images.shape[-2:]), targets)[: len(self._task_names)]
             count = losses.shape[0]
             eye = torch.eye(count, dtype=losses.dtype, device=losses.device)
             feature_rows = task_gradients(losses, [detached], eye, pl_module._batched(), retain_graph=False).view(count, *features.shape)
             wants_samples = self.inter_sample or self.principal_angles
             if wants_samples:  # each task's representation gradient, split by samples
-                chunks = torch.arange(images.shape[0], device=images.device).chunk(self.sub_batches)
+                chunks = self._local_chunks(images.shape[0], pl_module.collective, images.device)
                 outputs = torch.zeros(count, len(chunks), *features.shape, dtype=features.dtype, device=features.device)
                 for part, chunk in enumerate(chunks):
                     outputs[:, part, chunk] = feature_rows[:, chunk].to(features.dtype)
@@ -138,6 +139,14 @@ class GradientProbe(Callback):
         # back-propagation is linear: a task's gradient is the sum of its sub-batches' gradients
         return {"tasks": samples.sum(dim=1), "samples": samples} if want_tasks else {"samples": samples}
 
+    def _local_chunks(self, local_size: int, collective, device: torch.device) -> list[torch.Tensor]:
+        """This rank's samples in each sub-batch. Sub-batches are contiguous chunks of the global
+        batch (the ranks' shards in rank order), so their gradients, averaged over ranks, are
+        those one process computes on the whole batch; a rank may hold none of a chunk."""
+        start = collective.rank * local_size
+        positions = torch.arange(collective.world_size * local_size, device=device)
+        return [chunk[(chunk >= start) & (chunk < start + local_size)] - start for chunk in positions.chunk(self.sub_batches)]
+
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module, outputs: Any, batch: Any, batch_idx: int) -> None:
         state, self._state = self._state, None
         if state is None:
@@ -152,9 +161,10 @@ class GradientProbe(Callback):
             combined = _flat(p.grad if p.grad is not None else torch.zeros_like(p) for p in shared)
         step = state["before"] - _flat(shared)
         samples = state.get("samples")
-        if trainer.world_size > 1:
-            grads = trainer.strategy.reduce(grads, reduce_op="mean")
-            samples = trainer.strategy.reduce(samples, reduce_op="mean") if samples is not None else None
+        # the global gradients: a reused Jacobian is global already, the probe's own are local
+        collective = pl_module.collective
+        grads = grads if state["reuse"] else collective.mean(grads)
+        samples = collective.mean(samples) if samples is not None else None
         values = self.statistics(grads, combined, step, samples)
         values["step"] = state["step"]
         self.history.append(values)

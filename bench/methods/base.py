@@ -100,5 +100,16 @@ class GradientAggregator(_Method, ABC):
     def forward(self, jacobian: torch.Tensor, losses: torch.Tensor) -> torch.Tensor:
         """``jacobian``: ``[T, n]`` float32; ``losses``: ``[T]`` detached; returns ``[n]``."""
 
+    def weights_from_gramian(self, gramian: torch.Tensor, losses: torch.Tensor) -> torch.Tensor | None:
+        """Task weights ``w`` such that ``forward(J) == w @ J``, computed from the Gramian
+        ``J J^T`` alone (one call per step, like ``forward``: stateful methods advance), or
+        ``None`` when the method is not of that form.
+
+        Under DDP in feature space the Jacobian is split across ranks by samples, and the global
+        Gramian is the sum of the local ones (a T x T all-reduce), so methods that answer here
+        need no more communication than that; the others have the Jacobian gathered.
+        """
+        return None
+
     def extra_repr(self) -> str:
         return f"space='{self.space}'"

@@ -11,6 +11,9 @@ class ConFIG(TorchJDAggregator):
     """The direction with equal cosine to every unit task gradient (pseudo-inverse of the
     normalised gradients applied to the ones vector), scaled by the summed projections of the
     task gradients onto it: it conflicts with no task.
+
+    Under DDP in feature space it is not of the form J^T w(J J^T), so the representation Jacobian
+    is gathered from every rank (T x the global representation size, per step).
     """
 
     short_name = "ConFIG"

@@ -16,6 +16,9 @@ class DualBalancing(GradientAggregator):
     b_k <- g_k + (beta / t^sigma) (b_k - g_k) (LibMTL's schedule), and
     alpha_k = max_j ||b_j|| / ||b_k||, the update is sum_k alpha_k b_k.
 
+    Under DDP in feature space it is not of the form J^T w(J J^T), so the representation Jacobian
+    is gathered from every rank (T x the global representation size, per step).
+
     Args:
         beta, beta_sigma: EMA coefficient and its decay exponent (0.9 and 0.5 in the paper).
         eps: added to losses before the logarithm.

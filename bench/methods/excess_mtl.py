@@ -12,6 +12,9 @@ class ExcessMTL(TorchJDAggregator):
     """Task weights updated multiplicatively from each task's estimated excess risk (a
     diagonal-Hessian estimate from accumulated squared gradients), so tasks far from their
     own optimum get more weight and noisy tasks do not dominate. Stateful.
+
+    Under DDP in feature space it is not of the form J^T w(J J^T), so the representation Jacobian
+    is gathered from every rank (T x the global representation size, per step).
     """
 
     short_name = "ExcessMTL"

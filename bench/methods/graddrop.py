@@ -13,6 +13,9 @@ class GradDrop(TorchJDAggregator):
     given by the sign purity of the summed gradients (torch's global generator: seeded runs
     repeat). The original applies it to activations; here it acts on the aggregated space.
 
+    Under DDP in feature space it is not of the form J^T w(J J^T), so the representation Jacobian
+    is gathered from every rank (T x the global representation size, per step).
+
     Args:
         leak: per-task leak coefficients in [0, 1] (all zero by default).
     """

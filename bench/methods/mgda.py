@@ -74,5 +74,10 @@ class MGDA(GradientAggregator):
         weights = min_norm_weights(jacobian @ jacobian.T)
         return weights @ jacobian
 
+    def weights_from_gramian(self, gramian: torch.Tensor, losses: torch.Tensor) -> torch.Tensor:
+        if self.solver == "frank_wolfe":
+            return self.frank_wolfe.gramian_weighting(gramian)
+        return min_norm_weights(gramian)
+
     def extra_repr(self) -> str:
         return f"solver='{self.solver}', epsilon={self.epsilon}, max_iters={self.max_iters}, {super().extra_repr()}"

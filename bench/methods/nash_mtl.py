@@ -16,6 +16,7 @@ class NashMTL(TorchJDAggregator):
 
     short_name = "Nash-MTL"
     non_conflicting = True
+    gramian_determined = True  # torchjd solves on G G^T and rescales by ||alpha G||
     hyper_names = ("max_norm", "update_weights_every", "optim_niter")
 
     def __init__(self, max_norm: float = 1.0, update_weights_every: int = 1, optim_niter: int = 20, space: Space = "parameters") -> None:

@@ -13,6 +13,7 @@ class RandomGradientWeighting(TorchJDAggregator):
 
     short_name = "RGW"
     randomized = True
+    gramian_determined = True  # the weights depend on the number of tasks only
 
     def make_inner(self) -> jd.Aggregator:
         return jd.Random()

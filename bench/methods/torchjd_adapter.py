@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 from torchjd._mixins import Stateful
-from torchjd.aggregation import Aggregator
+from torchjd.aggregation import Aggregator, GramianWeightedAggregator, WeightedAggregator
 from torchjd.scalarization import Scalarizer
 
 from bench.methods.base import GradientAggregator, LossWeighting, Space
@@ -88,12 +88,31 @@ class _WrapsTorchJD:
             self.inner = loaded
 
 
+def gramian_factor(gramian: torch.Tensor) -> torch.Tensor:
+    """A ``T x T`` matrix ``F`` with ``F F^T = gramian`` (from its eigendecomposition).
+
+    Example:
+        >>> g = torch.tensor([[4.0, 2.0], [2.0, 2.0]])
+        >>> f = gramian_factor(g)
+        >>> torch.allclose(f @ f.T, g, atol=1e-5)
+        True
+    """
+    values, vectors = torch.linalg.eigh(gramian.double())
+    return (vectors * values.clamp(min=0).sqrt()).to(gramian.dtype)
+
+
 class TorchJDAggregator(_WrapsTorchJD, GradientAggregator):
     """A torchjd :class:`~torchjd.aggregation.Aggregator` as a :class:`GradientAggregator`.
 
     Subclasses build the torchjd object in ``make_inner()`` from their own hyperparameters, so
     ``repr`` lists them and configs set them as constructor arguments.
+
+    ``weights_from_gramian`` answers for torchjd's Gramian-weighted aggregators (their weighting
+    reads only ``J J^T``) and for weighted aggregators whose weighting depends on the matrix only
+    through its Gramian (``gramian_determined``): those are given a ``T x T`` factor of it.
     """
+
+    gramian_determined: bool = False  # a WeightedAggregator whose weights depend on J only through J J^T
 
     def __init__(self, space: Space = "parameters") -> None:
         super().__init__(space)
@@ -104,6 +123,20 @@ class TorchJDAggregator(_WrapsTorchJD, GradientAggregator):
         if not bool(jacobian.any()):  # no gradient signal: some torchjd solvers divide by its norm
             return torch.zeros_like(jacobian[0])
         return inner(jacobian)
+
+    def weights_from_gramian(self, gramian: torch.Tensor, losses: torch.Tensor) -> torch.Tensor | None:
+        inner = self.bound_inner()
+        if isinstance(inner, GramianWeightedAggregator):
+            weighting = inner.gramian_weighting
+            stat = gramian
+        elif isinstance(inner, WeightedAggregator) and self.gramian_determined:
+            weighting = inner.weighting
+            stat = gramian_factor(gramian)
+        else:
+            return None
+        if not bool(gramian.any()):  # as forward: no gradient signal, no update
+            return torch.zeros(gramian.shape[0], dtype=gramian.dtype, device=gramian.device)
+        return weighting(stat)
 
     def trainable_parameters(self) -> Iterator[nn.Parameter]:
         return iter(())

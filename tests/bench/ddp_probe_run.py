@@ -8,8 +8,6 @@ from pathlib import Path
 import pytorch_lightning as pl
 
 from bench.callbacks import GradientProbe, RunRecord
-from bench.errors import MethodConfigError
-from bench.methods import UPGrad
 from bench.module import MultiTaskModule
 from datamodules import SyntheticScenesDataModule
 from models import MultiTaskNet
@@ -22,7 +20,6 @@ def make_net(tasks):
 if __name__ == "__main__":
     warnings.filterwarnings("ignore")
     cache, out = sys.argv[1], Path(sys.argv[2])
-    method = UPGrad() if len(sys.argv) > 3 and sys.argv[3] == "upgrad" else None
     pl.seed_everything(0)
     datamodule = SyntheticScenesDataModule(cache_dir=cache, num_train=48, num_val=8, num_test=8, height=48, width=64, batch_size=8)
     probe = GradientProbe(every_n_steps=1)
@@ -36,10 +33,6 @@ if __name__ == "__main__":
         enable_progress_bar=False,
         enable_checkpointing=False,
     )
-    try:
-        trainer.fit(MultiTaskModule(datamodule.tasks, net=make_net, method=method), datamodule=datamodule)
-    except MethodConfigError as error:
-        (out / f"refused-{trainer.global_rank}.txt").write_text(str(error))
-        sys.exit(0)
+    trainer.fit(MultiTaskModule(datamodule.tasks, net=make_net), datamodule=datamodule)
     if trainer.is_global_zero:
         (out / "probe.json").write_text(json.dumps({"world_size": trainer.world_size, "probes": probe.history}))

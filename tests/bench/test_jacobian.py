@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 import torch
 
+from bench.jacobian import aggregated_backward
 from bench.methods import GradientAggregator
 from bench.module import MultiTaskModule
 from models import MultiTaskNet
@@ -25,6 +28,13 @@ def module_with(method, tasks):
     return module
 
 
+def produce(module, images, targets):
+    """One aggregated backward through the producer, as the training step makes it."""
+    return aggregated_backward(
+        module.net, module.method, images, targets, module.training_losses, module.collective, module._batched(), contextlib.nullcontext
+    )
+
+
 def grads(module):
     return {name: p.grad.clone() for name, p in module.net.named_parameters() if p.grad is not None}
 
@@ -41,7 +51,7 @@ def test_sum_aggregator_reproduces_the_summed_loss_gradient(tiny_datamodule, spa
 
     module = module_with(SumOfRows(space=space), datamodule.tasks)
     module.jacobian_batched = batched
-    module._aggregated_backward(images, targets)
+    produce(module, images, targets)
     got = grads(module)
     assert set(got) == set(expected)
     for name in expected:
@@ -54,7 +64,7 @@ def test_parameter_jacobian_rows_are_the_per_task_gradients(tiny_datamodule):
     images, targets = next(iter(datamodule.train_dataloader()))
     method = SumOfRows()
     module = module_with(method, datamodule.tasks)
-    module._aggregated_backward(images, targets)
+    produce(module, images, targets)
     for row, name in enumerate(module.task_names):
         single = module_with(None, datamodule.tasks)
         single.task_losses(single(images), targets)[row].backward()
@@ -84,5 +94,5 @@ def test_autograd_calls_per_step(tiny_datamodule, monkeypatch):
         calls.update(grad=0, backward=0)
         module = module_with(SumOfRows(space=space), datamodule.tasks)
         module.jacobian_batched = False
-        module._aggregated_backward(images, targets)
+        produce(module, images, targets)
         assert calls == expected, space

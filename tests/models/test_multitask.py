@@ -92,3 +92,21 @@ def test_task_without_head_is_named():
         MultiTaskNet([depth_task(), edges], backbone="test_resnet")
     with pytest.raises(ModelConfigError, match="no head for task 'edges'"):
         next(MultiTaskNet([depth_task()], backbone="test_resnet", decoder_channels=8).task_parameters("edges"))
+
+
+def test_group_norm_makes_every_sample_independent_of_its_batch():
+    torch.manual_seed(0)
+    net = MultiTaskNet(TASKS, backbone="test_resnet", decoder_channels=16, norm="group")
+    assert not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in net.modules())
+    assert any(isinstance(m, torch.nn.GroupNorm) for m in net.backbone.modules())
+    images = torch.randn(4, 3, 32, 32)
+    whole, half = net(images)["depth"], net(images[:2])["depth"]
+    torch.testing.assert_close(whole[:2], half)  # in training mode: no batch statistics
+
+
+def test_sync_batch_norm_is_an_option_and_unknown_norms_are_named():
+    net = MultiTaskNet(TASKS, backbone="test_resnet", decoder_channels=16, norm="sync_batch")
+    assert any(isinstance(m, torch.nn.SyncBatchNorm) for m in net.modules())
+    assert not any(type(m) is torch.nn.BatchNorm2d for m in net.modules())
+    with pytest.raises(ModelConfigError, match="unknown norm 'layer'"):
+        MultiTaskNet(TASKS, backbone="test_resnet", norm="layer")

@@ -136,3 +136,32 @@ def test_expected_outputs_on_a_fixed_jacobian(name):
     torch.manual_seed(0)  # GradVac visits tasks in a random order
     out = bound(cls)(FIXED_JACOBIAN, FIXED_LOSSES)
     torch.testing.assert_close(out, torch.tensor(EXPECTED[name]), atol=2e-3, rtol=2e-3)
+
+
+GATHERED = {"GradDrop", "ExcessMTL", "ConFIG", "DualBalancing"}  # not of the form J^T w(J J^T)
+
+
+@pytest.mark.parametrize("cls", GRADIENT_AGGREGATORS, ids=IDS)
+def test_weights_from_the_gramian_give_the_update(cls):
+    """What DDP in feature space relies on: w(J J^T) @ J equals the method's update, over several
+    steps for stateful methods, with the same draws for randomised ones."""
+    by_matrix, by_gramian = bound(cls), bound(cls)
+    for step in range(3):
+        jacobian, losses = conflicting_jacobian(step), torch.tensor([0.5, 1.0, 2.0])
+        with torch.random.fork_rng():
+            torch.manual_seed(step)
+            expected = by_matrix(jacobian, losses)
+        with torch.random.fork_rng():
+            torch.manual_seed(step)
+            weights = by_gramian.weights_from_gramian(jacobian @ jacobian.T, losses)
+        if cls.__name__ in GATHERED:
+            assert weights is None
+            return
+        assert weights is not None and weights.shape == (3,)
+        torch.testing.assert_close(weights @ jacobian, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_a_zero_gramian_gives_no_update():
+    from bench.methods import UPGrad
+
+    assert bound(UPGrad).weights_from_gramian(torch.zeros(3, 3), torch.ones(3)).abs().sum() == 0

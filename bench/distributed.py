@@ -1,0 +1,126 @@
+"""What the training step needs of the process group: exact means, sums and gathers, and
+random draws that agree on every rank.
+
+Every collective here is a no-op in a single process, so the one training step serves 1 or N
+processes. Shards are assumed equal in size (Lightning's ``DistributedSampler`` pads the
+dataset so that every rank gets the same number of samples), so the global mean of a per-batch
+quantity is the mean of the ranks' local means.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+
+import torch
+import torch.distributed as dist
+
+# Tensors are flattened into buckets of at most this many bytes before an all-reduce (DDP's own
+# default bucket is 25 MiB): few collective calls, bounded extra memory.
+BUCKET_BYTES = 25 * 2**20
+
+
+def _active() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+class Collective:
+    """The process group as the training step sees it (the default group, or none)."""
+
+    @property
+    def world_size(self) -> int:
+        return dist.get_world_size() if _active() else 1
+
+    @property
+    def rank(self) -> int:
+        return dist.get_rank() if _active() else 0
+
+    def mean_(self, tensors: Sequence[torch.Tensor]) -> None:
+        """Average ``tensors`` over ranks, in place, in flat buckets of one dtype and device."""
+        if not _active():
+            return
+        groups: dict[tuple[torch.dtype, torch.device], list[torch.Tensor]] = {}
+        for tensor in tensors:
+            groups.setdefault((tensor.dtype, tensor.device), []).append(tensor)
+        for members in groups.values():
+            for bucket in _buckets(members):
+                flat = torch.cat([tensor.reshape(-1) for tensor in bucket])
+                dist.all_reduce(flat)
+                flat /= self.world_size
+                offset = 0
+                for tensor in bucket:
+                    tensor.copy_(flat[offset : offset + tensor.numel()].view_as(tensor))
+                    offset += tensor.numel()
+
+    def mean(self, tensor: torch.Tensor) -> torch.Tensor:
+        """The mean over ranks of ``tensor`` (a new tensor; the input is left alone)."""
+        out = tensor.detach().clone()
+        self.mean_([out])
+        return out
+
+    def sum(self, tensor: torch.Tensor) -> torch.Tensor:
+        """The sum over ranks of ``tensor`` (a new tensor)."""
+        out = tensor.detach().clone()
+        if _active():
+            dist.all_reduce(out)
+        return out
+
+    def gather(self, tensor: torch.Tensor, dim: int) -> torch.Tensor:
+        """Every rank's ``tensor`` concatenated along ``dim`` in rank order (equal shapes)."""
+        if not _active():
+            return tensor
+        parts = [torch.empty_like(tensor) for _ in range(self.world_size)]
+        dist.all_gather(parts, tensor.contiguous())
+        return torch.cat(parts, dim=dim)
+
+    def broadcast_int(self, value: int) -> int:
+        """Rank 0's ``value`` on every rank."""
+        if not _active():
+            return value
+        holder = [value]
+        dist.broadcast_object_list(holder, src=0)
+        return int(holder[0])
+
+    def mean_grads_(self, params: Sequence[torch.nn.Parameter]) -> None:
+        """Average the ``.grad`` of ``params`` over ranks (what DDP's reducer would do)."""
+        self.mean_([param.grad for param in params if param.grad is not None])
+
+
+def _buckets(tensors: Sequence[torch.Tensor]) -> Iterator[list[torch.Tensor]]:
+    bucket: list[torch.Tensor] = []
+    size = 0
+    for tensor in tensors:
+        nbytes = tensor.numel() * tensor.element_size()
+        if bucket and size + nbytes > BUCKET_BYTES:
+            yield bucket
+            bucket, size = [], 0
+        bucket.append(tensor)
+        size += nbytes
+    if bucket:
+        yield bucket
+
+
+def step_seed(base_seed: int, step: int) -> int:
+    """The seed of one training step's draws: a function of the run's seed and the step only,
+    so every rank, a single-process run and a resumed run draw the same numbers."""
+    return (base_seed * 1_000_003 + step * 7_919 + 1) % (2**63 - 1)
+
+
+@contextlib.contextmanager
+def step_rng(base_seed: int, step: int, device: torch.device) -> Iterator[None]:
+    """Draws inside the block come from torch's generators seeded by :func:`step_seed`; the
+    generators' state outside the block is left as it was.
+
+    Example:
+        >>> cpu = torch.device("cpu")
+        >>> with step_rng(0, 5, cpu):
+        ...     first = torch.rand(2)
+        >>> with step_rng(0, 5, cpu):
+        ...     again = torch.rand(2)
+        >>> bool((first == again).all())
+        True
+    """
+    devices = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(step_seed(base_seed, step))
+        yield

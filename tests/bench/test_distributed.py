@@ -1,0 +1,35 @@
+"""The collectives of the training step in one process, and the per-step random draws."""
+
+import torch
+
+from bench.distributed import BUCKET_BYTES, Collective, _buckets, step_rng, step_seed
+
+
+def test_one_process_collectives_are_the_identity():
+    collective = Collective()
+    tensor = torch.tensor([1.0, 2.0])
+    collective.mean_([tensor])
+    assert collective.world_size == 1 and collective.rank == 0
+    assert torch.equal(tensor, torch.tensor([1.0, 2.0]))
+    assert torch.equal(collective.sum(tensor), tensor) and torch.equal(collective.gather(tensor, dim=0), tensor)
+    assert collective.broadcast_int(7) == 7
+
+
+def test_buckets_are_bounded_and_keep_order():
+    big = BUCKET_BYTES // 4  # floats
+    tensors = [torch.zeros(big // 2), torch.zeros(big // 2), torch.zeros(3), torch.zeros(big)]
+    buckets = list(_buckets(tensors))
+    assert [len(bucket) for bucket in buckets] == [2, 1, 1]
+    assert [t for bucket in buckets for t in bucket] == tensors
+
+
+def test_step_draws_depend_on_the_step_only_and_leave_the_global_generator_alone():
+    torch.manual_seed(3)
+    before = torch.get_rng_state()
+    with step_rng(11, 4, torch.device("cpu")):
+        first = torch.randperm(10)
+    assert torch.equal(torch.get_rng_state(), before)
+    torch.rand(5)  # whatever else the process drew meanwhile
+    with step_rng(11, 4, torch.device("cpu")):
+        assert torch.equal(torch.randperm(10), first)
+    assert step_seed(11, 4) != step_seed(11, 5) != step_seed(12, 4)
