@@ -33,6 +33,7 @@ import argparse
 import contextlib
 import json
 import logging
+import os
 import shutil
 import subprocess
 import sys
@@ -261,29 +262,65 @@ def run_sweep(spec_path: Path, runs_dir: Path, jobs: int = 1, slurm: dict | None
     return outcome
 
 
-def _fit_after_baselines(run: PlannedRun, runs_dir: Path, planned: list[PlannedRun]) -> int:
-    """A multi-task SLURM job: write the baselines its selection needs, then fit in-process."""
-    blocked = write_baselines(planned, runs_dir)
-    if run.optimizer in blocked:
-        raise RuntimeError(f"{run.run_id}: {blocked[run.optimizer]}")
-    from bench.cli import main as cli_main
+class FitJob:
+    """One run as a submitit job, on every task (DDP rank) of it; requeued when preempted or
+    timed out, and then resumed from the run's last checkpoint.
 
-    return cli_main(["fit", *run.args])
+    SLURM sends the job ``USR2`` ``slurm_signal_delay_s`` before its time limit, or on
+    preemption; submitit then calls :meth:`checkpoint` on the first task and requeues the job
+    with what it returns: the same run with ``--ckpt_path=last``, so Lightning restores the
+    weights, optimizer, method state and loops from the last saved epoch. Under SLURM
+    Lightning reads the ranks from SLURM's variables; under submitit's local executor
+    they are exported from submitit's job environment.
+
+    Args:
+        run: the planned run.
+        runs_dir: the sweep's run folder.
+        planned: every run of the sweep, for a multi-task run: its baselines are written
+            first (the job depends on the baseline jobs); ``None`` for a baseline run.
+    """
+
+    def __init__(self, run: PlannedRun, runs_dir: Path, planned: list[PlannedRun] | None = None) -> None:
+        self.run, self.runs_dir, self.planned = run, runs_dir, planned
+
+    def __call__(self, resume: bool = False) -> int:
+        import submitit
+
+        if "SLURM_JOB_ID" not in os.environ:
+            submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
+        if self.planned is not None:
+            blocked = write_baselines(self.planned, self.runs_dir)
+            if self.run.optimizer in blocked:
+                raise RuntimeError(f"{self.run.run_id}: {blocked[self.run.optimizer]}")
+        from bench.cli import main as cli_main
+
+        code = cli_main(["fit", *self.run.args, *(["--ckpt_path=last"] if resume else [])])
+        if code != 0:
+            raise RuntimeError(f"{self.run.run_id}: mtlbench fit exited with {code}; see the job's log")
+        return code
+
+    def checkpoint(self, resume: bool = False):
+        """What submitit requeues: this run, resumed from its last checkpoint."""
+        import submitit
+
+        return submitit.helpers.DelayedSubmission(FitJob(self.run, self.runs_dir, self.planned), resume=True)
 
 
 def _submit(planned: list[PlannedRun], todo: list[PlannedRun], runs_dir: Path, slurm: dict) -> list[str]:
     """One submitit job per run: baselines first, then the multi-task runs, which on SLURM wait
-    for them (``afterany``) and elsewhere (submitit's local executor) are submitted once they end."""
+    for them (``afterany``) and elsewhere (submitit's local executor) are submitted once they end.
+    A job has ``gpus_per_node`` GPUs and as many tasks, one DDP rank each."""
     import submitit
 
     executor = submitit.AutoExecutor(folder=runs_dir / ".submitit", cluster=slurm.pop("cluster", None))
     executor.update_parameters(**slurm)
-    if slurm.get("gpus_per_node"):  # Lightning uses every GPU of the job (DDP across them)
-        todo = [replace(run, args=(*run.args, f"--trainer.devices={slurm['gpus_per_node']}")) for run in todo]
+    processes = slurm.get("tasks_per_node", 1)
+    if processes > 1:  # Lightning runs DDP across the job's tasks
+        todo = [replace(run, args=(*run.args, f"--trainer.devices={processes}", "--trainer.strategy=ddp")) for run in todo]
     submitted, first_jobs = [], []
     for run in (run for run in todo if run.baseline_of):
         shutil.rmtree(runs_dir / run.run_id, ignore_errors=True)
-        first_jobs.append(executor.submit(submitit.helpers.CommandFunction([sys.executable, "-m", "bench.cli", "fit", *run.args])))
+        first_jobs.append(executor.submit(FitJob(run, runs_dir)))
         submitted.append(run.run_id)
     if first_jobs and executor.cluster == "slurm":
         # afterany, not afterok: a failed baseline then ends the dependent jobs with a clear error
@@ -294,7 +331,7 @@ def _submit(planned: list[PlannedRun], todo: list[PlannedRun], runs_dir: Path, s
             job.wait()
     for run in (run for run in todo if not run.baseline_of):
         shutil.rmtree(runs_dir / run.run_id, ignore_errors=True)
-        executor.submit(_fit_after_baselines, run, runs_dir, planned)
+        executor.submit(FitJob(run, runs_dir, planned))
         submitted.append(run.run_id)
     return submitted
 
@@ -308,15 +345,18 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--slurm", action="store_true", help="submit one SLURM job per run with submitit")
     parser.add_argument("--slurm-partition", default=None)
     parser.add_argument("--gpus", type=int, default=1, help="GPUs per SLURM job")
-    parser.add_argument("--timeout-min", type=int, default=600)
+    parser.add_argument("--timeout-min", type=int, default=600, help="time limit of a job; it is then requeued and resumes")
+    parser.add_argument("--signal-delay-s", type=int, default=120, help="seconds before the limit at which a job is told to stop")
     parser.add_argument("--cluster", choices=["slurm", "local", "debug"], default=None, help="submitit executor (default: slurm)")
     args = parser.parse_args(argv)
     slurm = None
     if args.slurm:
-        # Lightning's SLURM environment expects one task per GPU, each a DDP rank
+        if args.gpus < 0:
+            parser.error("--gpus takes 0 (CPU jobs) or more")
+        # Lightning's SLURM environment expects one task per GPU, each a DDP rank; USR2 comes
+        # --signal-delay-s before the time limit, and the job is requeued and resumed
         slurm = {"gpus_per_node": args.gpus, "tasks_per_node": max(args.gpus, 1), "timeout_min": args.timeout_min}
-        slurm["slurm_partition"] = args.slurm_partition
-        slurm["cluster"] = args.cluster
+        slurm.update(slurm_partition=args.slurm_partition, slurm_signal_delay_s=args.signal_delay_s, cluster=args.cluster)
         slurm = {key: value for key, value in slurm.items() if value is not None}
     if args.runs is None:
         args.runs = Path("runs") / Path(args.spec).stem

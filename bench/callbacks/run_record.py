@@ -89,6 +89,7 @@ class RunRecord(Callback):
         self.config: dict[str, Any] | None = None
         self.record: dict[str, Any] = {}
         self.evaluating: str | tuple[str, int] = "selected"
+        self._restored: dict[str, Any] | None = None  # the state of a checkpoint the fit resumes from
 
     # ------------------------------------------------------------------ writing
     def _target(self, trainer: pl.Trainer) -> Path:
@@ -158,8 +159,25 @@ class RunRecord(Callback):
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._start(trainer, pl_module, "fit")
+        if self._restored is not None:  # resumed from a checkpoint (a requeued job): keep what it saw
+            self.record["metrics"]["val"] = list(self._restored.get("val", []))
+            self.record["resumed"] = list(self._restored.get("resumed", []))
         self._write(trainer)
         self._tell_loggers(trainer, "describe_run", self.record)
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._restored is not None:  # the loops are restored by now
+            self.record["resumed"].append({"epoch": trainer.current_epoch, "step": trainer.global_step, "at": _now()})
+            self._restored = None
+            self._write(trainer)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Saved in every checkpoint, so a resumed run's record keeps its validation history."""
+        metrics = self.record.get("metrics", {}) if self.record else {}
+        return {"val": metrics.get("val", []), "resumed": self.record.get("resumed", []) if self.record else []}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._restored = {"val": list(state_dict.get("val", [])), "resumed": list(state_dict.get("resumed", []))}
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # Not on_validation_epoch_end: callbacks run that hook before the module has computed

@@ -62,3 +62,13 @@ def test_user_errors_end_in_one_line(tiny_cache, tmp_path, capsys, override, exp
     err = capsys.readouterr().err.strip().splitlines()
     message = [line for line in err if line.startswith("mtlbench: error:")]
     assert len(message) == 1 and re.search(expected, message[0]), err
+
+
+def test_a_resumed_fit_keeps_the_validation_history_in_its_record(tiny_cache, tmp_path):
+    args = [*tiny_cli_args(tiny_cache, tmp_path, QUICKSTART), "--test_after_fit=false"]
+    assert main(["fit", *args, "--trainer.max_epochs=1"]) == 0
+    last = next(tmp_path.rglob("last.ckpt"))
+    assert main(["fit", *args, "--trainer.max_epochs=2", f"--ckpt_path={last}"]) == 0
+    resumed = json.loads((tmp_path / "quickstart" / "version_1" / "results.json").read_text())
+    assert [entry["epoch"] for entry in resumed["metrics"]["val"]] == [0, 1]
+    assert resumed["resumed"][0]["epoch"] == 1 and resumed["status"] == "fitted"

@@ -152,3 +152,45 @@ def test_bad_spec_is_named(tmp_path):
     path.write_text(yaml.safe_dump({"base": "x.yaml"}))
     with pytest.raises(ValueError, match="missing 'methods'"):
         load_spec(path)
+
+
+@pytest.mark.slow
+def test_a_two_process_job_is_requeued_when_signalled_and_resumes(tiny_cache, tmp_path):
+    """--slurm with 2 tasks per job through submitit's local executor: the job runs PCGrad under
+    DDP on 2 CPU processes; the timeout signal (USR2) makes it requeue itself, and the requeued
+    job resumes from the last checkpoint and completes."""
+    import signal
+    import subprocess
+    import time
+
+    import submitit
+
+    spec_path = tiny_spec(tmp_path, tiny_cache)
+    spec = yaml.safe_load(spec_path.read_text())
+    kept = [
+        arg for arg in spec["overrides"] if not arg.startswith(("--trainer.max_epochs", "--trainer.callbacks", "--trainer.enable_check"))
+    ]
+    spec["overrides"] = [*kept, "--trainer.max_epochs=8", "--model.net.init_args.norm=group"]
+    spec["methods"], spec["stl"] = {"PCGrad": str(REPO / "configs" / "method" / "pcgrad.yaml")}, False
+    spec_path.write_text(yaml.safe_dump(spec))
+    runs_dir = tmp_path / "runs"
+    slurm = {"cluster": "local", "timeout_min": 10, "tasks_per_node": 2, "gpus_per_node": 0}
+    assert run_sweep(spec_path, runs_dir, slurm=slurm)["submitted"] == ["PCGrad-Adam-lr0.003-s0"]
+    run_dir = runs_dir / "PCGrad-Adam-lr0.003-s0" / "version_0"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and not (run_dir / "checkpoints" / "last.ckpt").is_file():
+        time.sleep(0.2)
+    assert (run_dir / "checkpoints" / "last.ckpt").is_file(), "the job saved no checkpoint"
+    tasks = subprocess.run(["pgrep", "-f", f"submitit.core._submit {runs_dir}"], capture_output=True, text=True).stdout.split()
+    assert len(tasks) == 2, tasks
+    for pid in tasks:  # what SLURM sends before the time limit
+        subprocess.run(["kill", f"-{signal.Signals(submitit.JobEnvironment._usr_sig()).name[3:]}", pid], check=True)
+    record = run_dir / "results.json"
+    while time.monotonic() < deadline and not (record.is_file() and json.loads(record.read_text())["status"] == "complete"):
+        time.sleep(1)
+    final = json.loads(record.read_text())
+    assert final["status"] == "complete" and final["trainer"]["world_size"] == 2
+    assert [entry["epoch"] for entry in final["metrics"]["val"]] == list(range(8))  # the history survives the requeue
+    assert len(final["resumed"]) == 1 and final["resumed"][0]["epoch"] >= 1
+    logs = "".join(path.read_text() for path in (runs_dir / ".submitit").rglob("*_log.*"))
+    assert "Requeued job" in logs and "Restoring states from the checkpoint path" in logs and "last.ckpt" in logs
