@@ -44,6 +44,10 @@ class Collective:
             groups.setdefault((tensor.dtype, tensor.device), []).append(tensor)
         for members in groups.values():
             for bucket in _buckets(members):
+                if len(bucket) == 1 and bucket[0].is_contiguous():  # a large tensor (the Jacobian): no copy
+                    dist.all_reduce(bucket[0])
+                    bucket[0].div_(self.world_size)
+                    continue
                 flat = torch.cat([tensor.reshape(-1) for tensor in bucket])
                 dist.all_reduce(flat)
                 flat /= self.world_size
