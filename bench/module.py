@@ -220,11 +220,12 @@ class MultiTaskModule(pl.LightningModule):
             )
             if self.capture_jacobian and step.jacobian is not None:
                 self.captured = {"jacobian": step.jacobian.detach().float(), "update": step.update.detach()}
-            losses, total = step.losses, step.global_losses.sum()
+            logged, total = step.global_losses, step.global_losses.sum()
         else:
             losses = self.training_losses(self.net(images), targets)
             total = self._weighted_loss(losses)
             self.manual_backward(total)
+            logged = self.collective.mean(losses.detach())  # the whole batch's losses, as one process logs them
         if self.grad_clip_norm is not None:
             self.clip_gradients(optimizer, gradient_clip_val=self.grad_clip_norm, gradient_clip_algorithm="norm")
         optimizer.step()
@@ -233,8 +234,8 @@ class MultiTaskModule(pl.LightningModule):
             with torch.no_grad():
                 self.method.update(self.collective.mean(self.training_losses(self.net(images), targets)))
         batch_size = images.shape[0]
-        self.log("train/loss", losses.detach().sum(), prog_bar=True, on_step=True, on_epoch=True, batch_size=batch_size)
-        for name, loss in zip(self.task_names, losses.detach(), strict=True):
+        self.log("train/loss", logged.sum(), prog_bar=True, on_step=True, on_epoch=True, batch_size=batch_size)
+        for name, loss in zip(self.task_names, logged, strict=True):
             self.log(f"train/{name}/loss", loss, on_step=False, on_epoch=True, batch_size=batch_size)
         return total.detach()
 
