@@ -31,7 +31,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.cli import LightningCLI
 
 from bench.callbacks import RunRecord, StepCost
-from bench.errors import BaselineError, MethodConfigError
+from bench.errors import BaselineError, Diverged, MethodConfigError
 from bench.module import MultiTaskModule
 from datamodules import DatasetError, DenseDataModule
 from leaderboards.records import selected_validation
@@ -39,6 +39,7 @@ from models import ModelConfigError
 
 USER_ERRORS = (ModelConfigError, DatasetError, MethodConfigError, BaselineError, FileNotFoundError)
 SELECTION_MONITOR = "val/select"
+DIVERGED_EXIT = 3  # mtlbench fit's exit status for a run that diverged (2: a user error)
 
 
 class MtlbenchCLI(LightningCLI):
@@ -153,7 +154,8 @@ def user_error(error: BaseException) -> BaseException | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Console entry point; returns the process exit status (2 for a user error).
+    """Console entry point; returns the process exit status (2 for a user error, 3 for a run
+    that diverged).
 
     ``mtlbench data ...`` runs the dataset tools, ``mtlbench plot`` the gradient figures;
     everything else goes to LightningCLI.
@@ -169,6 +171,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return plot_main(args[1:])
         MtlbenchCLI(args=None if argv is None else args)
+    except Diverged as error:  # a result, recorded as such: one line, its own exit status
+        print(f"mtlbench: {error}; the run record says 'diverged'", file=sys.stderr)
+        return DIVERGED_EXIT
     except Exception as error:
         cause = user_error(error)
         if cause is None or os.environ.get("MTLBENCH_DEBUG"):

@@ -7,3 +7,16 @@ class MethodConfigError(ValueError):
 
 class BaselineError(ValueError):
     """The single-task baselines given for model selection are missing or do not fit the run."""
+
+
+class Diverged(RuntimeError):
+    """A training step produced a non-finite loss or update; the run stops at that step.
+
+    ``details`` (step, task, method, what) goes into the run record, whose status becomes
+    ``diverged``: a result of the method, listed as such by the leaderboard, not a crash.
+    """
+
+    def __init__(self, step: int, task: str | None, method: str, what: str) -> None:
+        self.details = {"step": step, "task": task, "method": method, "what": what}
+        where = f" of task '{task}'" if task else ""
+        super().__init__(f"{method} diverged at step {step}: {what}{where} is not finite")

@@ -22,7 +22,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torchmetrics import MeanMetric
 
 from bench.distributed import Collective, step_rng
-from bench.errors import BaselineError, MethodConfigError
+from bench.errors import BaselineError, Diverged, MethodConfigError
 from bench.jacobian import aggregated_backward, shared_gradient_norms
 from bench.losses import loss_for, valid_pixels
 from bench.methods import EqualWeighting, GradientAggregator, LossWeighting
@@ -226,6 +226,7 @@ class MultiTaskModule(pl.LightningModule):
             total = self._weighted_loss(losses)
             self.manual_backward(total)
             logged = self.collective.mean(losses.detach())  # the whole batch's losses, as one process logs them
+        self._stop_if_diverged(logged, total)
         if self.grad_clip_norm is not None:
             self.clip_gradients(optimizer, gradient_clip_val=self.grad_clip_norm, gradient_clip_algorithm="norm")
         optimizer.step()
@@ -238,6 +239,18 @@ class MultiTaskModule(pl.LightningModule):
         for name, loss in zip(self.task_names, logged, strict=True):
             self.log(f"train/{name}/loss", loss, on_step=False, on_epoch=True, batch_size=batch_size)
         return total.detach()
+
+    def _stop_if_diverged(self, losses: torch.Tensor, total: torch.Tensor) -> None:
+        """Raise :class:`Diverged` before the optimizer applies a non-finite loss or update. The
+        losses are the global ones and the gradients are already averaged over processes, so every
+        rank stops at the same step. One device-to-host sync per step."""
+        grads = [p.grad for p in self.parameters() if p.grad is not None]
+        grad_norm = torch.stack([grad.float().norm() for grad in grads]).norm() if grads else losses.new_zeros(())
+        if bool(torch.isfinite(losses).all() & torch.isfinite(total.detach()) & torch.isfinite(grad_norm)):
+            return
+        bad = [name for name, value in zip(self.task_names, losses.tolist(), strict=True) if not math.isfinite(value)]
+        what = "the loss" if bad else ("the weighted loss" if not math.isfinite(float(total.detach())) else "the gradient")
+        raise Diverged(self.global_step, bad[0] if bad else None, str(self.method), what)
 
     def on_train_epoch_end(self) -> None:
         self.method.on_epoch_end()

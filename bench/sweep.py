@@ -48,6 +48,8 @@ from tqdm import tqdm
 from bench.record_io import write_json_atomic
 
 RECORD = "results.json"
+FINAL_STATUSES = ("complete", "diverged")
+DIVERGED_EXIT = 3  # bench.cli.DIVERGED_EXIT (not imported: the sweep imports no trainer until it runs one)
 BASELINES = "baselines"
 
 
@@ -62,8 +64,10 @@ class PlannedRun:
         return runs_dir / self.run_id / "version_0" / RECORD
 
     def is_complete(self, runs_dir: Path) -> bool:
+        """Whether the run has its final record: complete, or diverged (a result: rerunning the
+        same seed would diverge again)."""
         try:
-            return json.loads(self.record(runs_dir).read_text()).get("status") == "complete"
+            return json.loads(self.record(runs_dir).read_text()).get("status") in FINAL_STATUSES
         except (OSError, ValueError):
             return False
 
@@ -237,6 +241,10 @@ def _run_all(todo: list[PlannedRun], runs_dir: Path, jobs: int, bar: tqdm) -> li
         return finished
 
 
+def _outcome(code: int) -> str:
+    return {0: "done", DIVERGED_EXIT: "diverged"}.get(code, "failed")
+
+
 def run_sweep(spec_path: Path, runs_dir: Path, jobs: int = 1, slurm: dict | None = None) -> dict[str, list[str]]:
     """Run what is missing, baselines first; returns the ids skipped, done, failed, blocked
     (a multi-task run whose baselines failed) or submitted."""
@@ -245,20 +253,27 @@ def run_sweep(spec_path: Path, runs_dir: Path, jobs: int = 1, slurm: dict | None
     runs_dir.mkdir(parents=True, exist_ok=True)
     planned = plan(spec, runs_dir)
     todo = [run for run in planned if not run.is_complete(runs_dir)]
-    outcome = {"skipped": [run.run_id for run in planned if run not in todo], "done": [], "failed": [], "blocked": [], "submitted": []}
+    outcome = {
+        "skipped": [run.run_id for run in planned if run not in todo],
+        "done": [],
+        "diverged": [],
+        "failed": [],
+        "blocked": [],
+        "submitted": [],
+    }
     if slurm is not None:
         outcome["submitted"] = _submit(planned, todo, runs_dir, dict(slurm))
         return outcome
     first = [run for run in todo if run.baseline_of]
     with tqdm(total=len(todo), desc="runs", unit="run") as bar:
         for run_id, code in _run_all(first, runs_dir, jobs, bar):
-            outcome["done" if code == 0 else "failed"].append(run_id)
+            outcome[_outcome(code)].append(run_id)
         blocked = write_baselines(planned, runs_dir)
         second = [run for run in todo if not run.baseline_of and run.optimizer not in blocked]
         outcome["blocked"] = [run.run_id for run in todo if not run.baseline_of and run.optimizer in blocked]
         bar.update(len(outcome["blocked"]))
         for run_id, code in _run_all(second, runs_dir, jobs, bar):
-            outcome["done" if code == 0 else "failed"].append(run_id)
+            outcome[_outcome(code)].append(run_id)
     return outcome
 
 
@@ -295,7 +310,7 @@ class FitJob:
         from bench.cli import main as cli_main
 
         code = cli_main(["fit", *self.run.args, *(["--ckpt_path=last"] if resume else [])])
-        if code != 0:
+        if code not in (0, DIVERGED_EXIT):  # a diverged run is a result, its record says so
             raise RuntimeError(f"{self.run.run_id}: mtlbench fit exited with {code}; see the job's log")
         return code
 
@@ -366,6 +381,8 @@ def main(argv: list[str]) -> int:
         print(f"failed: {run_id} (log: {args.runs / (run_id + '.log')})")
     for run_id in outcome["blocked"]:
         print(f"not started: {run_id} (its single-task baselines failed)")
+    for run_id in outcome["diverged"]:
+        print(f"diverged: {run_id} (a result: the leaderboard lists it; log: {args.runs / (run_id + '.log')})")
     if not outcome["submitted"]:
         from leaderboards.cli import render_leaderboard
 

@@ -33,6 +33,7 @@ class Run:
     seconds_per_step: float | None = None
     peak_memory_mb: float | None = None
     gradients: dict[str, float] = field(default_factory=dict)
+    divergence: str = ""  # where a diverged run stopped: "step 12: the loss of task 'depth' not finite"
 
     @property
     def is_single_task(self) -> bool:
@@ -49,6 +50,8 @@ class Run:
     @property
     def exclusion(self) -> str:
         """Why the run is left out of the tables ('' when it is not)."""
+        if self.status == "diverged":
+            return f"diverged at {self.divergence}" if self.divergence else "diverged"
         if self.status != "complete":
             return f"status {self.status}"
         if not self.test:
@@ -121,7 +124,17 @@ def parse_record(record: dict[str, Any], path: Path, test_metrics: str = "select
         seconds_per_step=timing.get("median"),
         peak_memory_mb=(record.get("cost") or {}).get("peak_memory_mb"),
         gradients=_gradient_summary(record),
+        divergence=_divergence(record.get("divergence")),
     )
+
+
+def _divergence(details: Any) -> str:
+    """Where a diverged run stopped, from the record's ``divergence`` section (plain text only)."""
+    if not isinstance(details, dict):
+        return ""
+    task = details.get("task")
+    where = f" of task '{task}'" if isinstance(task, str) else ""
+    return f"step {int(details.get('step', -1))}: {details.get('what', 'a value')!s}{where} not finite"
 
 
 def record_paths(root: Path) -> list[Path]:

@@ -17,6 +17,7 @@ from typing import Any
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Callback
 
+from bench.errors import Diverged
 from bench.record_io import write_json_atomic
 
 SCHEMA = "mtlbench.run/1"
@@ -71,7 +72,7 @@ def _mean_tasks(tables: list[dict[str, dict[str, float]]]) -> dict[str, dict[str
 class RunRecord(Callback):
     """Keeps ``results.json`` (schema ``mtlbench.run/1``) up to date in the run's log folder.
 
-    Fields: status (running / fitted / complete / failed), resolved config, seed, method,
+    Fields: status (running / fitted / complete / failed / diverged, with ``divergence``), resolved config, seed, method,
     optimizer, dataset and tasks, metric directions, per-epoch validation metrics with the
     selection score ``val/select``, the model selection, test metrics of the selected
     checkpoint and of the last epochs, cost (from callbacks that offer ``record_fields()``),
@@ -223,7 +224,11 @@ class RunRecord(Callback):
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
         if not self.record:
             return
-        self.record["status"] = "failed"
+        if isinstance(exception, Diverged):  # the method's result, not a crash
+            self.record["status"] = "diverged"
+            self.record["divergence"] = exception.details
+        else:
+            self.record["status"] = "failed"
         self.record["error"] = f"{type(exception).__name__}: {exception}"
         self._write(trainer)
         self._tell_loggers(trainer, "attach_record", self._target(trainer))

@@ -72,3 +72,13 @@ def test_a_resumed_fit_keeps_the_validation_history_in_its_record(tiny_cache, tm
     resumed = json.loads((tmp_path / "quickstart" / "version_1" / "results.json").read_text())
     assert [entry["epoch"] for entry in resumed["metrics"]["val"]] == [0, 1]
     assert resumed["resumed"][0]["epoch"] == 1 and resumed["status"] == "fitted"
+
+
+def test_a_diverging_fit_stops_at_its_step_with_one_line(tiny_cache, tmp_path, capsys):
+    args = [*tiny_args(tiny_cache, tmp_path), "--model.optimizer", str(REPO / "configs" / "optim" / "sgd.yaml")]
+    assert main(["fit", *args, "--model.optimizer.init_args.lr=1e30"]) == 3
+    record = json.loads(next(tmp_path.rglob("results.json")).read_text())
+    assert record["status"] == "diverged" and record["divergence"]["what"] in {"the loss", "the gradient"}
+    assert record["divergence"]["step"] >= 1 and record["metrics"]["test"] is None
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert line.startswith(f"mtlbench: EW diverged at step {record['divergence']['step']}: ")

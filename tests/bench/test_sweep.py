@@ -194,3 +194,24 @@ def test_a_two_process_job_is_requeued_when_signalled_and_resumes(tiny_cache, tm
     assert len(final["resumed"]) == 1 and final["resumed"][0]["epoch"] >= 1
     logs = "".join(path.read_text() for path in (runs_dir / ".submitit").rglob("*_log.*"))
     assert "Requeued job" in logs and "Restoring states from the checkpoint path" in logs and "last.ckpt" in logs
+
+
+def test_a_diverging_run_is_recorded_and_the_sweep_goes_on(tiny_cache, tmp_path):
+    spec_path = tiny_spec(tmp_path, tiny_cache)
+    spec = yaml.safe_load(spec_path.read_text())
+    nan_method = tmp_path / "nan.yaml"
+    nan_method.write_text(yaml.safe_dump({"class_path": "tests.bench.nonfinite.NaNAfter", "init_args": {"steps": 2}}))
+    spec["methods"] = {"NaN": str(nan_method), "EW": str(REPO / "configs" / "method" / "ew.yaml")}
+    spec["stl"] = False
+    spec_path.write_text(yaml.safe_dump(spec))
+    runs_dir = tmp_path / "runs"
+    outcome = run_sweep(spec_path, runs_dir)
+    assert outcome["diverged"] == ["NaN-Adam-lr0.003-s0"] and outcome["done"] == ["EW-Adam-lr0.003-s0"]
+    record = json.loads((runs_dir / "NaN-Adam-lr0.003-s0" / "version_0" / "results.json").read_text())
+    assert record["status"] == "diverged"
+    assert record["divergence"] == {"step": 2, "task": None, "method": "NaNAfter", "what": "the weighted loss"}
+    assert sorted(run_sweep(spec_path, runs_dir)["skipped"]) == ["EW-Adam-lr0.003-s0", "NaN-Adam-lr0.003-s0"]  # a result: not rerun
+    from leaderboards.cli import render_leaderboard
+
+    table = render_leaderboard(runs_dir, tmp_path / "board")
+    assert "diverged at step 2: the weighted loss not finite (NaNAfter, Adam, seed 0)" in table
