@@ -22,22 +22,34 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from jsonargparse import ArgumentError
+from lightning_fabric.utilities.exceptions import MisconfigurationException
 from pytorch_lightning import Trainer
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.cli import LightningCLI
 
 from bench.callbacks import RunRecord, StepCost
-from bench.errors import BaselineError, Diverged, MethodConfigError
+from bench.errors import BaselineError, CheckpointError, Diverged, MethodConfigError
 from bench.module import MultiTaskModule
 from datamodules import DatasetError, DenseDataModule
 from leaderboards.records import selected_validation
 from models import ModelConfigError
 
-USER_ERRORS = (ModelConfigError, DatasetError, MethodConfigError, BaselineError, FileNotFoundError)
+USER_ERRORS = (
+    ModelConfigError,
+    DatasetError,
+    MethodConfigError,
+    BaselineError,
+    CheckpointError,
+    FileNotFoundError,
+    MisconfigurationException,
+)
 SELECTION_MONITOR = "val/select"
 DIVERGED_EXIT = 3  # mtlbench fit's exit status for a run that diverged (2: a user error)
 
@@ -53,6 +65,7 @@ class MtlbenchCLI(LightningCLI):
             subclass_mode_data=True,
             auto_configure_optimizers=False,
             save_config_kwargs={"overwrite": True},
+            parser_kwargs={"exit_on_error": False},  # main() prints the one line that matters
             trainer_defaults={"callbacks": [StepCost(), RunRecord()]},
             args=args,
             run=run,
@@ -82,6 +95,15 @@ class MtlbenchCLI(LightningCLI):
         for callback in self.trainer.callbacks:
             if isinstance(callback, RunRecord):
                 callback.config = self._resolved_config()
+
+    def _parse_ckpt_path(self) -> None:
+        """Check an explicit ``--ckpt_path`` before anything reads it (LightningCLI reads its
+        hyperparameters first, with ``weights_only=True``: a checkpoint is data, never code)."""
+        subcommand = self.config.get("subcommand")
+        path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if path is not None and path not in ("last", "best", "hpc"):
+            check_checkpoint(Path(path))
+        super()._parse_ckpt_path()
 
     def before_fit(self) -> None:
         self._attach_config()
@@ -142,6 +164,21 @@ def _selection_summary(record: dict, model: MultiTaskModule, checkpoint: str | N
     }
 
 
+def check_checkpoint(path: Path) -> None:
+    """Raise a one-line :class:`CheckpointError` unless ``path`` is a whole torch checkpoint (a zip
+    archive whose every member's CRC checks out: truncated and overwritten files fail here, and
+    nothing is unpickled to find out)."""
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} not found; give the path of a .ckpt file (runs/<name>/version_<n>/checkpoints/)")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            broken = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError) as error:
+        raise CheckpointError(f"checkpoint {path} cannot be read ({error}); it is truncated or not a torch checkpoint") from None
+    if broken is not None:
+        raise CheckpointError(f"checkpoint {path} is corrupt (member {broken} fails its CRC); use an earlier checkpoint")
+
+
 def user_error(error: BaseException) -> BaseException | None:
     """The user-fixable error behind ``error`` (jsonargparse wraps errors raised while it
     instantiates classes), or ``None`` for a genuine failure whose traceback matters."""
@@ -151,6 +188,44 @@ def user_error(error: BaseException) -> BaseException | None:
             return seen
         seen = seen.__cause__ or seen.__context__
     return None
+
+
+def argument_error_line(message: str) -> str:
+    """One line from jsonargparse's multi-line error: the option and the reason that matters.
+
+    Example:
+        >>> argument_error_line('Parser key "trainer.max_epochs":\\n  - Expected a <class "int">\\n  Given value: abc')
+        "--trainer.max_epochs: 'abc' is not a valid int"
+    """
+    lines = [line.strip() for line in str(message).splitlines() if line.strip()]
+    if not lines:
+        return "invalid arguments"
+    found = re.match(r'Parser key "([^"]+)":\s*(.*)', lines[0])
+    if not found:
+        return lines[0]
+    key, body = found.group(1), [line for line in [found.group(2), *lines[1:]] if line]
+    given = next((line.split(":", 1)[1].strip() for line in body if line.startswith("Given value:")), "")
+    for index, line in enumerate(body):
+        if line.startswith("- Problem with given class_path"):  # the class was found: why it did not take the value
+            nested = []
+            for deeper in body[index + 1 :]:
+                if deeper.startswith(("- ", "Given value")):
+                    break
+                nested.append(deeper)
+            sub = re.match(r'Parser key "([^"]+)"', nested[0]) if nested else None
+            if sub and len(nested) > 1:
+                return f"--{key}.init_args.{sub.group(1)}: {nested[1]}"
+            if nested:
+                return f"--{key}: {nested[0]}"
+    reasons = [line[2:] for line in body if line.startswith("- ")]
+    paths = [m.group(1) for line in body for m in [re.search(r"Expected a path but (\S+)", line)] if m]
+    if paths:
+        value = given or paths[0]
+        return f"--{key}: '{value}' is neither an existing config file nor an importable class; check the path"
+    types = [m.group(1) for reason in reasons for m in [re.match(r"Expected a <class [\"'](\w+)[\"']>", reason)] if m]
+    if types and len(types) == len(reasons):
+        return f"--{key}: '{given}' is not a valid {' or '.join(t if t != 'NoneType' else 'null' for t in types)}"
+    return f"--{key}: {reasons[0] if reasons else ' '.join(body[:1])}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -171,11 +246,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return plot_main(args[1:])
         MtlbenchCLI(args=None if argv is None else args)
+    except ArgumentError as error:  # a bad option or config path: one line, no usage (--help has it)
+        command = f"mtlbench {args[0]}" if args and not args[0].startswith("-") else "mtlbench"
+        print(f"mtlbench: error: {argument_error_line(str(error))}; see `{command} --help`", file=sys.stderr)
+        return 2
     except Diverged as error:  # a result, recorded as such: one line, its own exit status
         print(f"mtlbench: {error}; the run record says 'diverged'", file=sys.stderr)
         return DIVERGED_EXIT
     except Exception as error:
         cause = user_error(error)
+        if cause is None and isinstance(error, OSError) and error.filename and not os.environ.get("MTLBENCH_DEBUG"):
+            print(f"mtlbench: error: {error}; check that the folder exists and is writable (the output folder options)", file=sys.stderr)
+            return 2
         if cause is None or os.environ.get("MTLBENCH_DEBUG"):
             raise
         print(f"mtlbench: error: {cause}", file=sys.stderr)

@@ -20,7 +20,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         try:
             return importlib.import_module(light[args[0]]).main(args[1:])
-        except (FileNotFoundError, ValueError) as error:
+        except (OSError, ValueError) as error:  # a missing or unwritable path, a malformed input: one line
             if os.environ.get("MTLBENCH_DEBUG"):
                 raise
             print(f"mtlbench: error: {error}", file=sys.stderr)

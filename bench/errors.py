@@ -9,6 +9,10 @@ class BaselineError(ValueError):
     """The single-task baselines given for model selection are missing or do not fit the run."""
 
 
+class CheckpointError(ValueError):
+    """A checkpoint cannot be read (missing, truncated, not a torch checkpoint); the message names it."""
+
+
 class Diverged(RuntimeError):
     """A training step produced a non-finite loss or update; the run stops at that step.
 

@@ -82,17 +82,29 @@ def load_spec(path: Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"sweep spec {path} not found")
-    spec = yaml.safe_load(path.read_text()) or {}
+    try:
+        spec = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        where = getattr(error, "problem_mark", None)
+        line = f" at line {where.line + 1}" if where is not None else ""
+        raise ValueError(f"sweep spec {path} is not valid YAML{line}: {getattr(error, 'problem', error)}") from None
+    if not isinstance(spec, dict):
+        raise ValueError(f"sweep spec {path}: expected a mapping of base, methods, optimizers, seeds (see configs/sweeps/quickstart.yaml)")
     spec.setdefault("name", path.stem)
     if spec.get("wandb") is not None and not isinstance(spec["wandb"], dict):
         raise ValueError(f"sweep spec {path}: 'wandb' takes a mapping such as {{project: mtlbench, entity: my-team}} (or {{}})")
     for key in ("base", "methods", "optimizers", "seeds"):
         if key not in spec:
             raise ValueError(f"sweep spec {path}: missing '{key}' (see configs/sweeps/quickstart.yaml)")
+    for key, kind in (("methods", dict), ("optimizers", dict), ("seeds", list)):
+        if not isinstance(spec[key], kind) or not spec[key]:
+            raise ValueError(f"sweep spec {path}: '{key}' must be a non-empty {'mapping' if kind is dict else 'list'}")
+    if not all(isinstance(seed, int) for seed in spec["seeds"]):
+        raise ValueError(f"sweep spec {path}: 'seeds' must be integers, got {spec['seeds']}")
     spec["base"] = _relative(path.parent, spec["base"])
     spec["methods"] = {name: _relative(path.parent, config) for name, config in spec["methods"].items()}
     for name, optimizer in spec["optimizers"].items():
-        if "config" not in optimizer or not optimizer.get("lr"):
+        if not isinstance(optimizer, dict) or "config" not in optimizer or not optimizer.get("lr"):
             raise ValueError(f"sweep spec {path}: optimizer '{name}' needs 'config' and a non-empty 'lr' list")
         optimizer["config"] = _relative(path.parent, optimizer["config"])
     for config in [spec["base"], *spec["methods"].values(), *(o["config"] for o in spec["optimizers"].values())]:

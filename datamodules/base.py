@@ -78,6 +78,11 @@ class DenseDataModule(pl.LightningDataModule):
         if unknown or not chosen:
             raise DatasetError(f"{type(self).__name__}: unknown task(s) {unknown or '[]'}; choose a non-empty subset of {list(known)}")
         self._tasks = [known[name] for name in chosen]
+        if batch_size < 1 or num_workers < 0 or (num_val is not None and num_val < 0):
+            raise DatasetError(
+                f"{type(self).__name__}: batch_size must be >= 1 and num_workers, num_val >= 0; "
+                f"got batch_size={batch_size}, num_workers={num_workers}, num_val={num_val}"
+            )
         self.num_val = num_val
         self.augment = augment
         self.color_jitter = color_jitter

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from datamodules.errors import DatasetError
 from datamodules.tasks import TaskSpec
 
 Sample = tuple[torch.Tensor, dict[str, torch.Tensor]]
@@ -23,7 +24,10 @@ JointTransform = Callable[[np.ndarray, dict[str, np.ndarray]], tuple[np.ndarray,
 
 def load_float32(path: Path) -> np.ndarray:
     """One .npy as a float32 array (one copy out of the memory map); HxWx1 becomes HxW."""
-    array = np.array(np.load(path, mmap_mode="r"), dtype=np.float32)
+    try:
+        array = np.array(np.load(path, mmap_mode="r"), dtype=np.float32)
+    except (OSError, ValueError) as error:
+        raise DatasetError(f"{path}: unreadable .npy ({error}); replace the file, and run `mtlbench data check` on the release") from None
     return array[..., 0] if array.ndim == 3 and array.shape[2] == 1 else array
 
 

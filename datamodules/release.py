@@ -119,11 +119,19 @@ def _structure(root: Path, spec: ReleaseSpec, splits: Sequence[str], folders: Se
     return counts, problems
 
 
+def _image_size(path: Path) -> tuple[int, int] | None:
+    """HxW of an image file, or ``None`` when it cannot be read (its own check says why)."""
+    try:
+        image = np.load(path, mmap_mode="r")
+    except (OSError, ValueError):
+        return None
+    return tuple(image.shape[:2]) if image.ndim >= 2 else None
+
+
 def _check_samples(root: Path, spec: ReleaseSpec, split: str, indices: Iterable[int], folders: Sequence[str]) -> list[str]:
     problems = []
     for index in indices:
-        image = np.load(root / split / "image" / f"{index}.npy", mmap_mode="r") if "image" in folders else None
-        size = tuple(image.shape[:2]) if image is not None and image.ndim >= 2 else None
+        size = _image_size(root / split / "image" / f"{index}.npy") if "image" in folders else None
         for folder in folders:
             problems += sample_problems(root / split / folder / f"{index}.npy", spec.modality(folder), size)
     return problems

@@ -53,15 +53,47 @@ def test_single_task_run_uses_the_same_pipeline(tiny_cache, tmp_path):
         ("--model.net.init_args.backbone=resnet19", r"unknown timm backbone 'resnet19'; close matches: .*resnet18"),
         ("--model.net.init_args.pretrained=/no/such/weights.pth", r"pretrained weights file '/no/such/weights.pth' not found"),
         ("--data.init_args.tasks=[depth, edges]", r"unknown task\(s\) \['edges'\]"),
+        ("--model.method=configs/method/nosuch.yaml", r"--model.method: 'configs/method/nosuch.yaml' is neither an existing config file"),
+        ("--model.optimizer=torch.optim.Adamm", r"--model.optimizer: 'torch.optim.Adamm' is neither an existing config file"),
+        ("--data=datamodules.NoSuchDataModule", r"--data: .*NoSuchDataModule"),
+        ("--model.method.init_args.space=nowhere", r"--model.method: Option 'space' is not accepted"),
+        ("--trainer.max_epochs=-3", r"`max_epochs` must be a non-negative integer or -1"),
+        ("--trainer.max_epochs=three", r"--trainer.max_epochs: 'three' is not a valid int or null"),
+        ("--data.init_args.batch_size=0", r"batch_size must be >= 1"),
+        ("--config=no/such/config.yaml", r"--config: File does not exist: .*no/such/config.yaml"),
+        ("--trainer.logger.init_args.save_dir={file}/runs", r"Not a directory: .*; check that the folder exists and is writable"),
+        ("--ckpt_path={file}", r"checkpoint .* cannot be read \(File is not a zip file\)"),
+        ("--ckpt_path=/no/such.ckpt", r"checkpoint /no/such.ckpt not found"),
     ],
 )
 def test_user_errors_end_in_one_line(tiny_cache, tmp_path, capsys, override, expected):
     import re
 
-    assert main(["fit", *tiny_args(tiny_cache, tmp_path), override]) == 2
+    a_file = tmp_path / "a_file"
+    a_file.write_bytes(b"not a checkpoint, and not a folder")
+    assert main(["fit", *tiny_args(tiny_cache, tmp_path), override.format(file=a_file)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     message = [line for line in err if line.startswith("mtlbench: error:")]
     assert len(message) == 1 and re.search(expected, message[0]), err
+    assert not any(line.startswith(("Traceback", "usage:")) for line in err), err
+
+
+def test_a_corrupt_checkpoint_is_named(tiny_cache, tmp_path, capsys):
+    args = [*tiny_args(tiny_cache, tmp_path), "--trainer.max_epochs=1", "--test_after_fit=false"]
+    assert main(["fit", *args]) == 0
+    last = next(tmp_path.rglob("last.ckpt"))
+    data = bytearray(last.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one flipped byte inside a tensor
+    broken = tmp_path / "flipped.ckpt"
+    broken.write_bytes(bytes(data))
+    assert main(["test", "--config", QUICKSTART, f"--ckpt_path={broken}"]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith(f"mtlbench: error: checkpoint {broken} is corrupt (member ")
+
+
+def test_help_keeps_the_full_usage(capsys):
+    with pytest.raises(SystemExit) as leaving:
+        main(["fit", "--help"])
+    assert leaving.value.code == 0 and "--model.method" in capsys.readouterr().out
 
 
 def test_a_resumed_fit_keeps_the_validation_history_in_its_record(tiny_cache, tmp_path):

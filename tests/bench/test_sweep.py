@@ -215,3 +215,32 @@ def test_a_diverging_run_is_recorded_and_the_sweep_goes_on(tiny_cache, tmp_path)
 
     table = render_leaderboard(runs_dir, tmp_path / "board")
     assert "diverged at step 2: the weighted loss not finite (NaNAfter, Adam, seed 0)" in table
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("base: x\nmethods: [a\n", "is not valid YAML at line 3"),
+        ("- a\n- b\n", "expected a mapping of base, methods, optimizers, seeds"),
+        ("base: x\nmethods: [a]\noptimizers: {}\nseeds: [0]\n", "'methods' must be a non-empty mapping"),
+        ("base: x\nmethods: {a: b}\noptimizers: {A: {config: c, lr: [1]}}\nseeds: [zero]\n", "'seeds' must be integers"),
+    ],
+)
+def test_a_malformed_spec_is_one_line(tmp_path, capsys, text, expected):
+    from bench.entry import main
+
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(text)
+    assert main(["sweep", str(spec)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and expected in err[0], err
+
+
+def test_an_unwritable_runs_folder_is_one_line(tmp_path, capsys):
+    from bench.entry import main
+
+    a_file = tmp_path / "a_file"
+    a_file.write_text("")
+    assert main(["sweep", str(REPO / "configs" / "sweeps" / "quickstart.yaml"), "--runs", str(a_file / "runs")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "Not a directory" in err[0], err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -193,3 +194,21 @@ def test_data_check_reports_every_problem(nyuv2_root, tmp_path, capsys):
     assert "NYUv2 release at" in out and "2 problem(s)" in out
     assert main(["data", "check", str(nyuv2_root)]) == 0
     assert "no problems" in capsys.readouterr().out
+
+
+def test_a_corrupt_npy_header_is_named_by_data_check_and_by_training(nyuv2_root, tmp_path, capsys):
+    def broken_header(r):
+        for path in (r / "train" / "image" / "3.npy", r / "train" / "depth" / "4.npy"):
+            data = bytearray(path.read_bytes())
+            data[6:8] = b"\x09\x00"  # an .npy format version numpy does not know
+            path.write_bytes(bytes(data))
+
+    root = corrupt(nyuv2_root, tmp_path, broken_header)
+    assert main(["data", "check", root]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert any("train/image/3.npy: unreadable .npy" in line for line in out), out
+    assert any("train/depth/4.npy: unreadable .npy" in line for line in out), out
+    from datamodules.npy_release import load_float32
+
+    with pytest.raises(DatasetError, match=r"depth/4.npy: unreadable .npy .*; replace the file"):
+        load_float32(Path(root) / "train" / "depth" / "4.npy")
