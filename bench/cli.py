@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import re
+import shutil
 import sys
-import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -35,6 +36,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.cli import LightningCLI
 
 from bench.callbacks import RunRecord, StepCost
+from bench.checkpoints import AtomicCheckpointIO, check_checkpoint, resumable_checkpoint
 from bench.errors import BaselineError, CheckpointError, Diverged, MethodConfigError
 from bench.module import MultiTaskModule
 from datamodules import DatasetError, DenseDataModule
@@ -66,7 +68,7 @@ class MtlbenchCLI(LightningCLI):
             auto_configure_optimizers=False,
             save_config_kwargs={"overwrite": True},
             parser_kwargs={"exit_on_error": False},  # main() prints the one line that matters
-            trainer_defaults={"callbacks": [StepCost(), RunRecord()]},
+            trainer_defaults={"callbacks": [StepCost(), RunRecord()], "plugins": [AtomicCheckpointIO()]},
             args=args,
             run=run,
         )
@@ -84,6 +86,9 @@ class MtlbenchCLI(LightningCLI):
     def _instantiate_trainer(self, config: dict, callbacks: list) -> Trainer:
         if config.get("enable_checkpointing") is False:  # no checkpoints: the final weights are tested
             callbacks = [callback for callback in callbacks if not isinstance(callback, ModelCheckpoint)]
+        # the checkpoint that writes last.ckpt saves last, so last.ckpt holds every other
+        # checkpoint callback's state after its save of the same epoch (a resume knows those files)
+        callbacks = sorted(callbacks, key=lambda callback: isinstance(callback, ModelCheckpoint) and bool(callback.save_last))
         return super()._instantiate_trainer(config, callbacks)
 
     def _resolved_config(self) -> dict:
@@ -95,6 +100,54 @@ class MtlbenchCLI(LightningCLI):
         for callback in self.trainer.callbacks:
             if isinstance(callback, RunRecord):
                 callback.config = self._resolved_config()
+
+    def before_instantiate_classes(self) -> None:
+        if self.subcommand == "fit":
+            self._resume_interrupted_run()
+            self._resume_in_run_folder()
+
+    def _csv_logger_args(self):
+        """The init args of the fit's first logger that writes ``save_dir/name/version_<n>``."""
+        loggers = self.config["fit"]["trainer"].get("logger")
+        for logger in loggers if isinstance(loggers, list) else [loggers]:
+            init = getattr(logger, "init_args", None)
+            if init is not None and getattr(init, "save_dir", None) and hasattr(init, "version"):
+                return init
+        return None
+
+    def _resume_interrupted_run(self) -> None:
+        """Run again, a fit whose last run folder holds the record of a run that was killed (status
+        ``running``, its process gone from this host) continues that run in its folder from its
+        last readable checkpoint, or starts it afresh there without one. The decision is made once,
+        on the first process, and handed to DDP's other processes through the environment."""
+        config, init = self.config["fit"], self._csv_logger_args()
+        if config.get("ckpt_path") or init is None or init.version is not None:
+            return
+        decided = os.environ.get(RESUME_ENV)
+        if decided is None and "LOCAL_RANK" not in os.environ:
+            decided = json.dumps(interrupted_run(Path(init.save_dir) / str(init.name or "")))
+            os.environ[RESUME_ENV] = decided
+        plan = json.loads(decided) if decided else None
+        if plan:
+            init.version, config["ckpt_path"] = plan["version"], plan["checkpoint"]
+            if "LOCAL_RANK" not in os.environ or os.environ["LOCAL_RANK"] == "0":
+                print(
+                    f"mtlbench: continuing the interrupted run in {plan['folder']} from {plan['checkpoint'] or 'its start'}",
+                    file=sys.stderr,
+                )
+
+    def _resume_in_run_folder(self) -> None:
+        """``fit --ckpt_path RUN/checkpoints/X.ckpt`` continues in RUN: a logger writing to RUN's
+        parent with no version set gets RUN's version, so the resumed run's logs and record
+        replace the interrupted run's instead of starting ``version_<n+1>``."""
+        path, init = self.config["fit"].get("ckpt_path"), self._csv_logger_args()
+        if not path or path in ("last", "best", "hpc") or init is None or init.version is not None:
+            return
+        run_dir = Path(path).resolve().parent.parent
+        if Path(path).resolve().parent.name != "checkpoints" or not run_dir.name.startswith("version_"):
+            return
+        if (Path(init.save_dir) / str(init.name or "")).resolve() == run_dir.parent:
+            init.version = int(run_dir.name.removeprefix("version_"))
 
     def _parse_ckpt_path(self) -> None:
         """Check an explicit ``--ckpt_path`` before anything reads it (LightningCLI reads its
@@ -164,19 +217,48 @@ def _selection_summary(record: dict, model: MultiTaskModule, checkpoint: str | N
     }
 
 
-def check_checkpoint(path: Path) -> None:
-    """Raise a one-line :class:`CheckpointError` unless ``path`` is a whole torch checkpoint (a zip
-    archive whose every member's CRC checks out: truncated and overwritten files fail here, and
-    nothing is unpickled to find out)."""
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} not found; give the path of a .ckpt file (runs/<name>/version_<n>/checkpoints/)")
+RESUME_ENV = "MTLBENCH_RESUME"  # the first process's decision, for DDP's other processes
+
+
+def _process_gone(record: dict) -> bool:
+    """Whether the process that wrote ``record`` has ended (only knowable on its own host)."""
+    environment = record.get("environment") or {}
+    pid = environment.get("pid")
+    if environment.get("host") != platform.node() or not isinstance(pid, int):
+        return False
     try:
-        with zipfile.ZipFile(path) as archive:
-            broken = archive.testzip()
-    except (zipfile.BadZipFile, OSError, EOFError) as error:
-        raise CheckpointError(f"checkpoint {path} cannot be read ({error}); it is truncated or not a torch checkpoint") from None
-    if broken is not None:
-        raise CheckpointError(f"checkpoint {path} is corrupt (member {broken} fails its CRC); use an earlier checkpoint")
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return pid == os.getpid()  # a pid reused by this very process: the writer is gone
+
+
+def interrupted_run(log_root: Path) -> dict | None:
+    """``{"folder", "version", "checkpoint"}`` of the newest ``version_<n>`` under ``log_root``
+    when its record says ``running`` and its process is gone, else ``None``. Without a readable
+    checkpoint the folder is cleared, to be started afresh."""
+    versions = [path for path in log_root.glob("version_*") if path.name.removeprefix("version_").isdigit()]
+    if not versions:
+        return None
+    folder = max(versions, key=lambda path: int(path.name.removeprefix("version_")))
+    try:
+        record = json.loads((folder / "results.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if record.get("status") != "running" or not _process_gone(record):
+        return None
+    checkpoint, skipped = resumable_checkpoint(folder)
+    for line in skipped:
+        print(f"mtlbench: skipped unreadable checkpoint: {line}", file=sys.stderr)
+    if checkpoint is None:
+        shutil.rmtree(folder)
+    return {
+        "folder": str(folder),
+        "version": int(folder.name.removeprefix("version_")),
+        "checkpoint": str(checkpoint) if checkpoint else None,
+    }
 
 
 def user_error(error: BaseException) -> BaseException | None:

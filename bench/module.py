@@ -27,6 +27,7 @@ from bench.jacobian import aggregated_backward, shared_gradient_norms
 from bench.losses import loss_for, valid_pixels
 from bench.methods import EqualWeighting, GradientAggregator, LossWeighting
 from bench.metrics import HIGHER_IS_BETTER, METRICS_OF_KIND, metric_for
+from bench.rng import collect_rng_states, set_rng_states
 from datamodules.tasks import TaskSpec
 from leaderboards.delta_m import delta_m
 from models import MultiTaskNet
@@ -252,11 +253,27 @@ class MultiTaskModule(pl.LightningModule):
         what = "the loss" if bad else ("the weighted loss" if not math.isfinite(float(total.detach())) else "the gradient")
         raise Diverged(self.global_step, bad[0] if bad else None, str(self.method), what)
 
-    def on_train_epoch_end(self) -> None:
+    def on_train_epoch_start(self) -> None:
+        # The previous epoch's end-of-epoch updates (DWA's epoch averages, the LR schedule) are
+        # made here, at the next epoch's start: a checkpoint taken at the end of an epoch (after
+        # its validation) then holds the state from before them, and a run resumed from it makes
+        # them exactly once, as the uninterrupted run does.
+        if self.current_epoch == 0:
+            return
         self.method.on_epoch_end()
         scheduler = self.lr_schedulers()
         if scheduler is not None:
             scheduler.step()
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Every random generator's state (torch, CUDA, numpy, Python), as plain tensors and lists."""
+        checkpoint["rng_states"] = collect_rng_states()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        # Nothing draws between this restore and the resumed epoch's data-loader iterator, as
+        # nothing draws between the checkpoint and the next epoch's iterator in the uninterrupted run.
+        if "rng_states" in checkpoint:
+            set_rng_states(checkpoint["rng_states"])
 
     # ----------------------------------------------------------------------------- evaluation
     def _evaluate(self, batch: Batch, stage: str, metrics: nn.ModuleDict) -> None:

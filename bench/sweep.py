@@ -14,9 +14,10 @@ A sweep spec (YAML, see ``configs/sweeps/``)::
     wandb: {project: mtlbench}        # optional: also log to W&B, grouped by sweep name (the file's stem)
 
 Every run gets a stable id (method, optimizer, lr, seed; ``stl-<task>`` for baselines) and the
-folder ``RUNS/<id>/version_0``. A run whose ``results.json`` says ``complete`` is skipped; any
-other run folder is cleared and the run is started again, so an interrupted sweep, rerun,
-runs only what was missing. Runs go locally, one after another in this process (``--jobs 1``,
+folder ``RUNS/<id>/version_0``. A run whose ``results.json`` says ``complete`` (or ``diverged``)
+is skipped; any other run resumes from its last readable checkpoint in its own folder, or starts
+afresh without one, so an interrupted sweep, rerun, runs only what was missing, exactly as the
+uninterrupted sweep would have. Runs go locally, one after another in this process (``--jobs 1``,
 the default: no interpreter start-up per run) or ``--jobs`` processes at a time, or to SLURM
 via submitit (one job per run).
 
@@ -189,12 +190,33 @@ def write_baselines(planned: list[PlannedRun], runs_dir: Path) -> dict[str, str]
     return blocked
 
 
+def start_or_resume(run: PlannedRun, runs_dir: Path, clear: bool = True) -> tuple[list[str], list[str]]:
+    """The ``mtlbench fit`` arguments of an unfinished run, and lines for its log.
+
+    A run folder with a readable full checkpoint resumes from it (``last.ckpt``, else the newest
+    ``best-*.ckpt``; unreadable ones are named and skipped), in the same folder: a run killed at
+    any moment loses at most the epoch it was in, and ends with the record the uninterrupted run
+    would have written. Without one, the folder is cleared and the run starts afresh."""
+    from bench.checkpoints import resumable_checkpoint
+
+    run_dir = run.record(runs_dir).parent
+    checkpoint, skipped = resumable_checkpoint(run_dir)
+    notes = [f"skipped unreadable checkpoint: {line}" for line in skipped]
+    if checkpoint is None:
+        if clear:  # (not on the ranks of a multi-process job, which all call this)
+            shutil.rmtree(runs_dir / run.run_id, ignore_errors=True)
+        return list(run.args), notes
+    return [*run.args, f"--ckpt_path={checkpoint}"], [*notes, f"resuming from {checkpoint}"]
+
+
 def _run_locally(run: PlannedRun, runs_dir: Path) -> tuple[str, int]:
     """One run in its own process, its output in ``RUNS/<id>.log``."""
-    shutil.rmtree(runs_dir / run.run_id, ignore_errors=True)  # unfinished or failed: start again
+    args, notes = start_or_resume(run, runs_dir)
     log = runs_dir / f"{run.run_id}.log"
-    with open(log, "w") as stream:
-        code = subprocess.run([sys.executable, "-m", "bench.cli", "fit", *run.args], stdout=stream, stderr=subprocess.STDOUT).returncode
+    with open(log, "a") as stream:
+        stream.writelines(f"mtlbench sweep: {note}\n" for note in notes)
+        stream.flush()
+        code = subprocess.run([sys.executable, "-m", "bench.cli", "fit", *args], stdout=stream, stderr=subprocess.STDOUT).returncode
     return run.run_id, code
 
 
@@ -223,12 +245,14 @@ def _run_in_process(run: PlannedRun, runs_dir: Path) -> tuple[str, int]:
     An exception ends the run, not the sweep; its record says ``failed``."""
     from bench.cli import main as cli_main
 
-    shutil.rmtree(runs_dir / run.run_id, ignore_errors=True)
+    args, notes = start_or_resume(run, runs_dir)
     log = runs_dir / f"{run.run_id}.log"
-    with open(log, "w") as stream, _logs_into(stream):
+    with open(log, "a") as stream, _logs_into(stream):
+        for note in notes:
+            print(f"mtlbench sweep: {note}", file=stream)
         code = 1
         try:
-            code = cli_main(["fit", *run.args])
+            code = cli_main(["fit", *args])
         except Exception as error:
             print(f"run failed: {type(error).__name__}: {error}", file=stream)
         finally:
@@ -291,12 +315,12 @@ def run_sweep(spec_path: Path, runs_dir: Path, jobs: int = 1, slurm: dict | None
 
 class FitJob:
     """One run as a submitit job, on every task (DDP rank) of it; requeued when preempted or
-    timed out, and then resumed from the run's last checkpoint.
+    timed out, and then resumed from the run's last readable checkpoint (:func:`start_or_resume`).
 
     SLURM sends the job ``USR2`` ``slurm_signal_delay_s`` before its time limit, or on
     preemption; submitit then calls :meth:`checkpoint` on the first task and requeues the job
-    with what it returns: the same run with ``--ckpt_path=last``, so Lightning restores the
-    weights, optimizer, method state and loops from the last saved epoch. Under SLURM
+    with what it returns: the same run, resumed, so Lightning restores the weights, optimizer,
+    method state, generators and loops from the last saved epoch. Under SLURM
     Lightning reads the ranks from SLURM's variables; under submitit's local executor
     they are exported from submitit's job environment.
 
@@ -321,7 +345,10 @@ class FitJob:
                 raise RuntimeError(f"{self.run.run_id}: {blocked[self.run.optimizer]}")
         from bench.cli import main as cli_main
 
-        code = cli_main(["fit", *self.run.args, *(["--ckpt_path=last"] if resume else [])])
+        args, notes = start_or_resume(self.run, self.runs_dir, clear=False) if resume else (list(self.run.args), [])
+        for note in notes:
+            print(f"mtlbench sweep: {note}", file=sys.stderr)
+        code = cli_main(["fit", *args])
         if code not in (0, DIVERGED_EXIT):  # a diverged run is a result, its record says so
             raise RuntimeError(f"{self.run.run_id}: mtlbench fit exited with {code}; see the job's log")
         return code

@@ -254,6 +254,14 @@ class GradientProbe(Callback):
                 self._directory / STATS_FILE, {"tasks": self._task_names, "every_n_steps": self.every_n_steps, "probes": self.history}
             )
 
+    def state_dict(self) -> dict[str, Any]:
+        """Saved in checkpoints, so a resumed run's statistics cover the whole run."""
+        return {"history": self.history, "epoch_start": self._epoch_start}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.history = list(state_dict.get("history", []))
+        self._epoch_start = int(state_dict.get("epoch_start", len(self.history)))
+
     def record_fields(self) -> dict[str, Any]:
         """The ``gradient_statistics`` section of the run record."""
         return {"gradient_statistics": self.summary()} if self.history else {}

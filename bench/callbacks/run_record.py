@@ -143,7 +143,7 @@ class RunRecord(Callback):
                 "max_epochs": trainer.max_epochs,
             },
             "metrics": {"val": [], "test": None, "test_weights": None, "test_last_epochs": [], "test_last_epochs_mean": None},
-            "environment": {"versions": package_versions(), "git": git_state(Path.cwd()), "host": platform.node()},
+            "environment": {"versions": package_versions(), "git": git_state(Path.cwd()), "host": platform.node(), "pid": os.getpid()},
             "error": None,
         }
 

@@ -96,12 +96,13 @@ def test_help_keeps_the_full_usage(capsys):
     assert leaving.value.code == 0 and "--model.method" in capsys.readouterr().out
 
 
-def test_a_resumed_fit_keeps_the_validation_history_in_its_record(tiny_cache, tmp_path):
+def test_a_resumed_fit_continues_its_run_folder_and_validation_history(tiny_cache, tmp_path):
     args = [*tiny_cli_args(tiny_cache, tmp_path, QUICKSTART), "--test_after_fit=false"]
     assert main(["fit", *args, "--trainer.max_epochs=1"]) == 0
     last = next(tmp_path.rglob("last.ckpt"))
     assert main(["fit", *args, "--trainer.max_epochs=2", f"--ckpt_path={last}"]) == 0
-    resumed = json.loads((tmp_path / "quickstart" / "version_1" / "results.json").read_text())
+    assert [path.parent.name for path in tmp_path.rglob("results.json")] == ["version_0"]  # resumed in its own folder
+    resumed = json.loads((tmp_path / "quickstart" / "version_0" / "results.json").read_text())
     assert [entry["epoch"] for entry in resumed["metrics"]["val"]] == [0, 1]
     assert resumed["resumed"][0]["epoch"] == 1 and resumed["status"] == "fitted"
 
