@@ -124,13 +124,14 @@ class MtlbenchCLI(LightningCLI):
         if config.get("ckpt_path") or init is None or init.version is not None:
             return
         decided = os.environ.get(RESUME_ENV)
-        if decided is None and "LOCAL_RANK" not in os.environ:
+        first = os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("NODE_RANK", "0") == "0"
+        if decided is None and first:
             decided = json.dumps(interrupted_run(Path(init.save_dir) / str(init.name or "")))
-            os.environ[RESUME_ENV] = decided
+            os.environ[RESUME_ENV] = decided  # for DDP's processes; main() removes it when the command ends
         plan = json.loads(decided) if decided else None
         if plan:
             init.version, config["ckpt_path"] = plan["version"], plan["checkpoint"]
-            if "LOCAL_RANK" not in os.environ or os.environ["LOCAL_RANK"] == "0":
+            if first:
                 print(
                     f"mtlbench: continuing the interrupted run in {plan['folder']} from {plan['checkpoint'] or 'its start'}",
                     file=sys.stderr,
@@ -318,6 +319,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     everything else goes to LightningCLI.
     """
     args = list(sys.argv[1:] if argv is None else argv)
+    inherited = RESUME_ENV in os.environ  # set by the first process for DDP's others
     try:
         if args[:1] == ["data"]:
             from bench.data_cli import main as data_main
@@ -344,6 +346,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"mtlbench: error: {cause}", file=sys.stderr)
         return 2
+    finally:
+        if not inherited:  # this command's decision, not the next one's (in-process sweeps, tests)
+            os.environ.pop(RESUME_ENV, None)
     return 0
 
 

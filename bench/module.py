@@ -324,7 +324,16 @@ class MultiTaskModule(pl.LightningModule):
 
     # ----------------------------------------------------------------------------- optimisers
     def configure_optimizers(self):
-        optimizer = self.optimizer_factory([*self.net.parameters(), *self.method.trainable_parameters()])
+        # torch checks the optimizer's and the scheduler's arguments when they are built: its
+        # ValueErrors here are the configuration's, and end the run in one line
+        try:
+            optimizer = self.optimizer_factory([*self.net.parameters(), *self.method.trainable_parameters()])
+        except (ValueError, TypeError) as error:
+            raise MethodConfigError(f"optimizer: {error}; fix --model.optimizer.init_args") from None
         if self.scheduler_factory is None:
             return optimizer
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self.scheduler_factory(optimizer), "interval": "epoch"}}
+        try:
+            scheduler = self.scheduler_factory(optimizer)
+        except (ValueError, TypeError) as error:
+            raise MethodConfigError(f"lr_scheduler: {error}; fix --model.lr_scheduler.init_args") from None
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}

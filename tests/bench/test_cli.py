@@ -64,6 +64,7 @@ def test_single_task_run_uses_the_same_pipeline(tiny_cache, tmp_path):
         ("--trainer.logger.init_args.save_dir={file}/runs", r"Not a directory: .*; check that the folder exists and is writable"),
         ("--ckpt_path={file}", r"checkpoint .* cannot be read \(File is not a zip file\)"),
         ("--ckpt_path=/no/such.ckpt", r"checkpoint /no/such.ckpt not found"),
+        ("--model.optimizer.init_args.lr=-1", r"optimizer: Invalid learning rate: -1.0; fix --model.optimizer.init_args"),
     ],
 )
 def test_user_errors_end_in_one_line(tiny_cache, tmp_path, capsys, override, expected):
