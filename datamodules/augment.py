@@ -15,7 +15,6 @@ invalid depth (0) and invalid normals (all zero) stay exactly where they were.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -54,9 +53,10 @@ class JointAugment:
         flip_probability: chance of a horizontal flip.
         color_jitter: strength of brightness / contrast / saturation jitter on the image (0 = off).
 
-    Randomness comes from albumentations' generator, seeded per process from
-    ``torch.initial_seed()``, which Lightning's ``seed_everything(workers=True)`` makes
-    distinct per DataLoader worker and reproducible per run.
+    Randomness comes from albumentations' generators, seeded for every sample by one draw from
+    torch's global generator: Lightning's ``seed_everything(workers=True)`` makes that generator
+    distinct per DataLoader worker and reproducible per run, and checkpoints save it, so a resumed
+    run augments its samples as the uninterrupted run does (with or without workers).
     """
 
     def __init__(
@@ -87,12 +87,9 @@ class JointAugment:
         if color_jitter > 0:
             steps.append(A.ColorJitter(brightness=color_jitter, contrast=color_jitter, saturation=color_jitter, hue=0.0, p=1.0))
         self.pipeline = A.ReplayCompose(steps, additional_targets={name: "mask" for name in self.modality_kinds})
-        self._seeded_pid: int | None = None
 
     def _seed(self) -> None:
-        if self._seeded_pid != os.getpid():
-            self.pipeline.set_random_seed(torch.initial_seed() % 2**32)
-            self._seeded_pid = os.getpid()
+        self.pipeline.set_random_seed(int(torch.randint(0, 2**32 - 1, ()).item()))
 
     def augment(self, image: np.ndarray, targets: dict[str, np.ndarray]) -> tuple[np.ndarray, dict[str, np.ndarray], Applied]:
         """Transform one sample and report what was applied."""

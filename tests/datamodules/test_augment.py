@@ -33,7 +33,6 @@ def test_depth_scales_the_right_way_and_labels_stay_aligned(depth_kind):
     seen_scales = set()
     for seed in range(30):
         torch.manual_seed(seed)
-        transform._seeded_pid = None  # re-seed from torch for each draw
         out_image, out, applied = transform.augment(image, {k: v.copy() for k, v in targets.items()})
         seen_scales.add(applied.scale)
         valid = out["depth"] > 0
@@ -92,3 +91,14 @@ def test_color_jitter_changes_the_image_only():
 def test_scales_below_one_are_refused():
     with pytest.raises(ValueError, match="scales must be >= 1"):
         JointAugment(H, W, "metric", KINDS, scales=(0.5,))
+
+
+def test_each_sample_is_augmented_from_torchs_generator_state():
+    """A resumed run restores torch's generator, and with it the augmentations to come."""
+    transform = JointAugment(H, W, "metric", KINDS, color_jitter=0.2)
+    image, targets = sample()
+    state = torch.get_rng_state()
+    first = [transform.augment(image, dict(targets))[2] for _ in range(8)]
+    torch.set_rng_state(state)
+    again = [transform.augment(image, dict(targets))[2] for _ in range(8)]
+    assert first == again and len(set(first)) > 1
