@@ -3,13 +3,15 @@
 torchjd (Quinton & Rey, "Jacobian Descent for Multi-Objective Optimization", 2024) implements
 most aggregators and several loss scalarizers; we wrap them instead of rewriting them. Their
 internal state (moving averages, previous weights, solver warm starts) is stored as one pickled
-blob in ``get_extra_state`` so it survives a checkpoint whatever form torchjd keeps it in.
+blob in ``get_extra_state`` so it survives a checkpoint whatever form torchjd keeps it in; it is
+read back by an unpickler that accepts only the classes such state is made of.
 Loading replaces the inner object before its parameters and buffers are loaded, so a stateful
 inner object must not own parameters trained by the model's optimizer (FAMO trains its own).
 """
 
 from __future__ import annotations
 
+import io
 import pickle
 from collections.abc import Iterator
 
@@ -19,6 +21,7 @@ from torchjd._mixins import Stateful
 from torchjd.aggregation import Aggregator, GramianWeightedAggregator, WeightedAggregator
 from torchjd.scalarization import Scalarizer
 
+from bench.errors import CheckpointError
 from bench.methods.base import GradientAggregator, LossWeighting, Space
 
 
@@ -36,8 +39,62 @@ def _state_blob(inner: nn.Module | None) -> torch.Tensor:
     return torch.frombuffer(bytearray(pickle.dumps(inner)), dtype=torch.uint8).clone()
 
 
+# What a state blob may name, and nothing else: torchjd's and cvxpy's classes (their objects are
+# the state), plain containers, numpy arrays and torch tensors. A blob from someone else's
+# checkpoint that names anything more (os.system, eval, getattr, ...) is refused, so loading a
+# checkpoint never runs code of the checkpoint's choosing.
+_BLOB_CLASS_PACKAGES = ("torchjd", "cvxpy")
+_BLOB_GLOBALS = {
+    ("builtins", name) for name in ("dict", "list", "tuple", "set", "frozenset", "slice", "complex", "float", "int", "bool", "str")
+} | {
+    ("collections", "OrderedDict"),
+    ("collections", "defaultdict"),
+    ("numpy", "dtype"),
+    ("numpy", "ndarray"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "scalar"),
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"),
+    ("torch", "device"),
+    ("torch", "Size"),
+    ("torch._utils", "_rebuild_parameter"),
+    ("torch._utils", "_rebuild_tensor_v2"),
+    ("torch.optim.adam", "Adam"),
+    ("torchjd._linalg._gramian", "compute_gramian"),
+}
+
+
+def _load_storage(data: bytes):
+    """torch's own storage unpickling, restricted to tensors (it would otherwise load anything)."""
+    return torch.load(io.BytesIO(data), weights_only=True)
+
+
+class _BlobUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str):
+        if (module, name) == ("torch.storage", "_load_from_bytes"):
+            return _load_storage
+        if module == "torch" and isinstance(getattr(torch, name, None), torch.dtype):
+            return getattr(torch, name)
+        if (module, name) in _BLOB_GLOBALS:
+            return super().find_class(module, name)
+        if module.split(".")[0] in _BLOB_CLASS_PACKAGES:
+            found = super().find_class(module, name)
+            # classes, whose constructors build state objects, and the canonicalisation rules a
+            # compiled cvxpy problem (Nash-MTL's warm start) keeps in its tables
+            if isinstance(found, type) or (module.startswith("cvxpy.reductions.") and name.endswith(("_canon", "_canon_dispatch"))):
+                return found
+        raise pickle.UnpicklingError(f"{module}.{name}")
+
+
 def _from_blob(state: torch.Tensor) -> nn.Module | None:
-    return pickle.loads(state.cpu().numpy().tobytes()) if state.numel() else None
+    if not state.numel():
+        return None
+    try:
+        return _BlobUnpickler(io.BytesIO(state.cpu().numpy().tobytes())).load()
+    except (pickle.UnpicklingError, AttributeError, ImportError, EOFError) as error:
+        raise CheckpointError(
+            f"a method's saved state names {error}, which a method state never holds; the checkpoint is corrupt or not safe to load"
+        ) from None
 
 
 def _has_stateful_child(inner: nn.Module | None) -> bool:

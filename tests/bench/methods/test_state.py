@@ -74,3 +74,26 @@ def test_repr_lists_arguments_and_str_is_the_table_name(cls):
     method = make(cls)
     assert str(method) and " " not in str(method)
     assert type(method).__name__ in repr(method)
+
+
+def test_a_method_state_that_names_code_is_refused_without_running_it(tmp_path):
+    """A checkpoint is data: a state blob that would call os.system is refused, not run."""
+    import os
+    import pickle
+
+    from bench.errors import CheckpointError
+    from bench.methods import NashMTL
+
+    marker = tmp_path / "ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    method = make(NashMTL)
+    state = method.state_dict()
+    key = next(name for name in state if name.endswith("_extra_state"))
+    state[key] = torch.frombuffer(bytearray(pickle.dumps(Payload())), dtype=torch.uint8).clone()
+    with pytest.raises(CheckpointError, match=r"names (posix|os)\.system, which a method state never holds"):
+        method.load_state_dict(state)
+    assert not marker.exists()
