@@ -37,7 +37,7 @@ from pytorch_lightning.cli import LightningCLI
 
 from bench.callbacks import RunRecord, StepCost
 from bench.checkpoints import AtomicCheckpointIO, check_checkpoint, resumable_checkpoint
-from bench.errors import BaselineError, CheckpointError, Diverged, MethodConfigError
+from bench.errors import DIVERGED_EXIT, BaselineError, CheckpointError, Diverged, MethodConfigError
 from bench.module import MultiTaskModule
 from datamodules import DatasetError, DenseDataModule
 from leaderboards.records import selected_validation
@@ -53,7 +53,7 @@ USER_ERRORS = (
     MisconfigurationException,
 )
 SELECTION_MONITOR = "val/select"
-DIVERGED_EXIT = 3  # mtlbench fit's exit status for a run that diverged (2: a user error)
+LIGHTNING_CKPT_KEYWORDS = ("last", "best", "hpc")  # --ckpt_path values Lightning resolves itself
 
 
 class MtlbenchCLI(LightningCLI):
@@ -142,7 +142,7 @@ class MtlbenchCLI(LightningCLI):
         parent with no version set gets RUN's version, so the resumed run's logs and record
         replace the interrupted run's instead of starting ``version_<n+1>``."""
         path, init = self.config["fit"].get("ckpt_path"), self._csv_logger_args()
-        if not path or path in ("last", "best", "hpc") or init is None or init.version is not None:
+        if not path or path in LIGHTNING_CKPT_KEYWORDS or init is None or init.version is not None:
             return
         run_dir = Path(path).resolve().parent.parent
         if Path(path).resolve().parent.name != "checkpoints" or not run_dir.name.startswith("version_"):
@@ -155,7 +155,7 @@ class MtlbenchCLI(LightningCLI):
         hyperparameters first, with ``weights_only=True``: a checkpoint is data, never code)."""
         subcommand = self.config.get("subcommand")
         path = self.config[subcommand].get("ckpt_path") if subcommand else None
-        if path is not None and path not in ("last", "best", "hpc"):
+        if path is not None and path not in LIGHTNING_CKPT_KEYWORDS:
             check_checkpoint(Path(path))
         super()._parse_ckpt_path()
 

@@ -77,13 +77,13 @@ class Collective:
         dist.all_gather(parts, tensor.contiguous())
         return torch.cat(parts, dim=dim)
 
-    def broadcast_int(self, value: int) -> int:
-        """Rank 0's ``value`` on every rank."""
+    def broadcast_int(self, value: int, device: torch.device) -> int:
+        """Rank 0's ``value`` on every rank (a tensor on ``device``, which NCCL needs on the GPU)."""
         if not _active():
             return value
-        holder = [value]
-        dist.broadcast_object_list(holder, src=0)
-        return int(holder[0])
+        holder = torch.tensor([value], dtype=torch.int64, device=device)
+        dist.broadcast(holder, src=0)
+        return int(holder.item())
 
     def mean_grads_(self, params: Sequence[torch.nn.Parameter]) -> None:
         """Average the ``.grad`` of ``params`` over ranks (what DDP's reducer would do)."""

@@ -9,6 +9,9 @@ class BaselineError(ValueError):
     """The single-task baselines given for model selection are missing or do not fit the run."""
 
 
+DIVERGED_EXIT = 3  # mtlbench fit's exit status for a run that diverged (2: a user error)
+
+
 class CheckpointError(ValueError):
     """A checkpoint cannot be read (missing, truncated, not a torch checkpoint); the message names it."""
 

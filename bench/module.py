@@ -182,7 +182,7 @@ class MultiTaskModule(pl.LightningModule):
                 "those of one process on the whole batch; for exact DDP use --model.net.init_args.norm sync_batch (GPUs) or group"
             )
         # the seed of the per-step draws of randomised methods: rank 0's, so every rank agrees
-        self.rng_seed = self.collective.broadcast_int(torch.initial_seed() % 2**62)
+        self.rng_seed = self.collective.broadcast_int(torch.initial_seed() % 2**62, self.device)
 
     def _batched(self) -> bool:
         return self.device.type == "cuda" if self.jacobian_batched is None else self.jacobian_batched
@@ -197,19 +197,18 @@ class MultiTaskModule(pl.LightningModule):
                 stack.enter_context(step_rng(self.rng_seed, self.global_step, self.device))
             yield
 
-    def _weighted_loss(self, losses: torch.Tensor) -> torch.Tensor:
+    def _weighted_loss(self, losses: torch.Tensor, global_losses: torch.Tensor) -> torch.Tensor:
         """The loss weighting's scalar. Under DDP it is evaluated at the global losses (the rank
         means) while gradients flow through the local ones, so DDP's average of the local
         gradients is the one-process gradient for any weighting, and stateful weightings (DWA's
         history, FAMO's previous losses, GradNorm's initial losses) see the global values."""
         if self.collective.world_size > 1:
-            losses = losses + (self.collective.mean(losses.detach()) - losses).detach()
-        if not self.method.needs_grad_norms:
-            with self._method_context():
-                return self.method(losses)
-        norms = shared_gradient_norms(losses, list(self.net.last_shared_parameters()), self.collective, self._batched())
+            losses = losses + (global_losses - losses).detach()
+        extra = {}
+        if self.method.needs_grad_norms:
+            extra["grad_norms"] = shared_gradient_norms(losses, list(self.net.last_shared_parameters()), self.collective, self._batched())
         with self._method_context():
-            return self.method(losses, grad_norms=norms)
+            return self.method(losses, **extra)
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         images, targets = batch
@@ -224,9 +223,9 @@ class MultiTaskModule(pl.LightningModule):
             logged, total = step.global_losses, step.global_losses.sum()
         else:
             losses = self.training_losses(self.net(images), targets)
-            total = self._weighted_loss(losses)
+            logged = self.collective.mean(losses.detach())  # the whole batch's losses, as one process has them
+            total = self._weighted_loss(losses, logged)
             self.manual_backward(total)
-            logged = self.collective.mean(losses.detach())  # the whole batch's losses, as one process logs them
         self._stop_if_diverged(logged, total)
         if self.grad_clip_norm is not None:
             self.clip_gradients(optimizer, gradient_clip_val=self.grad_clip_norm, gradient_clip_algorithm="norm")

@@ -46,11 +46,11 @@ from pathlib import Path
 import yaml
 from tqdm import tqdm
 
+from bench.errors import DIVERGED_EXIT
 from bench.record_io import write_json_atomic
 
 RECORD = "results.json"
 FINAL_STATUSES = ("complete", "diverged")
-DIVERGED_EXIT = 3  # bench.cli.DIVERGED_EXIT (not imported: the sweep imports no trainer until it runs one)
 BASELINES = "baselines"
 
 

@@ -12,7 +12,7 @@ def test_one_process_collectives_are_the_identity():
     assert collective.world_size == 1 and collective.rank == 0
     assert torch.equal(tensor, torch.tensor([1.0, 2.0]))
     assert torch.equal(collective.sum(tensor), tensor) and torch.equal(collective.gather(tensor, dim=0), tensor)
-    assert collective.broadcast_int(7) == 7
+    assert collective.broadcast_int(7, torch.device("cpu")) == 7
 
 
 def test_buckets_are_bounded_and_keep_order():
