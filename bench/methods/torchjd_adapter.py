@@ -93,7 +93,8 @@ def _from_blob(state: torch.Tensor) -> nn.Module | None:
         return _BlobUnpickler(io.BytesIO(state.cpu().numpy().tobytes())).load()
     except (pickle.UnpicklingError, AttributeError, ImportError, EOFError) as error:
         raise CheckpointError(
-            f"a method's saved state names {error}, which a method state never holds; the checkpoint is corrupt or not safe to load"
+            f"a method's saved state names {error}, which a method state never holds; "
+            "the checkpoint is corrupt or not safe to load: resume from one that mtlbench wrote"
         ) from None
 
 
