@@ -41,15 +41,20 @@ import torch
 from torch import nn
 
 from bench.distributed import Collective
+from bench.errors import MethodConfigError
 from bench.methods import GradientAggregator
 
 
-def _flat(grads: Sequence[torch.Tensor | None], like: Sequence[torch.Tensor], rows: int | None) -> torch.Tensor:
-    parts = []
-    for grad, ref in zip(grads, like, strict=True):
-        shape = (rows, ref.numel()) if rows is not None else (ref.numel(),)
-        parts.append(torch.zeros(shape, dtype=ref.dtype, device=ref.device) if grad is None else grad.reshape(shape))
-    return torch.cat(parts, dim=-1)
+def _fill(out: torch.Tensor, row: slice | int, grads: Sequence[torch.Tensor | None], sizes: Sequence[int]) -> None:
+    """Copy per-input gradients into ``out[row]``, input after input (zeros where unused)."""
+    offset = 0
+    for grad, size in zip(grads, sizes, strict=True):
+        target = out[row, offset : offset + size]
+        if grad is None:
+            target.zero_()
+        else:
+            target.copy_(grad.reshape(target.shape))
+        offset += size
 
 
 def task_gradients(
@@ -58,9 +63,11 @@ def task_gradients(
     grad_outputs: torch.Tensor,
     batched: bool,
     retain_graph: bool = True,
+    out: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Rows ``k`` = gradient of ``<outputs, grad_outputs[k]>`` with respect to ``inputs``,
-    flattened and concatenated: shape ``[K, sum numel(inputs)]`` (zeros where unused).
+    flattened side by side: shape ``[K, sum numel(inputs)]`` (zeros where unused), written
+    into ``out`` when given (a buffer kept across steps: no allocation, no concatenation).
 
     Example:
         >>> x = torch.tensor([1.0, 2.0], requires_grad=True)
@@ -69,28 +76,54 @@ def task_gradients(
         tensor([[2., 1.],
                 [1., 1.]])
     """
+    count = grad_outputs.shape[0]
+    sizes = [tensor.numel() for tensor in inputs]
+    if out is None:
+        out = torch.empty(count, sum(sizes), dtype=inputs[0].dtype, device=inputs[0].device)
+    elif out.shape != (count, sum(sizes)):
+        raise ValueError(f"task_gradients: out has shape {tuple(out.shape)}, expected {(count, sum(sizes))}")
     if batched:
         try:  # the graph is kept so that the loop below can still run if vmap cannot
             grads = torch.autograd.grad(
                 outputs, inputs, grad_outputs=grad_outputs, retain_graph=True, allow_unused=True, is_grads_batched=True
             )
-            return _flat(grads, inputs, rows=grad_outputs.shape[0])
+            _fill(out, slice(None), grads, sizes)
+            return out
         except RuntimeError:
             pass  # an operation without a batching rule: fall back to one backward per row
-    rows = []
-    for k in range(grad_outputs.shape[0]):
-        keep = retain_graph or k < grad_outputs.shape[0] - 1
+    for k in range(count):
+        keep = retain_graph or k < count - 1
         grads = torch.autograd.grad(outputs, inputs, grad_outputs=grad_outputs[k], retain_graph=keep, allow_unused=True)
-        rows.append(_flat(grads, inputs, rows=None))
-    return torch.stack(rows)
+        _fill(out, k, grads, sizes)
+    return out
+
+
+class JacobianBuffer:
+    """The ``[T, n]`` Jacobian's storage, allocated once and refilled every step (a fresh
+    allocation of that size costs page faults on every CPU step). A step's Jacobian is valid
+    until the next step starts."""
+
+    def __init__(self) -> None:
+        self._tensor: torch.Tensor | None = None
+
+    @property
+    def allocated(self) -> bool:
+        return self._tensor is not None
+
+    def get(self, rows: int, width: int, like: torch.Tensor) -> torch.Tensor:
+        tensor = self._tensor
+        if tensor is None or tensor.shape != (rows, width) or tensor.dtype != like.dtype or tensor.device != like.device:
+            self._tensor = tensor = torch.empty(rows, width, dtype=like.dtype, device=like.device)
+        return tensor
 
 
 def write_grads(params: Sequence[nn.Parameter], flat: torch.Tensor) -> None:
-    """Unflatten ``flat`` into the ``.grad`` of ``params`` (accumulating, as backward does)."""
+    """Unflatten ``flat`` into the ``.grad`` of ``params`` (accumulating, as backward does); an
+    empty ``.grad`` becomes a view of ``flat``, with no copy."""
     offset = 0
     for param in params:
         chunk = flat[offset : offset + param.numel()].view_as(param).to(param.dtype)
-        param.grad = chunk.clone() if param.grad is None else param.grad + chunk
+        param.grad = chunk if param.grad is None else param.grad + chunk
         offset += param.numel()
     if offset != flat.numel():
         raise ValueError(f"update has {flat.numel()} entries for {offset} parameter entries")
@@ -122,28 +155,78 @@ class AggregatedStep:
 
     losses: torch.Tensor  # this rank's task losses [T], attached to the graph
     global_losses: torch.Tensor  # the rank means [T], detached float32
-    jacobian: torch.Tensor | None  # the global parameter-space Jacobian [T, n] (parameters space only)
-    update: torch.Tensor | None  # the update of the shared parameters [n] (parameters space only)
+    jacobian: torch.Tensor | None  # the global parameter-space Jacobian [T, n] (parameters space, unchunked)
+    update: torch.Tensor | None  # the update of the shared parameters [n] (parameters space, unchunked)
+    weights: torch.Tensor | None  # the task weights w of an update J^T w (methods that report them)
 
 
 MethodContext = Callable[[], contextlib.AbstractContextManager]
 
 
-def feature_update(method: GradientAggregator, rows: torch.Tensor, losses: torch.Tensor, collective: Collective) -> torch.Tensor:
+def combine(method: GradientAggregator, jacobian: torch.Tensor, losses: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The method's update of ``jacobian`` and, for methods of the form ``J^T w``, the weights."""
+    if method.weighted:
+        weights = method.weights(jacobian, losses)
+        return weights.to(jacobian.dtype) @ jacobian, weights
+    return method(jacobian, losses), None
+
+
+def feature_update(
+    method: GradientAggregator, rows: torch.Tensor, losses: torch.Tensor, collective: Collective
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """This rank's slice of the aggregated representation gradient, scaled so that the rank
-    mean of the back-propagated slices is the gradient one process would get on the whole batch.
+    mean of the back-propagated slices is the gradient one process would get on the whole
+    batch, and the task weights when the method reports them.
 
     ``rows``: this rank's ``[T, m]`` task gradients of its own shard's representation.
     """
     world = collective.world_size
     if world == 1:
-        return method(rows, losses)
+        return combine(method, rows, losses)
     gramian = collective.sum(rows @ rows.T) / world**2
     weights = method.weights_from_gramian(gramian, losses)
     if weights is not None:  # J^T w = (1/N) [J_1^T w, ..., J_N^T w]; the rank mean supplies the 1/N
-        return weights.to(rows.dtype) @ rows
+        return weights.to(rows.dtype) @ rows, weights
     everything = collective.gather(rows, dim=1) / world
-    return method(everything, losses).view(world, -1)[collective.rank] * world
+    return method(everything, losses).view(world, -1)[collective.rank] * world, None
+
+
+def parameter_groups(params: Sequence[nn.Parameter], max_entries: int) -> list[list[nn.Parameter]]:
+    """Consecutive groups of ``params`` of at most ``max_entries`` entries (a larger tensor alone).
+
+    Example:
+        >>> sizes = [len(g) for g in parameter_groups([nn.Parameter(torch.zeros(n)) for n in (3, 3, 5, 1)], 6)]
+        >>> sizes
+        [2, 2]
+    """
+    groups: list[list[nn.Parameter]] = []
+    filled = max_entries
+    for param in params:
+        if filled + param.numel() > max_entries:
+            groups.append([])
+            filled = 0
+        groups[-1].append(param)
+        filled += param.numel()
+    return groups
+
+
+def chunked_gramian(
+    features: torch.Tensor,
+    grad_outputs: torch.Tensor,
+    shared: Sequence[nn.Parameter],
+    max_bytes: float,
+    collective: Collective,
+    batched: bool,
+) -> torch.Tensor:
+    """The global parameter-space Gramian ``J J^T`` accumulated over groups of parameters, with at
+    most ``max_bytes`` of Jacobian alive at once (one backward per task and group, graph kept)."""
+    rows = grad_outputs.shape[0]
+    gramian = torch.zeros(rows, rows, dtype=torch.float32, device=features.device)
+    for group in parameter_groups(shared, max(1, int(max_bytes // (rows * 4)))):
+        block = task_gradients(features, group, grad_outputs, batched, retain_graph=True).float()
+        collective.mean_([block])
+        gramian += block @ block.T
+    return gramian
 
 
 def aggregated_backward(
@@ -155,11 +238,16 @@ def aggregated_backward(
     collective: Collective,
     batched: bool,
     method_context: MethodContext,
+    buffer: JacobianBuffer | None = None,
+    max_jacobian_bytes: float | None = None,
 ) -> AggregatedStep:
     """Per-task gradients -> (reduced over ranks) -> aggregator -> ``.grad`` of every parameter.
 
     ``net`` is a :class:`models.MultiTaskNet`; ``method_context`` is entered around every call
-    of the method (float32, synchronised random draws).
+    of the method (float32, synchronised random draws); ``buffer`` keeps the Jacobian's storage
+    across steps. When the ``[T, n]`` Jacobian would exceed ``max_jacobian_bytes``, a method of
+    the form ``J^T w(J J^T)`` gets its Gramian by groups of parameters (:func:`chunked_gramian`)
+    and its update from one more backward pass of ``sum_k w_k L_k``; any other method is refused.
     """
     features = net.encode(images)
     detached = features.detach().requires_grad_()
@@ -169,18 +257,74 @@ def aggregated_backward(
     global_losses = collective.mean(losses.detach().float())
     if method.space == "features":
         with method_context():
-            update = feature_update(method, feature_jacobian.float(), global_losses, collective)
+            update, weights = feature_update(method, feature_jacobian.float(), global_losses, collective)
         features.backward(update.view_as(features).to(features.dtype))
         collective.mean_grads_(list(net.parameters()))
-        return AggregatedStep(losses, global_losses, None, None)
+        return AggregatedStep(losses, global_losses, None, None, weights)
     shared = list(net.shared_parameters())
-    grad_outputs = feature_jacobian.view(len(global_losses), *features.shape).to(features.dtype)
-    jacobian = task_gradients(features, shared, grad_outputs, batched, retain_graph=False)
+    count = len(global_losses)
+    grad_outputs = feature_jacobian.view(count, *features.shape).to(features.dtype)
+    width = sum(p.numel() for p in shared)
+    if max_jacobian_bytes is not None and count * width * 4 > max_jacobian_bytes:
+        gramian = chunked_gramian(features, grad_outputs, shared, max_jacobian_bytes, collective, batched)
+        with method_context():
+            weights = method.weights_from_gramian(gramian, global_losses)
+        if weights is None:
+            raise MethodConfigError(
+                f"the {count} x {width} Jacobian ({count * width * 4 / 2**20:.0f} MB) exceeds the memory allowed for it "
+                f"({max_jacobian_bytes / 2**20:.0f} MB) and {method} needs all of it (its update is not J^T w(J J^T)); "
+                "raise jacobian_memory_mb, or use space features"
+            )
+        features.backward((weights.to(grad_outputs.dtype) @ grad_outputs.flatten(1)).view_as(features))
+        collective.mean_grads_(list(net.parameters()))
+        return AggregatedStep(losses, global_losses, None, None, weights)
+    out = buffer.get(count, width, shared[0]) if buffer is not None else None
+    jacobian = task_gradients(features, shared, grad_outputs, batched, retain_graph=False, out=out)
     collective.mean_([jacobian, *(p.grad for p in head_params if p.grad is not None)])
     with method_context():
-        update = method(jacobian.float(), global_losses)
+        update, weights = combine(method, jacobian.float(), global_losses)
     write_grads(shared, update)
-    return AggregatedStep(losses, global_losses, jacobian, update)
+    return AggregatedStep(losses, global_losses, jacobian, update, weights)
+
+
+class _ScaleGradient(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, tensor: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(factor)
+        return tensor.view_as(tensor)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (factor,) = ctx.saved_tensors
+        return grad * factor.to(grad.dtype), None
+
+
+def scale_gradient(tensor: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    """``tensor`` unchanged, its gradient multiplied by ``factor`` on the way back.
+
+    Example:
+        >>> x = torch.ones(2, requires_grad=True)
+        >>> scale_gradient(x, torch.tensor(3.0)).sum().backward()
+        >>> x.grad
+        tensor([3., 3.])
+    """
+    return _ScaleGradient.apply(tensor, factor)
+
+
+def reweighted_losses(
+    net: nn.Module,
+    weights: torch.Tensor,
+    images: torch.Tensor,
+    targets: dict[str, torch.Tensor],
+    task_losses: Callable[[dict[str, torch.Tensor], dict[str, torch.Tensor]], torch.Tensor],
+) -> torch.Tensor:
+    """The task losses ``[T]`` of one forward pass in which task ``k``'s gradient reaching the
+    shared representation is scaled by ``w_k``: back-propagating their plain sum once gives the
+    shared parameters ``J^T w`` (the update of a weighted aggregator with weights ``w``) and each
+    head its own task's gradient, as :func:`aggregated_backward` does, at the cost of EW."""
+    features = net.encode(images)
+    per_task = {name: scale_gradient(features, weights[k]) for k, name in enumerate(net.task_names)}
+    return task_losses(net.decode(per_task, size=images.shape[-2:]), targets)
 
 
 def shared_gradient_norms(losses: torch.Tensor, params: Sequence[nn.Parameter], collective: Collective, batched: bool) -> torch.Tensor:

@@ -23,7 +23,7 @@ from torchmetrics import MeanMetric
 
 from bench.distributed import Collective, step_rng
 from bench.errors import BaselineError, Diverged, MethodConfigError
-from bench.jacobian import aggregated_backward, shared_gradient_norms
+from bench.jacobian import JacobianBuffer, aggregated_backward, reweighted_losses, shared_gradient_norms
 from bench.losses import loss_for, valid_pixels
 from bench.methods import EqualWeighting, GradientAggregator, LossWeighting
 from bench.metrics import HIGHER_IS_BETTER, METRICS_OF_KIND, metric_for
@@ -56,6 +56,19 @@ class MultiTaskModule(pl.LightningModule):
         grad_clip_norm: clip the global gradient norm to this value; ``None`` disables clipping.
         jacobian_batched: compute per-task gradients with one batched (vmap) backward instead of
             a loop; ``None`` chooses batched on GPUs, where it is faster, and the loop on CPUs.
+        refresh_every: for gradient aggregators whose update is ``J^T w`` (MGDA, PCGrad, CAGrad,
+            Nash-MTL, UPGrad ...): compute the weights ``w`` from the exact Jacobian every
+            ``refresh_every`` steps and, in between, take one ordinary backward pass of
+            ``sum_k w_k L_k`` with the last weights (the saving Nash-MTL's authors offer for their
+            method, made available to every such method). 1 = exact at every step.
+        jacobian_memory_mb: the most memory the parameter-space Jacobian may take; above it a
+            method of the form ``J^T w(J J^T)`` gets its Gramian by groups of parameters (about
+            T/2 more backward passes per group beyond the first) and others are refused.
+            ``None``: on GPUs, half of the memory free when the Jacobian is first needed; on CPUs,
+            no limit.
+        channels_last: keep the network and the images in channels-last memory format (faster
+            convolutions on recent GPUs and on some CPUs; ``mtlbench perf`` measures it).
+        compile: compile the backbone, the neck and the heads with ``torch.compile``.
         selection_baseline: JSON file ``{task: {metric: value}}`` of the single-task baselines'
             validation metrics (the sweep writes it). Every validation logs ``val/select``, the
             criterion checkpoints are chosen by (lower is better): the validation Delta_m (%,
@@ -71,6 +84,10 @@ class MultiTaskModule(pl.LightningModule):
         lr_scheduler: LRSchedulerCallable | None = None,
         grad_clip_norm: float | None = None,
         jacobian_batched: bool | None = None,
+        refresh_every: int = 1,
+        jacobian_memory_mb: float | None = None,
+        channels_last: bool = False,
+        compile: bool = False,
         selection_baseline: str | None = None,
     ) -> None:
         super().__init__()
@@ -86,10 +103,28 @@ class MultiTaskModule(pl.LightningModule):
         self.scheduler_factory = lr_scheduler
         self.grad_clip_norm = grad_clip_norm
         self.jacobian_batched = jacobian_batched
+        self.refresh_every = self._checked_refresh(refresh_every)
+        if self.refresh_every > 1:  # the weights in use: checkpointed, so a resumed run reuses them
+            self.register_buffer("task_weights", torch.zeros(len(self.tasks)))
+        if jacobian_memory_mb is not None and jacobian_memory_mb <= 0:
+            raise ValueError(f"jacobian_memory_mb must be positive or None, got {jacobian_memory_mb}")
+        self.jacobian_memory_mb = jacobian_memory_mb
+        self.jacobian_buffer = JacobianBuffer()
+        self.channels_last = channels_last
+        if channels_last:
+            self.net.to(memory_format=torch.channels_last)
+        if compile:
+            if self.uses_gradients:
+                # per-task gradients back-propagate through the graph more than once (retain_graph),
+                # which compiled backward functions refuse while they donate their buffers (process-wide)
+                torch._functorch.config.donated_buffer = False
+            for part in (self.net.backbone, self.net.neck, *self.net.heads.values()):
+                part.compile()
         # Set by the gradient probe on its steps: keep the parameter-space Jacobian and update
         # the method computed anyway, so probing such a method costs no backward pass.
         self.capture_jacobian = False
         self.captured: dict[str, torch.Tensor] | None = None
+        self.reported_weights: torch.Tensor | None = None  # the last exact step's task weights
         self.collective = Collective()
         self.rng_seed = 0
         self.loss_fns = {task.name: loss_for(task) for task in self.tasks}
@@ -99,6 +134,28 @@ class MultiTaskModule(pl.LightningModule):
         self.selection_baseline = self._load_baseline(selection_baseline) if selection_baseline else None
 
     # ----------------------------------------------------------------------------- helpers
+    def _checked_refresh(self, refresh_every: int) -> int:
+        if not isinstance(refresh_every, int) or refresh_every < 1:
+            raise MethodConfigError(f"refresh_every must be a positive integer, got {refresh_every!r}")
+        if refresh_every == 1:
+            return 1
+        if not isinstance(self.method, GradientAggregator):
+            raise MethodConfigError(
+                f"refresh_every applies to gradient aggregators; {self.method} is a loss weighting: set refresh_every 1"
+            )
+        if not self.method.weighted:
+            raise MethodConfigError(
+                f"{self.method}'s update is not a weighted sum of the task gradients, so it has no weights to reuse: set refresh_every 1"
+            )
+        return refresh_every
+
+    @property
+    def method_name(self) -> str:
+        """The method's name in records and tables: ``UPGrad``, ``MGDA (features)``, ``UPGrad (k=8)``."""
+        details = ["features"] if getattr(self.method, "space", "parameters") == "features" else []
+        details += [f"k={self.refresh_every}"] if self.refresh_every > 1 else []
+        return f"{self.method} ({', '.join(details)})" if details else str(self.method)
+
     def _keep_method_state_from_ddp(self) -> None:
         """Method parameters the model's optimizer does not train (FAMO's logits, stepped by its
         own optimizer from the global losses) are equal on every rank by construction; DDP's
@@ -210,22 +267,79 @@ class MultiTaskModule(pl.LightningModule):
         with self._method_context():
             return self.method(losses, **extra)
 
-    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
-        images, targets = batch
-        optimizer = self.optimizers()
+    def refreshes_at(self, step: int) -> bool:
+        """Whether the step computes the exact Jacobian (always, unless weights are reused)."""
+        return step % self.refresh_every == 0
+
+    def materializes_jacobian(self, step: int) -> bool:
+        """Whether the step will hold the whole parameter-space Jacobian (the gradient probe reuses
+        it): an aggregator in parameter space, on an exact step, within ``jacobian_memory_mb``."""
+        if not isinstance(self.method, GradientAggregator) or self.method.space != "parameters" or not self.refreshes_at(step):
+            return False
+        size = len(self.tasks) * sum(p.numel() for p in self.net.shared_parameters()) * 4
+        return self.jacobian_memory_mb is None or size <= self.jacobian_memory_mb * 2**20
+
+    def _max_jacobian_bytes(self) -> float | None:
+        if self.jacobian_memory_mb is not None:
+            return self.jacobian_memory_mb * 2**20
+        if self.device.type != "cuda" or self.jacobian_buffer.allocated:
+            return None
+        free, _ = torch.cuda.mem_get_info(self.device)
+        return 0.5 * (free + torch.cuda.memory_reserved(self.device) - torch.cuda.memory_allocated(self.device))
+
+    def _backward(self, total: torch.Tensor) -> None:
+        if self._trainer is not None:
+            self.manual_backward(total)  # through the strategy: precision plugins, DDP
+        else:
+            total.backward()
+
+    def _reweighted_step(self, images: torch.Tensor, targets: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Between refreshes: one backward pass giving the shared parameters ``J^T w`` with the
+        last exact step's weights (under DDP, the rank mean of the local ``J_r^T w`` is the global
+        one) and the heads their own gradients."""
+        losses = reweighted_losses(self.net, self.task_weights, images, targets, self.training_losses)
+        logged = self.collective.mean(losses.detach())
+        total = losses.sum()
+        self._backward(total)
+        return logged, total
+
+    def optimization_step(
+        self, images: torch.Tensor, targets: dict[str, torch.Tensor], optimizer: torch.optim.Optimizer, step: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Gradients of every parameter by the method, then the optimizer's step; returns the
+        global task losses ``[T]`` and the scalar the step stands for. ``step`` is the global step
+        (it decides when reused weights are refreshed). Runs with or without a Trainer, so
+        ``mtlbench perf`` times exactly this."""
         optimizer.zero_grad(set_to_none=True)
-        if isinstance(self.method, GradientAggregator):
-            step = aggregated_backward(
-                self.net, self.method, images, targets, self.training_losses, self.collective, self._batched(), self._method_context
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        if isinstance(self.method, GradientAggregator) and not self.refreshes_at(step):
+            logged, total = self._reweighted_step(images, targets)
+        elif isinstance(self.method, GradientAggregator):
+            result = aggregated_backward(
+                self.net,
+                self.method,
+                images,
+                targets,
+                self.training_losses,
+                self.collective,
+                self._batched(),
+                self._method_context,
+                self.jacobian_buffer,
+                self._max_jacobian_bytes(),
             )
-            if self.capture_jacobian and step.jacobian is not None:
-                self.captured = {"jacobian": step.jacobian.detach().float(), "update": step.update.detach()}
-            logged, total = step.global_losses, step.global_losses.sum()
+            if self.capture_jacobian and result.jacobian is not None:
+                self.captured = {"jacobian": result.jacobian.detach().float(), "update": result.update.detach().clone()}
+            if result.weights is not None:
+                self.reported_weights = result.weights.detach()
+                if self.refresh_every > 1:
+                    self.task_weights.copy_(result.weights)
+            logged, total = result.global_losses, result.global_losses.sum()
         else:
             losses = self.training_losses(self.net(images), targets)
             logged = self.collective.mean(losses.detach())  # the whole batch's losses, as one process has them
             total = self._weighted_loss(losses, logged)
-            self.manual_backward(total)
+            self._backward(total)
         self._stop_if_diverged(logged, total)
         if self.grad_clip_norm is not None:
             self.clip_gradients(optimizer, gradient_clip_val=self.grad_clip_norm, gradient_clip_algorithm="norm")
@@ -234,10 +348,19 @@ class MultiTaskModule(pl.LightningModule):
         if getattr(self.method, "needs_losses_after_step", False):
             with torch.no_grad():
                 self.method.update(self.collective.mean(self.training_losses(self.net(images), targets)))
+        return logged, total
+
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        images, targets = batch
+        self.reported_weights = None
+        logged, total = self.optimization_step(images, targets, self.optimizers(), self.global_step)
         batch_size = images.shape[0]
         self.log("train/loss", logged.sum(), prog_bar=True, on_step=True, on_epoch=True, batch_size=batch_size)
         for name, loss in zip(self.task_names, logged, strict=True):
             self.log(f"train/{name}/loss", loss, on_step=False, on_epoch=True, batch_size=batch_size)
+        if self.reported_weights is not None:  # the aggregator's task weights, where it reports them
+            for name, weight in zip(self.task_names, self.reported_weights, strict=True):
+                self.log(f"train/{name}/weight", weight, on_step=False, on_epoch=True, batch_size=batch_size)
         return total.detach()
 
     def _stop_if_diverged(self, losses: torch.Tensor, total: torch.Tensor) -> None:
@@ -245,7 +368,7 @@ class MultiTaskModule(pl.LightningModule):
         losses are the global ones and the gradients are already averaged over processes, so every
         rank stops at the same step. One device-to-host sync per step."""
         grads = [p.grad for p in self.parameters() if p.grad is not None]
-        grad_norm = torch.stack([grad.float().norm() for grad in grads]).norm() if grads else losses.new_zeros(())
+        grad_norm = torch.nn.utils.get_total_norm(grads) if grads else losses.new_zeros(())
         if bool(torch.isfinite(losses).all() & torch.isfinite(total.detach()) & torch.isfinite(grad_norm)):
             return
         bad = [name for name, value in zip(self.task_names, losses.tolist(), strict=True) if not math.isfinite(value)]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Literal
 
 import torch
@@ -79,11 +79,15 @@ class MultiTaskNet(nn.Module):
         self._input_size = (images.shape[-2], images.shape[-1])
         return self.neck(self.backbone(images))
 
-    def decode(self, features: torch.Tensor, size: tuple[int, int] | None = None) -> dict[str, torch.Tensor]:
-        """Per-task outputs at ``size`` (default: the size of the last encoded batch)."""
+    def decode(self, features: torch.Tensor | Mapping[str, torch.Tensor], size: tuple[int, int] | None = None) -> dict[str, torch.Tensor]:
+        """Per-task outputs at ``size`` (default: the size of the last encoded batch). ``features``
+        is the shared representation, or ``{task: representation}`` to give each head its own
+        (the same values with a differently scaled gradient, for one)."""
         size = size or self._input_size
         if size is None:
             raise RuntimeError("decode() needs an output size: call encode() first or pass size")
+        if isinstance(features, Mapping):
+            return {name: head(features[name], size) for name, head in self.heads.items()}
         return {name: head(features, size) for name, head in self.heads.items()}
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -49,7 +49,7 @@ class GradientProbe(Callback):
 
     Args:
         every_n_steps: probe cadence. At the default a probe costs about 3.3 ordinary steps on the
-            quickstart model, an overhead of about 1.8 % (``python -m bench.perf_gradient_probe``
+            quickstart model, an overhead of about 1.8 % (``mtlbench perf probe``
             measures it); the paper probed every 5 steps, which costs some 65 % more time.
         inter_sample: also compute the inter-sample statistics.
         sub_batches: number of sub-batches per task for the inter-sample statistics.
@@ -93,7 +93,7 @@ class GradientProbe(Callback):
     # ------------------------------------------------------------------ probing
     def _reuses_method_jacobian(self, pl_module) -> bool:
         method = pl_module.method
-        return isinstance(method, GradientAggregator) and method.space == "parameters" and len(pl_module.tasks) <= self.max_tasks
+        return len(pl_module.tasks) <= self.max_tasks and pl_module.materializes_jacobian(pl_module.global_step)
 
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module, batch: Any, batch_idx: int) -> None:
         if trainer.global_step % self.every_n_steps != 0:
@@ -153,9 +153,10 @@ class GradientProbe(Callback):
             return
         shared = list(pl_module.net.shared_parameters())
         if state["reuse"]:
-            captured = pl_module.captured or {}
+            captured, pl_module.capture_jacobian, pl_module.captured = pl_module.captured, False, None
+            if captured is None:  # the step chunked its Jacobian after all (GPU memory ran short): no probe
+                return
             grads, combined = captured["jacobian"], captured["update"]
-            pl_module.capture_jacobian, pl_module.captured = False, None
         else:
             grads = state["tasks"]
             combined = _flat(p.grad if p.grad is not None else torch.zeros_like(p) for p in shared)

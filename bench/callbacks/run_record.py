@@ -120,7 +120,7 @@ class RunRecord(Callback):
             "run_dir": str(self._target(trainer).parent),
             "config": self.config,
             "seed": int(os.environ["PL_GLOBAL_SEED"]) if "PL_GLOBAL_SEED" in os.environ else None,
-            "method": {"name": str(pl_module.method), "repr": repr(pl_module.method)},
+            "method": {"name": pl_module.method_name, "repr": repr(pl_module.method), "refresh_every": pl_module.refresh_every},
             "optimizer": None
             if optimizer is None
             else {

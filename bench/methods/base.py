@@ -100,6 +100,17 @@ class GradientAggregator(_Method, ABC):
     def forward(self, jacobian: torch.Tensor, losses: torch.Tensor) -> torch.Tensor:
         """``jacobian``: ``[T, n]`` float32; ``losses``: ``[T]`` detached; returns ``[n]``."""
 
+    @property
+    def weighted(self) -> bool:
+        """Whether the update is ``w @ J`` with task weights the method reports (:meth:`weights`);
+        such a method can also reuse its weights between exact steps (``refresh_every``)."""
+        return False
+
+    def weights(self, jacobian: torch.Tensor, losses: torch.Tensor) -> torch.Tensor:
+        """The task weights ``w`` of this step's update, ``forward(J) == w @ J``, in place of
+        ``forward`` (one call per step: stateful methods advance). Only for ``weighted`` methods."""
+        raise NotImplementedError(f"{self} does not combine the task gradients with weights")
+
     def weights_from_gramian(self, gramian: torch.Tensor, losses: torch.Tensor) -> torch.Tensor | None:
         """Task weights ``w`` such that ``forward(J) == w @ J``, computed from the Gramian
         ``J J^T`` alone (one call per step, like ``forward``: stateful methods advance), or

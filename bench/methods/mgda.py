@@ -69,10 +69,16 @@ class MGDA(GradientAggregator):
         self.frank_wolfe = jd.MGDA(epsilon=epsilon, max_iters=max_iters)
 
     def forward(self, jacobian: torch.Tensor, losses: torch.Tensor) -> torch.Tensor:
+        return self.weights(jacobian, losses) @ jacobian
+
+    @property
+    def weighted(self) -> bool:
+        return True
+
+    def weights(self, jacobian: torch.Tensor, losses: torch.Tensor) -> torch.Tensor:
         if self.solver == "frank_wolfe":
-            return self.frank_wolfe(jacobian)
-        weights = min_norm_weights(jacobian @ jacobian.T)
-        return weights @ jacobian
+            return self.frank_wolfe.weighting(jacobian)
+        return min_norm_weights(jacobian @ jacobian.T)
 
     def weights_from_gramian(self, gramian: torch.Tensor, losses: torch.Tensor) -> torch.Tensor:
         if self.solver == "frank_wolfe":

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 
 import torch
 from torch import nn
+from torchjd._linalg._gramian import compute_gramian
 from torchjd._mixins import Stateful
 from torchjd.aggregation import Aggregator, GramianWeightedAggregator, WeightedAggregator
 from torchjd.scalarization import Scalarizer
@@ -165,7 +166,8 @@ class TorchJDAggregator(_WrapsTorchJD, GradientAggregator):
     Subclasses build the torchjd object in ``make_inner()`` from their own hyperparameters, so
     ``repr`` lists them and configs set them as constructor arguments.
 
-    ``weights_from_gramian`` answers for torchjd's Gramian-weighted aggregators (their weighting
+    ``weights`` answers for torchjd's weighted aggregators (its weighting, then ``w @ J``, is
+    exactly what their forward computes). ``weights_from_gramian`` answers for torchjd's Gramian-weighted aggregators (their weighting
     reads only ``J J^T``) and for weighted aggregators whose weighting depends on the matrix only
     through its Gramian (``gramian_determined``): those are given a ``T x T`` factor of it.
     """
@@ -181,6 +183,21 @@ class TorchJDAggregator(_WrapsTorchJD, GradientAggregator):
         if not bool(jacobian.any()):  # no gradient signal: some torchjd solvers divide by its norm
             return torch.zeros_like(jacobian[0])
         return inner(jacobian)
+
+    @property
+    def weighted(self) -> bool:
+        return isinstance(self.bound_inner(), WeightedAggregator)
+
+    def weights(self, jacobian: torch.Tensor, losses: torch.Tensor) -> torch.Tensor:
+        inner = self.bound_inner()
+        if isinstance(inner, GramianWeightedAggregator):  # what its weighting does, with a T x T zero check
+            gramian = compute_gramian(jacobian)
+            return inner.gramian_weighting(gramian) if bool(gramian.any()) else jacobian.new_zeros(jacobian.shape[0])
+        if not isinstance(inner, WeightedAggregator):
+            return super().weights(jacobian, losses)
+        if not bool(jacobian.any()):  # as forward: no gradient signal, no update
+            return jacobian.new_zeros(jacobian.shape[0])
+        return inner.weighting(jacobian)
 
     def weights_from_gramian(self, gramian: torch.Tensor, losses: torch.Tensor) -> torch.Tensor | None:
         inner = self.bound_inner()

@@ -67,6 +67,16 @@ CONFIGS = {
         for name, make in AGGREGATORS.items()
         for space in ("parameters", "features")
     },
+    "UPGrad-parameters-k3": UPGrad,
+    "MGDA-features-k3": lambda: MGDA(space="features"),
+    "UPGrad-chunked": UPGrad,
+}
+# module options of the configurations above: weights reused between exact steps (refresh_every)
+# and the Jacobian's Gramian accumulated by groups of parameters (jacobian_memory_mb)
+MODULE_OPTIONS = {
+    "UPGrad-parameters-k3": {"refresh_every": 3},
+    "MGDA-features-k3": {"refresh_every": 3},
+    "UPGrad-chunked": {"jacobian_memory_mb": 1.0},
 }
 
 
@@ -126,7 +136,7 @@ def run(name: str, world: int, out: Path) -> None:
         limit_val_batches=0,
         default_root_dir=out,
     )
-    module = MultiTaskModule(TASKS, net=make_net, method=CONFIGS[name](), optimizer=sgd)
+    module = MultiTaskModule(TASKS, net=make_net, method=CONFIGS[name](), optimizer=sgd, **MODULE_OPTIONS.get(name, {}))
     loader = DataLoader(Shards(world, trainer.global_rank), batch_size=None, shuffle=False)
     initial = flat_parameters(module)
     trainer.fit(module, train_dataloaders=loader)

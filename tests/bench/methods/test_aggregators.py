@@ -165,3 +165,24 @@ def test_a_zero_gramian_gives_no_update():
     from bench.methods import UPGrad
 
     assert bound(UPGrad).weights_from_gramian(torch.zeros(3, 3), torch.ones(3)).abs().sum() == 0
+
+
+UNWEIGHTED = {"GradDrop", "ConFIG", "DualBalancing"}  # their update is not w @ J
+
+
+@pytest.mark.parametrize("cls", GRADIENT_AGGREGATORS, ids=IDS)
+def test_reported_weights_combine_the_jacobian_into_the_update(cls):
+    """``weights`` replaces ``forward`` in the training step (it reports them, refresh_every reuses them)."""
+    assert cls.weighted.fget(bound(cls)) == (cls.__name__ not in UNWEIGHTED)
+    if cls.__name__ in UNWEIGHTED:
+        return
+    for seed in range(3):
+        jacobian, losses = conflicting_jacobian(seed), torch.rand(3, generator=torch.Generator().manual_seed(seed)) + 0.5
+        method, twin = bound(cls), bound(cls)
+        for _ in range(2):  # stateful methods advance alike
+            torch.manual_seed(seed)
+            expected = method(jacobian, losses)
+            torch.manual_seed(seed)
+            weights = twin.weights(jacobian, losses)
+            assert weights.shape == (3,)
+            torch.testing.assert_close(weights @ jacobian, expected, atol=1e-6, rtol=1e-5)
