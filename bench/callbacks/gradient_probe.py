@@ -34,7 +34,6 @@ from pytorch_lightning.callbacks import Callback
 
 from bench import gradient_stats as gs
 from bench.jacobian import task_gradients
-from bench.methods import GradientAggregator
 from bench.record_io import write_json_atomic
 
 STATS_FILE = "gradient_stats.json"
@@ -92,7 +91,6 @@ class GradientProbe(Callback):
 
     # ------------------------------------------------------------------ probing
     def _reuses_method_jacobian(self, pl_module) -> bool:
-        method = pl_module.method
         return len(pl_module.tasks) <= self.max_tasks and pl_module.materializes_jacobian(pl_module.global_step)
 
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module, batch: Any, batch_idx: int) -> None:
