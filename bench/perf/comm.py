@@ -1,6 +1,6 @@
 """Communication per training step under DDP, for each family of method, and its time on a link.
 
-    mtlbench comm [--gpus 8] [--batch 8] [--height 288] [--width 384] [--link-gbps 100] [--tflops 200]
+    mtlbench perf comm [--gpus 8] [--batch 8] [--height 288] [--width 384] [--link-gbps 100] [--tflops 200]
 
 The model is built on the meta device (no memory, no compute): the standard NYUv2 model by
 default (ResNet-50 at output stride 8 with a DeepLabV3 ASPP, 3 tasks). Bytes are what each rank
@@ -113,7 +113,7 @@ def table(sizes: ModelSizes, gpus: int, link_gbps: float, tflops: float, step_se
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="mtlbench comm", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="mtlbench perf comm", description=__doc__.splitlines()[0])
     parser.add_argument("--gpus", type=int, default=8, help="processes (GPUs) in the DDP group")
     parser.add_argument("--batch", type=int, default=8, help="images per GPU")
     parser.add_argument("--height", type=int, default=288)

@@ -1,6 +1,6 @@
 """Loader throughput: NYUv2-layout samples per second per worker at 288x384 with augmentation.
 
-    python -m bench.perf_loader [--samples 400] [--workers 2]
+    mtlbench perf loader [--samples 400] [--workers 2]
 
 Writes a small release in the exact NYUv2 layout and dtypes (float64, as MTAN's) to a
 temporary folder, warms the page cache with one pass, then measures (1) one process reading

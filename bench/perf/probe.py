@@ -1,6 +1,6 @@
 """Training-time overhead of the gradient probe at its default cadence, measured in one run.
 
-    python -m bench.perf_gradient_probe [--steps 400] [--repeats 2] [--method configs/method/ew.yaml]
+    mtlbench perf probe [--steps 400] [--repeats 2] [--method configs/method/ew.yaml]
 
 Trains the quickstart model for ``--steps`` steps with the GradientProbe at its default
 cadence, timing every step from the first callback's start hook to the last callback's end
@@ -24,7 +24,7 @@ import pytorch_lightning as pl
 from bench.callbacks import GradientProbe
 from bench.cli import MtlbenchCLI
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 class _StepClock:

@@ -1,0 +1,68 @@
+"""``mtlbench perf``: variant grammar, per-step peak memory, and one real run on the tiny model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from bench.perf.memory import step_peak_mb
+from bench.perf.steps import main, replace_block
+from bench.perf.variants import build_variant, parse_variant
+from models import MultiTaskNet
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_variant_labels():
+    spec = parse_variant("upgrad:features@8+bf16+channels_last")
+    assert (spec.name, spec.features, spec.refresh_every, spec.options) == ("upgrad", True, 8, ("bf16", "channels_last"))
+    assert parse_variant("floor").is_reference and not parse_variant("ew").is_reference
+    for bad, message in [("UPGrad", "not of the form"), ("ew+fp8", "unknown option fp8"), ("floor@2", "take no space"), ("ew@0", "k >= 1")]:
+        with pytest.raises(ValueError, match=message):
+            parse_variant(bad)
+
+
+def test_readme_block_is_replaced_and_a_missing_one_named():
+    text = "intro\n<!-- perf:cpu -->\nold\n<!-- /perf:cpu -->\nrest\n"
+    assert replace_block(text, "cpu", "new\n", "README.md") == "intro\n<!-- perf:cpu -->\nnew\n<!-- /perf:cpu -->\nrest\n"
+    with pytest.raises(ValueError, match=r"README\.md has no '<!-- perf:gpu -->'"):
+        replace_block(text, "gpu", "new\n", "README.md")
+
+
+def test_the_step_peak_counts_the_jacobian(tiny_datamodule):
+    datamodule = tiny_datamodule()
+    datamodule.setup("fit")
+    batch = next(iter(datamodule.train_dataloader()))
+    torch.manual_seed(0)
+    net = MultiTaskNet(datamodule.tasks, backbone="test_resnet", decoder_channels=8)
+    jacobian_mb = 3 * sum(p.numel() for p in net.shared_parameters()) * 4 / 2**20
+    peaks = {}
+    for label in ("ew", "upgrad", "upgrad@4"):
+        variant = build_variant(parse_variant(label), net, datamodule.tasks, batch, REPO / "configs" / "method", torch.device("cpu"))
+        variant.run(4)  # a whole cycle: the next step is an exact one
+        peaks[label] = step_peak_mb(lambda v=variant: v.run(1), variant.module, variant.optimizer, torch.device("cpu"))
+    assert peaks["upgrad"] - peaks["ew"] > 0.9 * jacobian_mb
+    assert peaks["upgrad@4"] == pytest.approx(peaks["upgrad"], rel=0.05)  # measured on its exact step
+
+
+def test_perf_run_writes_the_record_the_table_and_the_readme_block(tiny_cache, tmp_path, monkeypatch):
+    monkeypatch.setenv("MTLBENCH_CACHE", tiny_cache)
+    readme = tmp_path / "README.md"
+    readme.write_text("# x\n<!-- perf:tiny -->\n<!-- /perf:tiny -->\n")
+    args = ["--config", str(REPO / "configs" / "perf" / "smoke.yaml"), "--name", "tiny", "--rounds", "2", "--warmup_rounds", "1"]
+    args += ["--variants", "[floor, naive, ew, upgrad@2, mgda:features]"]
+    args += ["--out", str(tmp_path / "perf.json"), "--table", str(tmp_path / "perf.md"), "--readme", str(readme)]
+    assert main(args) == 0
+    record = json.loads((tmp_path / "perf.json").read_text())
+    assert record["schema"] == "mtlbench.perf/1" and record["model"]["backbone"] == "test_resnet"
+    rows = record["variants"]
+    assert list(rows) == ["floor", "naive", "ew", "upgrad@2", "mgda:features"]
+    assert rows["ew"]["x_ew"] == 1.0 and rows["floor"]["x_floor"] == 1.0
+    assert rows["upgrad@2"]["method"] == "UPGrad (k=2)" and rows["mgda:features"]["method"] == "MGDA (features)"
+    assert all(len(row["seconds"]) == 2 and row["peak_memory_mb"] > 0 for row in rows.values())
+    table = (tmp_path / "perf.md").read_text()
+    assert "| upgrad@2 | UPGrad (k=2) |" in table and "mtlbench perf --config" in table
+    assert table in readme.read_text()
