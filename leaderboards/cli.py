@@ -16,9 +16,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+from leaderboards.costs import load_perf
 from leaderboards.records import TEST_METRICS, load_runs, record_paths
 from leaderboards.render import csv_table, latex, markdown, pareto_png
-from leaderboards.tables import build_boards
+from leaderboards.tables import apply_perf_costs, build_boards
 
 
 def _write(path: Path, text: str) -> None:
@@ -42,14 +43,18 @@ def keep_records(runs_dir: Path, out_dir: Path) -> Path:
     return target
 
 
-def render_leaderboard(runs_dir: Path, out_dir: Path, png: bool = True, test_metrics: str = "selected") -> str:
-    """Read every run record under ``runs_dir`` and write the tables into ``out_dir``."""
+def render_leaderboard(
+    runs_dir: Path, out_dir: Path, png: bool = True, test_metrics: str = "selected", perf: list[Path] | None = None
+) -> str:
+    """Read every run record under ``runs_dir`` and write the tables into ``out_dir``; the cost
+    columns come from the ``perf`` records (``mtlbench perf --out``) of the boards' models."""
     if not Path(runs_dir).is_dir():
         raise FileNotFoundError(f"runs folder {runs_dir} not found; pass the folder that holds the runs' results.json files")
     runs, problems = load_runs(runs_dir, test_metrics)
     if not runs and not problems:
         raise FileNotFoundError(f"no results.json under {runs_dir}; run `mtlbench fit` or a sweep first")
     boards = build_boards(runs)
+    apply_perf_costs(boards, [load_perf(path) for path in perf or []])
     excluded = [run for run in runs if not run.usable]
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -71,6 +76,13 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--out", type=Path, required=True, help="where to write the tables")
     parser.add_argument("--no-png", action="store_true", help="skip the Pareto figure")
     parser.add_argument(
+        "--perf",
+        type=Path,
+        action="append",
+        default=[],
+        help="a record of `mtlbench perf --out`: cost columns of the boards of its model (repeatable)",
+    )
+    parser.add_argument(
         "--test-metrics",
         choices=sorted(TEST_METRICS),
         default="selected",
@@ -88,7 +100,7 @@ def main(argv: list[str]) -> int:
             print(f"fetched {fetch_records(args.wandb, runs, args.group)} run records from W&B into {runs}")
         elif args.keep_records:
             runs = keep_records(runs, args.out)
-        print(render_leaderboard(runs, args.out, png=not args.no_png, test_metrics=args.test_metrics))
+        print(render_leaderboard(runs, args.out, png=not args.no_png, test_metrics=args.test_metrics, perf=args.perf))
     except (FileNotFoundError, RuntimeError) as error:
         print(f"mtlbench leaderboard: error: {error}", file=sys.stderr)
         return 2

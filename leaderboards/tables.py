@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from scipy import stats as scipy_stats
 
+from leaderboards.costs import PerfCosts
 from leaderboards.delta_m import delta_m, relative_changes
 from leaderboards.records import Run
 from leaderboards.selection import best_learning_rate, stl_baseline, validation_delta_m
@@ -69,6 +70,7 @@ class Board:
     val_baseline: dict[str, float] = field(default_factory=dict)  # their validation metrics, for selecting
     rows: list[Row] = field(default_factory=list)
     missing_baselines: list[str] = field(default_factory=list)
+    cost_source: str = "per-run timings (separate runs: noisy)"  # where the cost columns come from
 
     @property
     def title(self) -> str:
@@ -159,6 +161,20 @@ def _rank_and_compare(board: Board) -> None:
         return (math.inf if math.isnan(mean) else mean, row.label)
 
     board.rows.sort(key=order)
+
+
+def apply_perf_costs(boards: list[Board], perfs: list[PerfCosts]) -> None:
+    """Take each board's cost columns from the perf record of its model, where one is given:
+    the ratio to EW and the peak memory measured in one run, instead of per-run timings."""
+    for board in boards:
+        perf = next((p for p in perfs if p.backbone == board.model), None)
+        if perf is None:
+            continue
+        board.cost_source = f"`mtlbench perf` ({perf.source})"
+        for row in board.rows:
+            cost = perf.methods.get(row.method)
+            row.relative_cost = cost.x_ew if cost else None
+            row.peak_memory_mb = cost.peak_memory_mb if cost else None
 
 
 def optimizer_comparison(boards: list[Board]) -> dict[tuple[str, str], dict[str, dict[str, tuple[float, int]]]]:
