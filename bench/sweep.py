@@ -78,6 +78,17 @@ def _relative(spec_dir: Path, path: str) -> str:
     return str(candidate if candidate.is_absolute() else (spec_dir / candidate).resolve())
 
 
+def _method_entry(path: Path, name: str, entry: object) -> dict:
+    """A method of the spec: a config file, or ``{config: FILE, args: [more fit arguments]}``
+    (e.g. ``--model.refresh_every=4``), with the file made absolute."""
+    if isinstance(entry, str):
+        entry = {"config": entry}
+    args = entry.get("args", []) if isinstance(entry, dict) else None
+    if not isinstance(entry, dict) or not isinstance(entry.get("config"), str) or not isinstance(args, list):
+        raise ValueError(f"sweep spec {path}: method '{name}' must be a config file or {{config: FILE, args: [--model.refresh_every=4]}}")
+    return {"config": _relative(path.parent, entry["config"]), "args": [str(arg) for arg in args]}
+
+
 def load_spec(path: Path) -> dict:
     """The parsed spec, with every config path made absolute; one-line errors for bad specs."""
     path = Path(path)
@@ -103,12 +114,12 @@ def load_spec(path: Path) -> dict:
     if not all(isinstance(seed, int) for seed in spec["seeds"]):
         raise ValueError(f"sweep spec {path}: 'seeds' must be integers, got {spec['seeds']}")
     spec["base"] = _relative(path.parent, spec["base"])
-    spec["methods"] = {name: _relative(path.parent, config) for name, config in spec["methods"].items()}
+    spec["methods"] = {name: _method_entry(path, name, entry) for name, entry in spec["methods"].items()}
     for name, optimizer in spec["optimizers"].items():
         if not isinstance(optimizer, dict) or "config" not in optimizer or not optimizer.get("lr"):
             raise ValueError(f"sweep spec {path}: optimizer '{name}' needs 'config' and a non-empty 'lr' list")
         optimizer["config"] = _relative(path.parent, optimizer["config"])
-    for config in [spec["base"], *spec["methods"].values(), *(o["config"] for o in spec["optimizers"].values())]:
+    for config in [spec["base"], *(m["config"] for m in spec["methods"].values()), *(o["config"] for o in spec["optimizers"].values())]:
         if not Path(config).is_file():
             raise FileNotFoundError(f"sweep spec {path}: config {config} not found")
     if spec.get("stl") and not spec.get("tasks"):
@@ -137,12 +148,13 @@ def plan(spec: dict, runs_dir: Path) -> list[PlannedRun]:
     baselines, methods = [], []
     overrides = tuple(spec.get("overrides", ()))
 
-    def make(run_id: str, method: str, optimizer: dict, lr: float, seed: int, extra: tuple[str, ...]) -> tuple[str, ...]:
+    def make(run_id: str, method: dict, optimizer: dict, lr: float, seed: int, extra: tuple[str, ...]) -> tuple[str, ...]:
         return (
             "--config",
             spec["base"],
             *overrides,
-            f"--model.method={method}",
+            f"--model.method={method['config']}",
+            *method["args"],
             f"--model.optimizer={optimizer['config']}",
             f"--model.optimizer.init_args.lr={lr}",
             f"--seed_everything={seed}",
@@ -156,7 +168,7 @@ def plan(spec: dict, runs_dir: Path) -> list[PlannedRun]:
         for lr in optimizer["lr"]:
             for seed in spec["seeds"]:
                 if spec.get("stl"):
-                    ew = spec["methods"].get("EW") or next(iter(spec["methods"].values()))
+                    ew = {"config": (spec["methods"].get("EW") or next(iter(spec["methods"].values())))["config"], "args": []}
                     for task in spec["tasks"]:
                         run_id = f"stl-{task}-{opt_name}-lr{lr:g}-s{seed}"
                         args = make(run_id, ew, optimizer, lr, seed, (f"--data.init_args.tasks=[{task}]",))

@@ -49,6 +49,18 @@ def test_plan_has_stable_ids_and_baselines(tmp_path):
     assert ids == [run.run_id for run in plan(load_spec(REPO / "configs" / "sweeps" / "quickstart.yaml"), tmp_path)]
 
 
+def test_a_method_entry_can_carry_fit_arguments(tmp_path):
+    spec = load_spec(REPO / "configs" / "sweeps" / "refresh.yaml")
+    runs = {run.run_id: run.args for run in plan(spec, tmp_path)}
+    assert "--model.refresh_every=4" in runs["UPGrad-k4-Adam-lr0.001-s0"]
+    assert not any("refresh_every" in arg for arg in runs["UPGrad-Adam-lr0.001-s0"])
+    assert not any("refresh_every" in arg for arg in runs["stl-depth-SGD-lr0.05-s2"])
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({**yaml.safe_load((REPO / "configs/sweeps/refresh.yaml").read_text()), "methods": {"X": {"args": []}}}))
+    with pytest.raises(ValueError, match="method 'X' must be a config file or"):
+        load_spec(bad)
+
+
 def test_interrupted_sweep_reruns_only_what_is_missing(tiny_cache, tmp_path):
     spec = tiny_spec(tmp_path, tiny_cache)
     runs_dir = tmp_path / "runs"
