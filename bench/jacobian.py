@@ -164,11 +164,17 @@ MethodContext = Callable[[], contextlib.AbstractContextManager]
 
 
 def combine(method: GradientAggregator, jacobian: torch.Tensor, losses: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """The method's update of ``jacobian`` and, for methods of the form ``J^T w``, the weights."""
-    if method.weighted:
+    """The method's update of ``jacobian`` and, for methods of the form ``J^T w``, the weights.
+
+    Weights that depend on ``J`` only through ``J J^T`` come from the Gramian, computed once
+    here: the ``[T, n]`` Jacobian is read twice per step (Gramian, then ``w @ J``) whatever the
+    method, where a solver given ``J`` may read it more often (Nash-MTL's norm of ``w @ J``)."""
+    if not method.weighted:
+        return method(jacobian, losses), None
+    weights = method.weights_from_gramian(jacobian @ jacobian.T, losses)
+    if weights is None:
         weights = method.weights(jacobian, losses)
-        return weights.to(jacobian.dtype) @ jacobian, weights
-    return method(jacobian, losses), None
+    return weights.to(jacobian.dtype) @ jacobian, weights
 
 
 def feature_update(
