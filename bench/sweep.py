@@ -122,6 +122,13 @@ def load_spec(path: Path) -> dict:
     for config in [spec["base"], *(m["config"] for m in spec["methods"].values()), *(o["config"] for o in spec["optimizers"].values())]:
         if not Path(config).is_file():
             raise FileNotFoundError(f"sweep spec {path}: config {config} not found")
+    perf = spec.get("perf", [])
+    if not isinstance(perf, list) or not all(isinstance(item, str) for item in perf):
+        raise ValueError(f"sweep spec {path}: 'perf' lists mtlbench perf records (files) for the leaderboard's cost columns")
+    spec["perf"] = [Path(_relative(path.parent, item)) for item in perf]
+    for record in spec["perf"]:
+        if not record.is_file():
+            raise FileNotFoundError(f"sweep spec {path}: perf record {record} not found; run mtlbench perf --out {record} or drop it")
     if spec.get("stl") and not spec.get("tasks"):
         raise ValueError(f"sweep spec {path}: 'stl: true' needs the list of 'tasks'")
     return spec
@@ -438,6 +445,6 @@ def main(argv: list[str]) -> int:
         from leaderboards.cli import render_leaderboard
 
         out = args.out if args.out is not None else args.runs / "leaderboard"
-        print(render_leaderboard(args.runs, out))
+        print(render_leaderboard(args.runs, out, perf=load_spec(args.spec).get("perf")))
         print(f"leaderboard written to {out}")
     return 1 if outcome["failed"] or outcome["blocked"] else 0

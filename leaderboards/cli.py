@@ -29,12 +29,34 @@ def _write(path: Path, text: str) -> None:
     os.replace(temporary, path)
 
 
+def keep_perf(perf: list[Path], out_dir: Path) -> list[Path]:
+    """Copy the perf records to ``out_dir/perf``, beside the run records they give costs to."""
+    target = Path(out_dir) / "perf"
+    for path in perf:
+        load_perf(path)  # checked before anything is replaced
+    sources = {Path(path).resolve(): Path(path).read_bytes() for path in perf}  # read before clearing: one may live there
+    shutil.rmtree(target, ignore_errors=True)
+    kept = []
+    for path, data in sources.items():
+        target.mkdir(parents=True, exist_ok=True)
+        (target / path.name).write_bytes(data)
+        kept.append(target / path.name)
+    return kept
+
+
+def published_perf(folder: Path) -> list[Path]:
+    """The perf records a published table was rendered with (``keep_perf``)."""
+    return sorted((Path(folder) / "perf").glob("*.json"))
+
+
 def keep_records(runs_dir: Path, out_dir: Path) -> Path:
     """Copy every run record under ``runs_dir`` to ``out_dir/records`` (same relative paths), so
     a published table can be regenerated from the files beside it."""
     if not Path(runs_dir).is_dir():
         raise FileNotFoundError(f"runs folder {runs_dir} not found; pass the folder that holds the runs' results.json files")
     target = Path(out_dir) / "records"
+    if target.resolve() == Path(runs_dir).resolve():  # republishing from the published records: keep them
+        return target
     shutil.rmtree(target, ignore_errors=True)
     for path in record_paths(runs_dir):
         relative = path.relative_to(runs_dir)
@@ -72,7 +94,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("runs", type=Path, nargs="?", help="folder holding run folders with results.json")
     parser.add_argument("--wandb", metavar="ENTITY/PROJECT", default=None, help="read the run records uploaded to this W&B project")
     parser.add_argument("--group", default=None, help="with --wandb: only this W&B group (a sweep's name)")
-    parser.add_argument("--keep-records", action="store_true", help="copy the records to OUT/records and render from those (publishing)")
+    parser.add_argument(
+        "--keep-records", action="store_true", help="copy the records to OUT/records (and --perf to OUT/perf) and render from those (publishing)"
+    )
     parser.add_argument("--out", type=Path, required=True, help="where to write the tables")
     parser.add_argument("--no-png", action="store_true", help="skip the Pareto figure")
     parser.add_argument(
@@ -100,6 +124,7 @@ def main(argv: list[str]) -> int:
             print(f"fetched {fetch_records(args.wandb, runs, args.group)} run records from W&B into {runs}")
         elif args.keep_records:
             runs = keep_records(runs, args.out)
+            args.perf = keep_perf(args.perf, args.out)
         print(render_leaderboard(runs, args.out, png=not args.no_png, test_metrics=args.test_metrics, perf=args.perf))
     except (FileNotFoundError, RuntimeError) as error:
         print(f"mtlbench leaderboard: error: {error}", file=sys.stderr)

@@ -79,3 +79,21 @@ def test_a_malformed_record_is_one_line(tmp_path, capsys, change, message):
     runs = write_fixture_runs(tmp_path / "runs")
     with pytest.raises(ValueError, match=message):  # the console script prints it as one line
         main([str(runs), "--out", str(tmp_path / "out"), "--no-png", "--perf", str(path)])
+
+
+def test_publishing_keeps_the_perf_record_and_republishing_in_place_loses_nothing(tmp_path):
+    perf = tmp_path / "quickstart_cpu.json"
+    perf.write_text(json.dumps(perf_record()))
+    out = tmp_path / "published"
+    runs = write_fixture_runs(tmp_path / "runs")
+    assert main([str(runs), "--out", str(out), "--no-png", "--keep-records", "--perf", str(perf)]) == 0
+    first = (out / "leaderboard.md").read_text()
+    assert (out / "perf" / "quickstart_cpu.json").is_file() and "2026-11-25" in first
+    records = sorted(path.relative_to(out) for path in (out / "records").rglob("results.json"))
+    # from the published folder itself: the records and the perf record stay
+    assert (
+        main([str(out / "records"), "--out", str(out), "--no-png", "--keep-records", "--perf", str(out / "perf" / "quickstart_cpu.json")])
+        == 0
+    )
+    assert sorted(path.relative_to(out) for path in (out / "records").rglob("results.json")) == records
+    assert (out / "leaderboard.md").read_text() == first
