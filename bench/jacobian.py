@@ -10,7 +10,14 @@ either
   (T encoder backward passes, batched with ``is_grads_batched`` where that is faster, i.e. on
   GPUs; sequential with a retained graph otherwise).
 
-Head gradients come from the same head backward passes, so they are computed once.
+Head gradients come from the same head backward passes, so they are computed once. The
+``[T, n]`` Jacobian is written in place into a buffer kept across steps (:class:`JacobianBuffer`)
+and the update becomes ``.grad`` as views, without copies; methods of the form ``J^T w`` get
+their weights from the Gramian computed once (:func:`combine`), so the Jacobian is read twice
+per step (``mtlbench perf`` measures the result against the floor and the naive loop). Steps
+that reuse weights (``refresh_every``) take :func:`reweighted_losses` instead: one backward pass.
+A Jacobian larger than allowed is replaced by its Gramian accumulated over groups of parameters
+(:func:`chunked_gramian`).
 
 Under DDP (N processes, each on an equal shard of the batch) the step is exact: it equals one
 process on the whole batch. The global task losses are the rank means of the local ones (a

@@ -22,7 +22,7 @@ from datamodules.fake_release import write_release
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="mtlbench perf loader", description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=400)
     parser.add_argument("--release-size", type=int, default=32, help="distinct samples written (they are cycled)")
     parser.add_argument("--workers", type=int, default=2)

@@ -86,7 +86,7 @@ def fit_seconds(config: Path, method: Path, steps: int, probe: bool, root: str) 
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="mtlbench perf probe", description=__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path, default=REPO / "configs" / "quickstart.yaml")
     parser.add_argument("--method", type=Path, default=REPO / "configs" / "method" / "ew.yaml")
     parser.add_argument("--steps", type=int, default=400)

@@ -165,7 +165,7 @@ def markdown_table(record: dict[str, Any]) -> str:
     for label, row in record["variants"].items():
         lines.append(
             f"| {label} | {row['method']} | {row['seconds_per_step']:.3f} | {_fmt(row['x_ew'])} | {_fmt(row['x_floor'])} | "
-            f"{row['images_per_second']:.1f} | {_fmt(row['peak_memory_mb'], 0)} |"
+            f"{row['images_per_second']:.3g} | {_fmt(row['peak_memory_mb'], 0)} |"
         )
     return "\n".join(lines) + "\n"
 
