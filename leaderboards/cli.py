@@ -95,7 +95,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--wandb", metavar="ENTITY/PROJECT", default=None, help="read the run records uploaded to this W&B project")
     parser.add_argument("--group", default=None, help="with --wandb: only this W&B group (a sweep's name)")
     parser.add_argument(
-        "--keep-records", action="store_true", help="copy the records to OUT/records (and --perf to OUT/perf) and render from those (publishing)"
+        "--keep-records",
+        action="store_true",
+        help="copy the records to OUT/records (and --perf to OUT/perf) and render from those (publishing)",
     )
     parser.add_argument("--out", type=Path, required=True, help="where to write the tables")
     parser.add_argument("--no-png", action="store_true", help="skip the Pareto figure")
