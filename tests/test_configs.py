@@ -20,7 +20,8 @@ FRAGMENT_OPTION = {
     "optim": "--model.optimizer",
     "logger": "--trainer.logger",
 }
-ALL_CONFIGS = sorted(p for p in CONFIGS.rglob("*.yaml") if p.parent.name != "sweeps")
+ALL_CONFIGS = sorted(p for p in CONFIGS.rglob("*.yaml") if p.parent.name not in ("sweeps", "perf"))
+PERF_CONFIGS = sorted((CONFIGS / "perf").glob("*.yaml"))
 
 
 def cli_args(config: Path) -> list[str]:
@@ -51,3 +52,15 @@ def test_the_wandb_logger_config_keeps_the_csv_logs_first(tmp_path, monkeypatch)
     cli = MtlbenchCLI(args=[*cli_args(CONFIGS / "logger" / "wandb.yaml"), f"--trainer.default_root_dir={tmp_path}"], run=False)
     csv, wandb = cli.trainer.loggers
     assert type(csv).__name__ == "CSVLogger" and isinstance(wandb, WandbRunLogger) and wandb.resolved_offline
+
+
+@pytest.mark.parametrize("config", PERF_CONFIGS, ids=lambda p: p.name)
+def test_perf_config_names_a_model_and_variants_that_exist(config: Path):
+    from bench.perf.steps import build_parser
+    from bench.perf.variants import load_method, parse_variant
+
+    cfg = build_parser().parse_args(["--config", str(config)])
+    assert Path(cfg.net.absolute).is_file()
+    for spec in map(parse_variant, cfg.variants):
+        if not spec.is_reference:
+            load_method(Path(cfg.method_dir.absolute) / f"{spec.name}.yaml", spec.features)

@@ -39,7 +39,7 @@ REPO = Path(__file__).resolve().parents[2]
 SCHEMA = "mtlbench.perf/1"
 
 
-def _parser():
+def build_parser():
     from jsonargparse import ActionConfigFile, ArgumentParser
     from jsonargparse.typing import NonNegativeInt, Path_fc, Path_fr, PositiveInt, path_type
 
@@ -182,7 +182,7 @@ def replace_block(text: str, name: str, block: str, path: str) -> str:
 def main(argv: Sequence[str]) -> int:
     from jsonargparse import ArgumentError
 
-    parser = _parser()
+    parser = build_parser()
     try:
         cfg = parser.parse_args(list(argv))
     except ArgumentError as error:
