@@ -167,9 +167,10 @@ class TorchJDAggregator(_WrapsTorchJD, GradientAggregator):
     ``repr`` lists them and configs set them as constructor arguments.
 
     ``weights`` answers for torchjd's weighted aggregators (its weighting, then ``w @ J``, is
-    exactly what their forward computes). ``weights_from_gramian`` answers for torchjd's Gramian-weighted aggregators (their weighting
-    reads only ``J J^T``) and for weighted aggregators whose weighting depends on the matrix only
-    through its Gramian (``gramian_determined``): those are given a ``T x T`` factor of it.
+    exactly what their forward computes). ``weights_from_gramian`` answers for torchjd's
+    Gramian-weighted aggregators (their weighting reads only ``J J^T``) and for weighted
+    aggregators whose weighting depends on the matrix only through its Gramian
+    (``gramian_determined``): those are given a ``T x T`` factor of it.
     """
 
     gramian_determined: bool = False  # a WeightedAggregator whose weights depend on J only through J J^T
@@ -190,9 +191,8 @@ class TorchJDAggregator(_WrapsTorchJD, GradientAggregator):
 
     def weights(self, jacobian: torch.Tensor, losses: torch.Tensor) -> torch.Tensor:
         inner = self.bound_inner()
-        if isinstance(inner, GramianWeightedAggregator):  # what its weighting does, with a T x T zero check
-            gramian = compute_gramian(jacobian)
-            return inner.gramian_weighting(gramian) if bool(gramian.any()) else jacobian.new_zeros(jacobian.shape[0])
+        if isinstance(inner, GramianWeightedAggregator):  # what its weighting does: the weighting of J's Gramian
+            return self.weights_from_gramian(compute_gramian(jacobian), losses)
         if not isinstance(inner, WeightedAggregator):
             return super().weights(jacobian, losses)
         if not bool(jacobian.any()):  # as forward: no gradient signal, no update
