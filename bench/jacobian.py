@@ -51,6 +51,18 @@ from bench.distributed import Collective
 from bench.errors import MethodConfigError
 from bench.methods import GradientAggregator
 
+JACOBIAN_DTYPE_BYTES = 4  # aggregators work on a float32 Jacobian
+
+
+def jacobian_bytes(tasks: int, width: int) -> int:
+    """Memory of a ``[tasks, width]`` Jacobian, as the producer holds it."""
+    return tasks * width * JACOBIAN_DTYPE_BYTES
+
+
+def jacobian_fits(tasks: int, width: int, max_bytes: float | None) -> bool:
+    """Whether the whole Jacobian may be held (``max_bytes`` None: no limit); else it is chunked."""
+    return max_bytes is None or jacobian_bytes(tasks, width) <= max_bytes
+
 
 def _fill(out: torch.Tensor, row: slice | int, grads: Sequence[torch.Tensor | None], sizes: Sequence[int]) -> None:
     """Copy per-input gradients into ``out[row]``, input after input (zeros where unused)."""
@@ -235,7 +247,7 @@ def chunked_gramian(
     most ``max_bytes`` of Jacobian alive at once (one backward per task and group, graph kept)."""
     rows = grad_outputs.shape[0]
     gramian = torch.zeros(rows, rows, dtype=torch.float32, device=features.device)
-    for group in parameter_groups(shared, max(1, int(max_bytes // (rows * 4)))):
+    for group in parameter_groups(shared, max(1, int(max_bytes // jacobian_bytes(rows, 1)))):
         block = task_gradients(features, group, grad_outputs, batched, retain_graph=True).float()
         collective.mean_([block])
         gramian += block @ block.T
@@ -278,13 +290,13 @@ def aggregated_backward(
     count = len(global_losses)
     grad_outputs = feature_jacobian.view(count, *features.shape).to(features.dtype)
     width = sum(p.numel() for p in shared)
-    if max_jacobian_bytes is not None and count * width * 4 > max_jacobian_bytes:
+    if not jacobian_fits(count, width, max_jacobian_bytes):
         gramian = chunked_gramian(features, grad_outputs, shared, max_jacobian_bytes, collective, batched)
         with method_context():
             weights = method.weights_from_gramian(gramian, global_losses)
         if weights is None:
             raise MethodConfigError(
-                f"the {count} x {width} Jacobian ({count * width * 4 / 2**20:.0f} MB) exceeds the memory allowed for it "
+                f"the {count} x {width} Jacobian ({jacobian_bytes(count, width) / 2**20:.0f} MB) exceeds the memory allowed for it "
                 f"({max_jacobian_bytes / 2**20:.0f} MB) and {method} needs all of it (its update is not J^T w(J J^T)); "
                 "raise jacobian_memory_mb, or use space features"
             )

@@ -23,7 +23,7 @@ from torchmetrics import MeanMetric
 
 from bench.distributed import Collective, step_rng
 from bench.errors import BaselineError, Diverged, MethodConfigError
-from bench.jacobian import JacobianBuffer, aggregated_backward, reweighted_losses, shared_gradient_norms
+from bench.jacobian import JacobianBuffer, aggregated_backward, jacobian_fits, reweighted_losses, shared_gradient_norms
 from bench.losses import loss_for, valid_pixels
 from bench.methods import EqualWeighting, GradientAggregator, LossWeighting
 from bench.metrics import HIGHER_IS_BETTER, METRICS_OF_KIND, metric_for
@@ -276,8 +276,8 @@ class MultiTaskModule(pl.LightningModule):
         it): an aggregator in parameter space, on an exact step, within ``jacobian_memory_mb``."""
         if not isinstance(self.method, GradientAggregator) or self.method.space != "parameters" or not self.refreshes_at(step):
             return False
-        size = len(self.tasks) * sum(p.numel() for p in self.net.shared_parameters()) * 4
-        return self.jacobian_memory_mb is None or size <= self.jacobian_memory_mb * 2**20
+        limit = None if self.jacobian_memory_mb is None else self.jacobian_memory_mb * 2**20
+        return jacobian_fits(len(self.tasks), sum(p.numel() for p in self.net.shared_parameters()), limit)
 
     def _max_jacobian_bytes(self) -> float | None:
         if self.jacobian_memory_mb is not None:
