@@ -26,13 +26,14 @@ import statistics
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import yaml
 
+from bench.jacobian import jacobian_bytes
 from bench.perf.memory import step_peak_mb
-from bench.perf.variants import Variant, build_variant, parse_variant
+from bench.perf.variants import Variant, build_variant, instantiate_config, parse_variant
 from bench.record_io import write_json_atomic, write_text_atomic
 
 REPO = Path(__file__).resolve().parents[2]
@@ -56,8 +57,8 @@ def build_parser():
     parser.add_argument("--warmup_rounds", type=NonNegativeInt, default=2)
     directory = path_type("dr", docstring="path to a directory that exists and is readable")
     parser.add_argument("--method_dir", type=directory, default=directory(str(REPO / "configs" / "method")))
-    parser.add_argument("--device", type=str, default="auto", help="auto (cuda if available), cpu or cuda")
-    parser.add_argument("--threads", type=int | None, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--device", type=Literal["auto", "cpu", "cuda"], default="auto", help="auto: cuda if available")
+    parser.add_argument("--threads", type=PositiveInt | None, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--memory", type=bool, default=True, help="measure each variant's peak memory")
     # files named in a config are relative to it, as the model config is
     parser.add_argument("--out", type=Path_fc | None, default=None, help="write the record (JSON) here")
@@ -68,16 +69,9 @@ def build_parser():
 
 def load_net(config_path: Path, tasks: Sequence) -> torch.nn.Module:
     """The model a ``--model.net`` config describes, built for ``tasks``."""
-    from jsonargparse import ArgumentParser
-
     from bench.module import NetFactory
 
-    if not config_path.is_file():
-        raise ValueError(f"model config {config_path} not found; give a file such as configs/model/resnet18.yaml")
-    parser = ArgumentParser(exit_on_error=False)
-    parser.add_argument("--net", type=NetFactory)
-    factory = parser.instantiate_classes(parser.parse_object({"net": yaml.safe_load(config_path.read_text())})).net
-    return factory(tasks)
+    return instantiate_config(config_path, NetFactory)(tasks)
 
 
 def synthetic_batch(tasks: Sequence[str], batch_size: int, height: int, width: int):
@@ -190,7 +184,12 @@ def main(argv: Sequence[str]) -> int:
     specs = [parse_variant(label) for label in cfg.variants]
     if len({spec.label for spec in specs}) != len(specs):
         raise ValueError("perf: a variant is listed twice; list each once")
-    device = torch.device("cuda" if cfg.device == "auto" and torch.cuda.is_available() else ("cpu" if cfg.device == "auto" else cfg.device))
+    if cfg.device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("perf: --device cuda, but torch sees no GPU; use --device auto or cpu")
+    device = torch.device(cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
+    readme = Path(cfg.readme.absolute) if cfg.readme else None
+    if readme is not None:  # its block is checked now, not after a measurement of many minutes
+        replace_block(readme.read_text(), cfg.name, "", str(cfg.readme))
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     net_path = Path(cfg.net.absolute)
@@ -229,7 +228,7 @@ def main(argv: Sequence[str]) -> int:
             "shared_parameters": shared,
             "head_parameters": sum(p.numel() for p in base_net.parameters()) - shared,
             "tasks": [task.name for task in tasks],
-            "jacobian_mb": len(tasks) * shared * 4 / 2**20,
+            "jacobian_mb": jacobian_bytes(len(tasks), shared) / 2**20,
         },
         "input": {"batch_size": cfg.batch_size, "height": cfg.height, "width": cfg.width},
         "rounds": cfg.rounds,
@@ -242,7 +241,6 @@ def main(argv: Sequence[str]) -> int:
         write_json_atomic(cfg.out.absolute, record)
     if cfg.table:
         write_text_atomic(cfg.table.absolute, table)
-    if cfg.readme:
-        readme = Path(cfg.readme.absolute)
+    if readme is not None:
         write_text_atomic(readme, replace_block(readme.read_text(), cfg.name, table, str(cfg.readme)))
     return 0

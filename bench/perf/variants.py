@@ -65,18 +65,27 @@ def parse_variant(label: str) -> VariantSpec:
     return spec
 
 
-def load_method(path: Path, features: bool) -> LossWeighting | GradientAggregator:
-    """Instantiate a method config (``class_path`` and ``init_args``), as the CLI would."""
-    from jsonargparse import ArgumentParser
+def instantiate_config(path: Path, kind: type | Any, init_args: dict[str, Any] | None = None) -> Any:
+    """The object a ``class_path`` / ``init_args`` config file describes, built as the CLI builds
+    it (``init_args`` overrides some); a missing or malformed file is a one-line ValueError."""
+    from jsonargparse import ArgumentError, ArgumentParser
 
     if not path.is_file():
-        raise ValueError(f"method config {path} not found; name a file of configs/method (without .yaml)")
-    config = yaml.safe_load(path.read_text()) or {}
-    if features:
-        config = {**config, "init_args": {**(config.get("init_args") or {}), "space": "features"}}
-    parser = ArgumentParser(exit_on_error=False)
-    parser.add_argument("--method", type=LossWeighting | GradientAggregator)
-    return parser.instantiate_classes(parser.parse_object({"method": config})).method
+        raise ValueError(f"config {path} not found; name an existing file (configs/model/*.yaml, configs/method/*.yaml)")
+    try:
+        config = yaml.safe_load(path.read_text()) or {}
+        if init_args:
+            config = {**config, "init_args": {**(config.get("init_args") or {}), **init_args}}
+        parser = ArgumentParser(exit_on_error=False)
+        parser.add_argument("--value", type=kind)
+        return parser.instantiate_classes(parser.parse_object({"value": config})).value
+    except (yaml.YAMLError, ArgumentError) as error:
+        raise ValueError(f"config {path} does not describe a valid object ({str(error).splitlines()[0]}); fix the file") from None
+
+
+def load_method(path: Path, features: bool) -> LossWeighting | GradientAggregator:
+    """Instantiate a method config, in the space of the shared features if ``features``."""
+    return instantiate_config(path, LossWeighting | GradientAggregator, {"space": "features"} if features else None)
 
 
 @dataclass

@@ -66,3 +66,22 @@ def test_perf_run_writes_the_record_the_table_and_the_readme_block(tiny_cache, t
     table = (tmp_path / "perf.md").read_text()
     assert "| upgrad@2 | UPGrad (k=2) |" in table and "mtlbench perf --config" in table
     assert table in readme.read_text()
+
+
+def test_bad_inputs_are_one_line_before_anything_is_measured(tiny_cache, tmp_path, monkeypatch):
+    from bench.perf.variants import load_method
+
+    monkeypatch.setenv("MTLBENCH_CACHE", tiny_cache)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("class_path: bench.methods.UPGrad\ninit_args: {no_such_argument: 1}\n")
+    with pytest.raises(ValueError, match=r"config .*bad\.yaml does not describe a valid object"):
+        load_method(bad, features=False)
+    base = ["--config", str(REPO / "configs" / "perf" / "smoke.yaml")]
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="--device cuda, but torch sees no GPU"):
+            main([*base, "--device", "cuda"])
+    readme = tmp_path / "README.md"
+    readme.write_text("no markers\n")
+    with pytest.raises(ValueError, match="has no '<!-- perf:smoke -->'"):
+        main([*base, "--readme", str(readme), "--out", str(tmp_path / "perf.json")])
+    assert not (tmp_path / "perf.json").exists()  # refused before measuring, not after
