@@ -57,6 +57,8 @@ def parse_variant(label: str) -> VariantSpec:
     unknown = [option for option in options if option not in OPTIONS]
     if unknown:
         raise ValueError(f"perf variant '{label}': unknown option {unknown[0]}; options are {', '.join(OPTIONS)}")
+    if {"batched", "sequential"} <= set(options):
+        raise ValueError(f"perf variant '{label}': +batched and +sequential exclude each other; keep one")
     spec = VariantSpec(label, match["name"], bool(match["features"]), int(match["every"] or 1), options)
     if spec.is_reference and (spec.features or spec.refresh_every != 1 or options):
         raise ValueError(f"perf variant '{label}': the reference steps take no space, refresh or options")

@@ -20,7 +20,14 @@ def test_variant_labels():
     spec = parse_variant("upgrad:features@8+bf16+channels_last")
     assert (spec.name, spec.features, spec.refresh_every, spec.options) == ("upgrad", True, 8, ("bf16", "channels_last"))
     assert parse_variant("floor").is_reference and not parse_variant("ew").is_reference
-    for bad, message in [("UPGrad", "not of the form"), ("ew+fp8", "unknown option fp8"), ("floor@2", "take no space"), ("ew@0", "k >= 1")]:
+    bad_labels = [
+        ("UPGrad", "not of the form"),
+        ("ew+fp8", "unknown option fp8"),
+        ("floor@2", "take no space"),
+        ("ew@0", "k >= 1"),
+        ("upgrad+batched+sequential", "exclude each other"),
+    ]
+    for bad, message in bad_labels:
         with pytest.raises(ValueError, match=message):
             parse_variant(bad)
 
