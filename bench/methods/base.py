@@ -7,8 +7,11 @@
 
 Methods never call backward and never write ``.grad``: the training step computes what a
 method needs, calls it and applies the result, in one place shared by every method. State that
-must survive a checkpoint lives in buffers, parameters or ``get_extra_state``; ``reset()``
-restores the state of a fresh run; ``str(method)`` is the short name used in tables.
+must survive a checkpoint lives in parameters and buffers registered at construction, or in
+named slots of tensors and numbers (``state_slots`` / ``state_values`` / ``load_state_values``)
+that every method's ``get_extra_state`` writes in a versioned layout and ``set_extra_state``
+checks before use (:mod:`bench.methods.state`): nothing is pickled. ``reset()`` restores the
+state of a fresh run; ``str(method)`` is the short name used in tables.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from typing import Literal
 
 import torch
 from torch import nn
+
+from bench.methods.state import Slot, Value, pack_state, read_method_state
 
 Space = Literal["parameters", "features"]
 SPACES: tuple[str, ...] = ("parameters", "features")
@@ -45,6 +50,23 @@ class _Method(nn.Module):
     def trainable_parameters(self) -> Iterator[nn.Parameter]:
         """Parameters the model's optimizer trains alongside the network (e.g. UW's log-variances)."""
         yield from self.parameters()
+
+    def state_slots(self) -> dict[str, Slot]:
+        """The state this method carries between steps outside its parameters and buffers."""
+        return {}
+
+    def state_values(self) -> dict[str, Value]:
+        """The current values of ``state_slots`` (tensors, ints, floats or ``None``)."""
+        return {}
+
+    def load_state_values(self, values: dict[str, Value]) -> None:
+        """Restore ``state_values`` (already checked against ``state_slots``)."""
+
+    def get_extra_state(self) -> dict:
+        return pack_state(self)
+
+    def set_extra_state(self, state: dict) -> None:
+        self.load_state_values(read_method_state(state, self))
 
     def after_step(self) -> None:
         """Called after every optimizer step (e.g. to renormalise learned weights)."""

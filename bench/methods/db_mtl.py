@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from bench.methods.base import GradientAggregator, Space
+from bench.methods.state import Slot, Value
 
 
 class DualBalancing(GradientAggregator):
@@ -48,12 +49,15 @@ class DualBalancing(GradientAggregator):
         scale = norms.max() / (norms + self.eps)
         return (scale.unsqueeze(1) * self.buffer).sum(dim=0)
 
-    def get_extra_state(self) -> dict:
+    def state_slots(self) -> dict[str, Slot]:
+        return {"steps": Slot("count"), "buffer": Slot("tensor", ("T", "*"), optional=True)}  # the EMA of log-loss gradients
+
+    def state_values(self) -> dict[str, Value]:
         return {"steps": self.steps, "buffer": self.buffer}
 
-    def set_extra_state(self, state: dict) -> None:
-        self.steps = int(state["steps"])
-        self.buffer = state["buffer"]
+    def load_state_values(self, values: dict[str, Value]) -> None:
+        self.steps = values["steps"]
+        self.buffer = values["buffer"]
 
     def extra_repr(self) -> str:
         return f"beta={self.beta}, beta_sigma={self.beta_sigma}, eps={self.eps}, {super().extra_repr()}"

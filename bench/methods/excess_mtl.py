@@ -5,6 +5,7 @@ from __future__ import annotations
 import torchjd.aggregation as jd
 
 from bench.methods.base import Space
+from bench.methods.state import MethodStateError, Slot, Value
 from bench.methods.torchjd_adapter import TorchJDAggregator
 
 
@@ -27,3 +28,29 @@ class ExcessMTL(TorchJDAggregator):
 
     def make_inner(self) -> jd.Aggregator:
         return jd.ExcessMTL(robust_step_size=self.robust_step_size, n_warmup_steps=self.n_warmup_steps)
+
+    _TENSORS = {"weights": "_weights", "sq_grad_sum": "_sq_grad_sum", "initial_w": "_initial_w", "warmup_w_sum": "_warmup_w_sum"}
+
+    def state_slots(self) -> dict[str, Slot]:
+        return {
+            "weights": Slot("tensor", ("T",), optional=True),
+            "sq_grad_sum": Slot("tensor", ("T", "*"), optional=True),  # T x the number of shared parameters
+            "initial_w": Slot("tensor", ("T",), optional=True),
+            "warmup_w_sum": Slot("tensor", ("T",), optional=True),
+            "steps": Slot("count"),
+        }
+
+    def state_values(self) -> dict[str, Value]:
+        weighting = self.inner_part(jd.ExcessMTLWeighting)
+        return {slot: getattr(weighting, name) for slot, name in self._TENSORS.items()} | {"steps": weighting._n_steps}
+
+    def load_state_values(self, values: dict[str, Value]) -> None:
+        created = [values[slot] is not None for slot in ("weights", "sq_grad_sum", "warmup_w_sum")]
+        if any(created) and not all(created):
+            raise MethodStateError("holds ExcessMTL state with part of weights, sq_grad_sum, warmup_w_sum; the run expects all or none")
+        weighting = self.inner_part(jd.ExcessMTLWeighting)
+        for slot, name in self._TENSORS.items():
+            setattr(weighting, name, values[slot])
+        weighting._n_steps = values["steps"]
+        grads = values["sq_grad_sum"]
+        weighting._state_key = None if grads is None else (*grads.shape, grads.dtype, grads.device)

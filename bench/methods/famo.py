@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torchjd.scalarization import FAMO as _FAMO
 
+from bench.methods.state import MethodStateError, Slot, Value
 from bench.methods.torchjd_adapter import TorchJDScalarizer
 
 
@@ -32,6 +33,37 @@ class FastAdaptiveMultitask(TorchJDScalarizer):
 
     def make_inner(self) -> _FAMO:
         return _FAMO(self.num_tasks, lr=self.lr, weight_decay=self.weight_decay)
+
+    def state_slots(self) -> dict[str, Slot]:
+        # the logits and min_losses are in the state dict; the losses before the step and the
+        # moments of FAMO's own Adam (created at its first update) are slots
+        task = Slot("tensor", ("T",), optional=True)
+        return {"prev_losses": task, "adam_steps": Slot("number", optional=True), "adam_exp_avg": task, "adam_exp_avg_sq": task}
+
+    def state_values(self) -> dict[str, Value]:
+        inner = self.bound_inner()
+        adam = inner._optimizer.state[inner._w] if inner._optimizer is not None else {}
+        return {
+            "prev_losses": inner._prev_losses,
+            "adam_steps": float(adam["step"]) if adam else None,
+            "adam_exp_avg": adam.get("exp_avg"),
+            "adam_exp_avg_sq": adam.get("exp_avg_sq"),
+        }
+
+    def load_state_values(self, values: dict[str, Value]) -> None:
+        moments = [values[key] is not None for key in ("adam_steps", "adam_exp_avg", "adam_exp_avg_sq")]
+        if any(moments) and not all(moments):
+            raise MethodStateError("holds FAMO state with part of its Adam moments; the run expects all of them or none")
+        inner = self.bound_inner()
+        inner._prev_losses = values["prev_losses"]
+        inner._optimizer = None
+        if all(moments):
+            inner._optimizer = torch.optim.Adam([inner._w], lr=self.lr, weight_decay=self.weight_decay)
+            inner._optimizer.state[inner._w] = {
+                "step": torch.tensor(values["adam_steps"], dtype=torch.float32),
+                "exp_avg": values["adam_exp_avg"].clone(),
+                "exp_avg_sq": values["adam_exp_avg_sq"].clone(),
+            }
 
     def update(self, losses_after: torch.Tensor) -> None:
         self.inner.update(losses_after.detach())

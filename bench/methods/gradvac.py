@@ -5,6 +5,7 @@ from __future__ import annotations
 import torchjd.aggregation as jd
 
 from bench.methods.base import Space
+from bench.methods.state import Slot, Value
 from bench.methods.torchjd_adapter import TorchJDAggregator
 
 
@@ -28,3 +29,15 @@ class GradVac(TorchJDAggregator):
 
     def make_inner(self) -> jd.Aggregator:
         return jd.GradVac(beta=self.beta, eps=self.eps)
+
+    def state_slots(self) -> dict[str, Slot]:
+        return {"phi": Slot("tensor", ("T", "T"), optional=True)}  # the EMA of pairwise cosines
+
+    def state_values(self) -> dict[str, Value]:
+        return {"phi": self.inner_part(jd.GradVacWeighting)._phi_t}
+
+    def load_state_values(self, values: dict[str, Value]) -> None:
+        weighting = self.inner_part(jd.GradVacWeighting)
+        phi = values["phi"]
+        weighting._phi_t = phi
+        weighting._state_key = None if phi is None else (self.num_tasks, phi.dtype)

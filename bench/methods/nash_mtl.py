@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import torch
 import torchjd.aggregation as jd
 
 from bench.methods.base import Space
+from bench.methods.state import Slot, Value
 from bench.methods.torchjd_adapter import TorchJDAggregator
 
 
@@ -29,3 +31,22 @@ class NashMTL(TorchJDAggregator):
         return jd.NashMTL(
             n_tasks=self.num_tasks, max_norm=self.max_norm, update_weights_every=self.update_weights_every, optim_niter=self.optim_niter
         )
+
+    def state_slots(self) -> dict[str, Slot]:
+        return {"step": Slot("number"), "prvs_alpha": Slot("tensor", ("T",)), "normalization_factor": Slot("tensor", (1,))}
+
+    def state_values(self) -> dict[str, Value]:
+        weighting = self.bound_inner().weighting
+        return {
+            "step": float(weighting.step),
+            "prvs_alpha": torch.from_numpy(weighting.prvs_alpha).clone(),
+            "normalization_factor": torch.from_numpy(weighting.normalization_factor).clone(),
+        }
+
+    def load_state_values(self, values: dict[str, Value]) -> None:
+        weighting = self.bound_inner().weighting
+        weighting.step = values["step"]
+        weighting.prvs_alpha = values["prvs_alpha"].cpu().numpy().copy()
+        weighting.normalization_factor = values["normalization_factor"].cpu().numpy().copy()
+        if weighting.step > 0:  # torchjd builds its convex problem at step 0 only: rebuild it
+            weighting._init_optim_problem()

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import torch
 import torchjd.aggregation as jd
 
 from bench.methods.base import Space
+from bench.methods.state import Slot, Value
 from bench.methods.torchjd_adapter import TorchJDAggregator
 
 
@@ -29,3 +31,18 @@ class PCD(TorchJDAggregator):
 
     def make_inner(self) -> jd.Aggregator:
         return jd.PCD(tau=self.tau, beta=self.beta, eps=self.eps)
+
+    def state_slots(self) -> dict[str, Slot]:
+        return {"sq_norm_ema": Slot("tensor", ("T",), optional=True), "steps": Slot("count")}
+
+    def state_values(self) -> dict[str, Value]:
+        weighting = self.inner_part(jd.PCDWeighting)
+        steps = weighting._n_steps
+        return {"sq_norm_ema": weighting._sq_norm_ema, "steps": 0 if steps is None else int(steps)}
+
+    def load_state_values(self, values: dict[str, Value]) -> None:
+        weighting = self.inner_part(jd.PCDWeighting)
+        ema = values["sq_norm_ema"]
+        weighting._sq_norm_ema = ema
+        weighting._n_steps = None if ema is None else torch.tensor(values["steps"])
+        weighting._state_key = None if ema is None else self.num_tasks

@@ -2,28 +2,29 @@
 
 torchjd (Quinton & Rey, "Jacobian Descent for Multi-Objective Optimization", 2024) implements
 most aggregators and several loss scalarizers; we wrap them instead of rewriting them. Their
-internal state (moving averages, previous weights, solver warm starts) is stored as one pickled
-blob in ``get_extra_state`` so it survives a checkpoint whatever form torchjd keeps it in; it is
-read back by an unpickler that accepts only the classes such state is made of.
-Loading replaces the inner object before its parameters and buffers are loaded, so a stateful
-inner object must not own parameters trained by the model's optimizer (FAMO trains its own).
+parameters and the buffers they register at construction are saved by the state dict as usual.
+What else they carry between steps (counters, moving averages created on the first call,
+previous weights, an inner optimizer's moments) each stateful adapter names as slots of tensors
+and numbers (:mod:`bench.methods.state`), read from and written back to the torchjd object's
+attributes: nothing of it is pickled, and a checkpoint's values are checked before they are set.
+Buffers a torchjd object creates on its first call are slots too (not state-dict entries), so a
+fresh object and a used one have the same state-dict keys.
 """
 
 from __future__ import annotations
 
-import io
-import pickle
 from collections.abc import Iterator
+from typing import TypeVar
 
 import torch
 from torch import nn
 from torchjd._linalg._gramian import compute_gramian
-from torchjd._mixins import Stateful
 from torchjd.aggregation import Aggregator, GramianWeightedAggregator, WeightedAggregator
 from torchjd.scalarization import Scalarizer
 
-from bench.errors import CheckpointError
 from bench.methods.base import GradientAggregator, LossWeighting, Space
+
+Part = TypeVar("Part", bound=nn.Module)
 
 
 def _reset_inner(inner: nn.Module) -> None:
@@ -32,75 +33,13 @@ def _reset_inner(inner: nn.Module) -> None:
         reset()
 
 
-def _state_blob(inner: nn.Module | None) -> torch.Tensor:
-    """The pickled inner object as a uint8 tensor (loadable with ``weights_only=True``) when it
-    carries state between steps, else an empty tensor."""
-    if not (isinstance(inner, Stateful) or _has_stateful_child(inner)):
-        return torch.zeros(0, dtype=torch.uint8)
-    return torch.frombuffer(bytearray(pickle.dumps(inner)), dtype=torch.uint8).clone()
-
-
-# What a state blob may name, and nothing else: torchjd's and cvxpy's classes (their objects are
-# the state), plain containers, numpy arrays and torch tensors. A blob from someone else's
-# checkpoint that names anything more (os.system, eval, getattr, ...) is refused, so loading a
-# checkpoint never runs code of the checkpoint's choosing.
-_BLOB_CLASS_PACKAGES = ("torchjd", "cvxpy")
-_BLOB_GLOBALS = {
-    ("builtins", name) for name in ("dict", "list", "tuple", "set", "frozenset", "slice", "complex", "float", "int", "bool", "str")
-} | {
-    ("collections", "OrderedDict"),
-    ("collections", "defaultdict"),
-    ("numpy", "dtype"),
-    ("numpy", "ndarray"),
-    ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy._core.multiarray", "scalar"),
-    ("numpy.core.multiarray", "_reconstruct"),
-    ("numpy.core.multiarray", "scalar"),
-    ("torch", "device"),
-    ("torch", "Size"),
-    ("torch._utils", "_rebuild_parameter"),
-    ("torch._utils", "_rebuild_tensor_v2"),
-    ("torch.optim.adam", "Adam"),
-    ("torchjd._linalg._gramian", "compute_gramian"),
-}
-
-
-def _load_storage(data: bytes):
-    """torch's own storage unpickling, restricted to tensors (it would otherwise load anything)."""
-    return torch.load(io.BytesIO(data), weights_only=True)
-
-
-class _BlobUnpickler(pickle.Unpickler):
-    def find_class(self, module: str, name: str):
-        if (module, name) == ("torch.storage", "_load_from_bytes"):
-            return _load_storage
-        if module == "torch" and isinstance(getattr(torch, name, None), torch.dtype):
-            return getattr(torch, name)
-        if (module, name) in _BLOB_GLOBALS:
-            return super().find_class(module, name)
-        if module.split(".")[0] in _BLOB_CLASS_PACKAGES:
-            found = super().find_class(module, name)
-            # classes, whose constructors build state objects, and the canonicalisation rules a
-            # compiled cvxpy problem (Nash-MTL's warm start) keeps in its tables
-            if isinstance(found, type) or (module.startswith("cvxpy.reductions.") and name.endswith(("_canon", "_canon_dispatch"))):
-                return found
-        raise pickle.UnpicklingError(f"{module}.{name}")
-
-
-def _from_blob(state: torch.Tensor) -> nn.Module | None:
-    if not state.numel():
-        return None
-    try:
-        return _BlobUnpickler(io.BytesIO(state.cpu().numpy().tobytes())).load()
-    except (pickle.UnpicklingError, AttributeError, ImportError, EOFError) as error:
-        raise CheckpointError(
-            f"a method's saved state names {error}, which a method state never holds; "
-            "the checkpoint is corrupt or not safe to load: resume from one that mtlbench wrote"
-        ) from None
-
-
-def _has_stateful_child(inner: nn.Module | None) -> bool:
-    return inner is not None and any(isinstance(child, Stateful) for child in inner.modules())
+def _state_buffers_unsaved(inner: nn.Module) -> None:
+    """Buffers registered empty (``None``) are state a torchjd object creates on its first call:
+    the adapter saves them as slots, so the state dict leaves them out."""
+    for module in inner.modules():
+        for name, value in list(module._buffers.items()):
+            if value is None:
+                module.register_buffer(name, None, persistent=False)
 
 
 def _hyper_repr(method: nn.Module) -> str:
@@ -108,11 +47,8 @@ def _hyper_repr(method: nn.Module) -> str:
 
 
 class _WrapsTorchJD:
-    """What both adapters share: the inner torchjd object's life cycle and its checkpointed state.
-
-    ``inner_carries_state()`` says whether the inner object's Python-side state must be saved;
-    parameters and buffers it owns are saved by the state dict as usual.
-    """
+    """What both adapters share: the inner torchjd object's life cycle (its state slots are
+    declared by the stateful adapters, from the torchjd attributes they hold)."""
 
     hyper_names: tuple[str, ...] = ()
     inner: nn.Module | None
@@ -124,6 +60,7 @@ class _WrapsTorchJD:
     def bind(self, num_tasks: int) -> None:
         self.num_tasks = num_tasks
         self.inner = self.make_inner()
+        _state_buffers_unsaved(self.inner)
         super().bind(num_tasks)  # type: ignore[misc]
 
     def reset(self) -> None:
@@ -135,16 +72,9 @@ class _WrapsTorchJD:
             raise RuntimeError(f"{type(self).__name__}.bind(num_tasks) must be called before use")
         return self.inner
 
-    def inner_carries_state(self) -> bool:
-        return True
-
-    def get_extra_state(self) -> torch.Tensor:
-        return _state_blob(self.inner) if self.inner_carries_state() else torch.zeros(0, dtype=torch.uint8)
-
-    def set_extra_state(self, state: torch.Tensor) -> None:
-        loaded = _from_blob(state)
-        if loaded is not None:
-            self.inner = loaded
+    def inner_part(self, kind: type[Part]) -> Part:
+        """The part of the inner object of type ``kind`` (e.g. the weighting that holds its state)."""
+        return next(part for part in self.bound_inner().modules() if isinstance(part, kind))
 
 
 def gramian_factor(gramian: torch.Tensor) -> torch.Tensor:
@@ -231,11 +161,6 @@ class TorchJDScalarizer(_WrapsTorchJD, LossWeighting):
 
     def forward(self, losses: torch.Tensor) -> torch.Tensor:
         return self.bound_inner()(losses)
-
-    def inner_carries_state(self) -> bool:
-        # UW / IMTL-L: their state is their parameters, trained by the model's optimizer and saved
-        # by the state dict; replacing the inner object would orphan them from that optimizer.
-        return not (self.train_inner_parameters and any(True for _ in self.parameters()))
 
     def trainable_parameters(self) -> Iterator[nn.Parameter]:
         return self.parameters() if self.train_inner_parameters else iter(())
