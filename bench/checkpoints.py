@@ -4,23 +4,34 @@ A kill during a write must not leave a truncated ``last.ckpt`` in place of the p
 checkpoints are written to a temporary file in the same folder and renamed over the old one
 (``os.replace`` is atomic on POSIX file systems). A checkpoint is a zip archive (torch's format);
 its members' CRCs are checked before anything reads it, and it is only ever loaded with
-``weights_only=True`` (LightningCLI and Lightning's restore both do): data, never code.
+``weights_only=True`` (:meth:`AtomicCheckpointIO.load_checkpoint` insists, whatever the caller
+asks): data, never code. Before the model takes a checkpoint's state dict,
+:func:`check_model_state` compares it with the configured model (the method's state layout,
+every entry's name and shape) and says in one line what does not fit.
 """
 
 from __future__ import annotations
 
 import os
+import pickle  # for its error type only: nothing here unpickles
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
 from bench.errors import CheckpointError
+from bench.methods.state import LAYOUT, MethodStateError, missing_entry, read_method_state
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from bench.methods.base import _Method
 
 RESUMABLE = ("last.ckpt", "best-*.ckpt")  # full checkpoints (the last-epochs ones hold weights only)
+METHOD_STATE_KEY = "method._extra_state"  # the method's entry in the model's state dict
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -42,6 +53,29 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
             raise
+
+    def load_checkpoint(self, path, map_location: Any = lambda storage, loc: storage, weights_only: bool | None = None) -> dict[str, Any]:
+        """Lightning's loading, always with ``weights_only=True``: tensors and plain data only."""
+        if weights_only is False:
+            raise CheckpointError(
+                f"checkpoint {path}: mtlbench loads checkpoints with weights_only=True only (a checkpoint is data, never code); "
+                "drop --weights_only false"
+            )
+        check_checkpoint(Path(path))
+        try:
+            return super().load_checkpoint(path, map_location=map_location, weights_only=True)
+        except pickle.UnpicklingError as error:  # torch's weights-only loader refused a global
+            raise not_plain_data(path, error) from None
+
+
+def not_plain_data(path: Any, error: pickle.UnpicklingError) -> CheckpointError:
+    """The one line for a checkpoint that ``torch.load(weights_only=True)`` refused."""
+    refused = next((line.strip() for line in str(error).splitlines() if "Unsupported global" in line), type(error).__name__)
+    refused = refused.removeprefix("WeightsUnpickler error: ").split(" was not an allowed global")[0]
+    return CheckpointError(
+        f"checkpoint {path} holds objects other than tensors and plain data ({refused}); "
+        "it is not loaded: use a checkpoint written by mtlbench"
+    )
 
 
 def _umask() -> int:
@@ -79,3 +113,53 @@ def resumable_checkpoint(run_dir: Path) -> tuple[Path | None, list[str]]:
             continue
         return path, skipped
     return None, skipped
+
+
+def _plain(name: Any) -> str:
+    """A state-dict entry's name from a checkpoint, safe to print on one line."""
+    text = str(name)
+    return text if text.isprintable() and len(text) <= 80 else repr(text[:80])
+
+
+def _listed(names: list[str], limit: int = 3) -> str:
+    shown = ", ".join(_plain(name) for name in names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def _same_shape(saved: Any, expected: Any) -> bool:
+    if not isinstance(expected, torch.Tensor):
+        return True  # extra states: checked by their own layout
+    return isinstance(saved, torch.Tensor) and saved.shape == expected.shape
+
+
+def check_model_state(saved: Any, model: nn.Module, method: _Method, source: str) -> None:
+    """Check a checkpoint's model state dict ``saved`` against ``model`` (whose method is
+    ``method``) before it is loaded, in place: the method's state is read by its layout's rules
+    (one written before the current layout is rewritten in it when it is plain data), and every
+    other entry must exist in the model with the same shape. Raises a one-line
+    :class:`CheckpointError` that starts with ``source`` (the checkpoint's path)."""
+    if not isinstance(saved, dict):
+        raise CheckpointError(f"{source} holds no model state dict; it is not a checkpoint of mtlbench fit")
+    try:
+        values = read_method_state(saved.get(METHOD_STATE_KEY, missing_entry()), method)
+    except MethodStateError as error:
+        raise CheckpointError(f"{source} {error}") from None
+    saved[METHOD_STATE_KEY] = {"layout": LAYOUT, "method": type(method).__name__, "num_tasks": method.num_tasks, "values": values}
+    expected = model.state_dict()
+    unexpected = [key for key in saved if key not in expected]
+    missing = [key for key in expected if key not in saved]
+    reshaped = [key for key, value in expected.items() if key in saved and not _same_shape(saved[key], value)]
+    if not (unexpected or missing or reshaped):
+        return
+    parts = []
+    if unexpected:
+        parts.append(f"{len(unexpected)} entries the model lacks ({_listed(unexpected)})")
+    if missing:
+        parts.append(f"{len(missing)} of the model's entries missing ({_listed(missing)})")
+    if reshaped:
+        key = reshaped[0]
+        held = tuple(saved[key].shape) if isinstance(saved[key], torch.Tensor) else type(saved[key]).__name__
+        parts.append(f"{len(reshaped)} of other shapes ({_plain(key)}: {held} in the checkpoint, {tuple(expected[key].shape)} here)")
+    raise CheckpointError(
+        f"{source} does not fit the configured model: {'; '.join(parts)}; load it with the model, tasks and method of the run that wrote it"
+    )

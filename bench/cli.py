@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle  # for its error type only: nothing here unpickles
 import platform
 import re
 import shutil
@@ -36,7 +37,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.cli import LightningCLI
 
 from bench.callbacks import RunRecord, StepCost
-from bench.checkpoints import AtomicCheckpointIO, check_checkpoint, resumable_checkpoint
+from bench.checkpoints import AtomicCheckpointIO, check_checkpoint, not_plain_data, resumable_checkpoint
 from bench.errors import DIVERGED_EXIT, BaselineError, CheckpointError, Diverged, MethodConfigError
 from bench.module import MultiTaskModule
 from datamodules import DatasetError, DenseDataModule
@@ -157,7 +158,10 @@ class MtlbenchCLI(LightningCLI):
         path = self.config[subcommand].get("ckpt_path") if subcommand else None
         if path is not None and path not in LIGHTNING_CKPT_KEYWORDS:
             check_checkpoint(Path(path))
-        super()._parse_ckpt_path()
+        try:
+            super()._parse_ckpt_path()
+        except pickle.UnpicklingError as error:  # its hyperparameters name code
+            raise not_plain_data(path, error) from None
 
     def before_fit(self) -> None:
         self._attach_config()
@@ -223,9 +227,9 @@ RESUME_ENV = "MTLBENCH_RESUME"  # the first process's decision, for DDP's other 
 
 def _process_gone(record: dict) -> bool:
     """Whether the process that wrote ``record`` has ended (only knowable on its own host)."""
-    environment = record.get("environment") or {}
-    pid = environment.get("pid")
-    if environment.get("host") != platform.node() or not isinstance(pid, int):
+    environment = record.get("environment")
+    pid = environment.get("pid") if isinstance(environment, dict) else None
+    if type(pid) is not int or pid <= 0 or environment.get("host") != platform.node():
         return False
     try:
         os.kill(pid, 0)
@@ -248,7 +252,7 @@ def interrupted_run(log_root: Path) -> dict | None:
         record = json.loads((folder / "results.json").read_text())
     except (OSError, ValueError):
         return None
-    if record.get("status") != "running" or not _process_gone(record):
+    if not isinstance(record, dict) or record.get("status") != "running" or not _process_gone(record):
         return None
     checkpoint, skipped = resumable_checkpoint(folder)
     for line in skipped:

@@ -21,6 +21,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torchmetrics import MeanMetric
 
+from bench.checkpoints import check_model_state
 from bench.distributed import Collective, step_rng
 from bench.errors import BaselineError, Diverged, MethodConfigError
 from bench.jacobian import JacobianBuffer, aggregated_backward, jacobian_fits, reweighted_losses, shared_gradient_norms
@@ -392,6 +393,9 @@ class MultiTaskModule(pl.LightningModule):
         checkpoint["rng_states"] = collect_rng_states()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
+        # before Lightning loads the state dict: what does not fit is one line naming the file
+        path = self._trainer.ckpt_path if self._trainer is not None else None
+        check_model_state(checkpoint.get("state_dict"), self, self.method, f"checkpoint {path}" if path else "the checkpoint")
         # Nothing draws between this restore and the resumed epoch's data-loader iterator, as
         # nothing draws between the checkpoint and the next epoch's iterator in the uninterrupted run.
         if "rng_states" in checkpoint:

@@ -1,0 +1,112 @@
+"""Checkpoints from others are data: a crafted one is refused in one line and runs nothing."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from bench.checkpoints import METHOD_STATE_KEY, check_model_state
+from bench.cli import main
+from bench.errors import CheckpointError
+from bench.methods import EqualWeighting, NashMTL
+from bench.module import MultiTaskModule
+from datamodules import depth_task, segmentation_task
+from models import MultiTaskNet
+from tests.bench.payloads import pickled_command
+from tests.conftest import tiny_cli_args
+
+REPO = Path(__file__).resolve().parents[2]
+QUICKSTART = str(REPO / "configs" / "quickstart.yaml")
+NASH = str(REPO / "configs" / "method" / "nash_mtl.yaml")
+
+
+@pytest.fixture(scope="module")
+def nash_fit(tiny_cache, tmp_path_factory) -> tuple[list[str], Path]:
+    """The CLI arguments of a 1-epoch Nash-MTL fit on the tiny release, and its last.ckpt."""
+    folder = tmp_path_factory.mktemp("nash")
+    args = [*tiny_cli_args(tiny_cache, folder, QUICKSTART), f"--model.method={NASH}", "--trainer.max_epochs=1"]
+    assert main(["fit", *args, "--test_after_fit=false"]) == 0
+    return args, next(folder.rglob("last.ckpt"))
+
+
+def rewritten(last: Path, target: Path, change) -> Path:
+    checkpoint = torch.load(last, weights_only=True)
+    change(checkpoint)
+    torch.save(checkpoint, target)
+    return target
+
+
+def error_line(capsys) -> str:
+    lines = capsys.readouterr().err.strip().splitlines()
+    return lines[-1]
+
+
+def test_the_attack_checkpoint_is_refused_in_one_line_and_runs_nothing(nash_fit, tmp_path, capsys):
+    args, last = nash_fit
+    marker = tmp_path / "ran"
+
+    def attack(checkpoint):
+        checkpoint["state_dict"][METHOD_STATE_KEY] = pickled_command(marker)
+
+    crafted = rewritten(last, tmp_path / "crafted.ckpt", attack)
+    assert torch.load(crafted, weights_only=True)  # torch's own check lets it through: the tensor is bytes
+    assert main(["test", *args, f"--ckpt_path={crafted}"]) == 2
+    line = error_line(capsys)
+    assert line.startswith(f"mtlbench: error: checkpoint {crafted} holds method state in the pickled layout of mtlbench before")
+    time.sleep(0.5)  # the command, had it started, would have had time to run
+    assert not marker.exists()
+
+
+def test_a_checkpoint_of_another_method_is_named_with_both(nash_fit, capsys):
+    args, last = nash_fit
+    ew = str(REPO / "configs" / "method" / "upgrad.yaml")
+    assert main(["test", *args, f"--model.method={ew}", f"--ckpt_path={last}"]) == 2
+    expected = f"checkpoint {last} holds the state of NashMTL for 3 tasks; the run is configured with UPGrad for 3 tasks"
+    assert error_line(capsys).startswith(f"mtlbench: error: {expected}")
+
+
+def test_a_checkpoint_naming_code_outside_the_method_is_refused(nash_fit, tmp_path, capsys):
+    args, last = nash_fit
+    crafted = rewritten(last, tmp_path / "global.ckpt", lambda checkpoint: checkpoint.update(extra=Path("/etc/passwd")))
+    assert main(["test", *args, f"--ckpt_path={crafted}"]) == 2
+    expected = f"mtlbench: error: checkpoint {crafted} holds objects other than tensors and plain data (Unsupported global: GLOBAL pathlib."
+    assert error_line(capsys).startswith(expected)
+
+
+def test_loading_without_weights_only_is_refused(nash_fit, capsys):
+    args, last = nash_fit
+    assert main(["test", *args, f"--ckpt_path={last}", "--weights_only=false"]) == 2
+    assert "loads checkpoints with weights_only=True only" in error_line(capsys)
+
+
+def tiny_model(method) -> MultiTaskModule:
+    tasks = [segmentation_task(3), depth_task()]
+    return MultiTaskModule(tasks, net=lambda t: MultiTaskNet(t, backbone="test_resnet", decoder_channels=8), method=method)
+
+
+def test_a_state_dict_of_another_shape_is_one_line():
+    model = tiny_model(EqualWeighting())
+    saved = model.state_dict()
+    key = next(name for name in saved if name.endswith(".weight"))
+    saved[key] = torch.zeros(1)
+    saved["net.extra.weight"] = torch.zeros(2)
+    with pytest.raises(CheckpointError) as caught:
+        check_model_state(saved, model, model.method, "checkpoint x.ckpt")
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith("checkpoint x.ckpt does not fit the configured model: 1 entries the model lacks (net.extra.weight)")
+    assert f"1 of other shapes ({key}: (1,) in the checkpoint" in message
+
+
+def test_a_checkpoint_written_before_the_method_state_layout_loads_when_its_method_had_none():
+    model = tiny_model(EqualWeighting())
+    saved = {key: value for key, value in model.state_dict().items() if key != METHOD_STATE_KEY}  # as EW wrote them
+    check_model_state(saved, model, model.method, "checkpoint old.ckpt")
+    model.load_state_dict(saved)
+    stateful = tiny_model(NashMTL())
+    saved = {key: value for key, value in stateful.state_dict().items() if key != METHOD_STATE_KEY}
+    with pytest.raises(CheckpointError, match=r"^checkpoint old.ckpt holds no method state \(a layout before"):
+        check_model_state(saved, stateful, stateful.method, "checkpoint old.ckpt")
