@@ -67,10 +67,14 @@ class PlannedRun:
     def is_complete(self, runs_dir: Path) -> bool:
         """Whether the run has its final record: complete, or diverged (a result: rerunning the
         same seed would diverge again)."""
+        from leaderboards.schema import validate_record
+
         try:
-            return json.loads(self.record(runs_dir).read_text()).get("status") in FINAL_STATUSES
-        except (OSError, ValueError):
+            record = json.loads(self.record(runs_dir).read_text())
+            validate_record(record)  # another's folder may hold anything: a record that does not fit is no result
+        except (OSError, ValueError, RecursionError):
             return False
+        return record["status"] in FINAL_STATUSES
 
 
 def _relative(spec_dir: Path, path: str) -> str:

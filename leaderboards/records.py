@@ -1,4 +1,8 @@
-"""Run records (``results.json``, schema ``mtlbench.run/1``) as plain data: no torch here."""
+"""Run records (``results.json``, schema ``mtlbench.run/1``) as plain data: no torch here.
+
+Every record is checked against the schema (:mod:`leaderboards.schema`) before anything of it is
+read, and its config is only ever read as data (the model's name), never instantiated.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from leaderboards.schema import RecordError, validate_record
+
 RECORD_NAME = "results.json"
-SCHEMA_PREFIX = "mtlbench.run/"
 TEST_METRICS = {"selected": "test", "last_epochs_mean": "test_last_epochs_mean"}  # --test-metrics -> record field
 
 
@@ -95,13 +100,12 @@ def selected_validation(record: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def parse_record(record: dict[str, Any], path: Path, test_metrics: str = "selected") -> Run:
-    """A :class:`Run` from one parsed ``results.json``; raises ValueError for another schema.
+    """A :class:`Run` from one parsed ``results.json``; raises :class:`RecordError` (a
+    ValueError) for a record that does not fit the schema.
 
     ``test_metrics``: ``selected`` (the selected checkpoint's test metrics) or
     ``last_epochs_mean`` (the mean over the last epochs, as some papers report)."""
-    schema = str(record.get("schema", ""))
-    if not schema.startswith(SCHEMA_PREFIX):
-        raise ValueError(f"{path}: not an mtlbench run record (schema '{schema}')")
+    validate_record(record)
     optimizer = record.get("optimizer") or {}
     test = record.get("metrics", {}).get(TEST_METRICS[test_metrics]) or {}
     chosen = selected_validation(record) or {}
@@ -150,7 +154,12 @@ def load_runs(root: Path, test_metrics: str = "selected") -> tuple[list[Run], li
     runs, problems = [], []
     for path in record_paths(root):
         try:
-            runs.append(parse_record(json.loads(path.read_text()), path.relative_to(root), test_metrics))
-        except (OSError, ValueError, KeyError, TypeError) as error:
-            problems.append(f"{path}: unreadable run record ({error})")
+            record = json.loads(path.read_text())
+        except (OSError, ValueError, RecursionError) as error:
+            problems.append(f"{path.relative_to(root)}: unreadable run record ({type(error).__name__})")
+            continue
+        try:
+            runs.append(parse_record(record, path.relative_to(root), test_metrics))
+        except RecordError as error:
+            problems.append(f"{path.relative_to(root)}: rejected run record ({error})")
     return runs, problems

@@ -256,3 +256,20 @@ def test_an_unwritable_runs_folder_is_one_line(tmp_path, capsys):
     assert main(["sweep", str(REPO / "configs" / "sweeps" / "quickstart.yaml"), "--runs", str(a_file / "runs")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "Not a directory" in err[0], err
+
+
+@pytest.mark.parametrize(
+    "content",
+    ['["complete"]', '{"schema": "mtlbench.run/1", "status": "complete", "method": "EW"}', "{not json", '{"status": "complete"}'],
+    ids=["list", "malformed", "not-json", "no-schema"],
+)
+def test_a_record_that_does_not_fit_the_schema_is_no_result_of_a_resumed_sweep(tmp_path, content):
+    """A colleague's sweep folder may hold anything: such a run is run again, not trusted or crashed on."""
+    from bench.cli import interrupted_run
+    from bench.sweep import PlannedRun
+
+    run = PlannedRun("EW-Adam-s0", (), "Adam")
+    run.record(tmp_path).parent.mkdir(parents=True)
+    run.record(tmp_path).write_text(content)
+    assert not run.is_complete(tmp_path)
+    assert interrupted_run(tmp_path / "EW-Adam-s0") is None

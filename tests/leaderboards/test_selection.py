@@ -74,6 +74,7 @@ def test_records_can_report_the_last_epochs_mean_instead():
     record = {
         "schema": "mtlbench.run/1",
         "status": "complete",
+        "method": {"name": "EW"},
         "dataset": {"tasks": [{"name": "depth"}]},
         "metrics": {"val": [], "test": {"depth": {"abs_err": 0.4}}, "test_last_epochs_mean": {"depth": {"abs_err": 0.45}}},
     }

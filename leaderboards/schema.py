@@ -1,0 +1,130 @@
+"""The run record schema (``mtlbench.run/1``) as the leaderboard reads it, checked before use.
+
+Run records come from other people as often as from our own runs (a colleague's sweep, a W&B
+project, a published table's ``records/``), so each one is checked field by field against what
+the tables read: types, the task and metric names the metrics use, numbers where numbers
+belong. A record that does not fit is rejected whole, with the first reason, and listed as such;
+it is never half-read. Names are free text (tables escape them); numbers may be NaN only where
+a run's results can be (metrics of a diverged run), never where they steer the tables (learning
+rate, seed).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+SCHEMA = "mtlbench.run/1"
+STATUSES = ("running", "fitted", "complete", "diverged", "failed")
+DIRECTIONS = ("higher", "lower")
+MAX_NAME = 200  # characters of a method, task, metric or model name
+
+
+class RecordError(ValueError):
+    """A run record does not fit the schema; the message is the first reason."""
+
+
+def _name(value: Any) -> str:
+    """A key from the record, short and printable, for a reason (the tables escape it again)."""
+    text = str(value)
+    return repr(text[:40] + ("…" if len(text) > 40 else ""))
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check(condition: bool, reason: str) -> None:
+    if not condition:
+        raise RecordError(reason)
+
+
+def _text(value: Any, where: str, optional: bool = False) -> None:
+    if value is None and optional:
+        return
+    _check(isinstance(value, str) and 0 < len(value) <= MAX_NAME, f"{where} must be a name of 1 to {MAX_NAME} characters")
+
+
+def _object(value: Any, where: str, optional: bool = False) -> dict:
+    if value is None and optional:
+        return {}
+    _check(isinstance(value, dict), f"{where} must be an object")
+    return value
+
+
+def _number(value: Any, where: str, optional: bool = False, finite: bool = False, positive: bool = False) -> None:
+    if value is None and optional:
+        return
+    _check(_is_number(value), f"{where} must be a number")
+    if finite or positive:
+        _check(math.isfinite(value), f"{where} must be finite")
+    if positive:
+        _check(value > 0, f"{where} must be positive")
+
+
+def _task_metrics(value: Any, where: str, tasks: set[str], optional: bool = True) -> None:
+    """``{task: {metric: number}}`` over declared tasks (NaN allowed: a diverged run's result)."""
+    if value is None and optional:
+        return
+    for task, metrics in _object(value, where).items():
+        _check(task in tasks, f"{where} names task {_name(task)}, which dataset.tasks does not declare")
+        for metric, number in _object(metrics, f"{where}[{_name(task)}]").items():
+            _text(metric, f"a metric name in {where}[{_name(task)}]")
+            _number(number, f"{where}[{_name(task)}][{_name(metric)}]")
+
+
+def validate_record(record: Any) -> None:
+    """Raise :class:`RecordError` with the first reason ``record`` does not fit ``mtlbench.run/1``
+    as the leaderboard reads it; return quietly when it fits."""
+    _object(record, "the record")
+    _check(record.get("schema") == SCHEMA, f"schema must be '{SCHEMA}'")
+    _check(record.get("status") in STATUSES, f"status must be one of {', '.join(STATUSES)}")
+    _text(_object(record.get("method"), "method").get("name"), "method.name")
+    optimizer = _object(record.get("optimizer"), "optimizer", optional=True)
+    if optimizer:
+        _text(optimizer.get("name"), "optimizer.name")
+        _number(optimizer.get("lr"), "optimizer.lr", optional=True, positive=True)
+    seed = record.get("seed")
+    _check(seed is None or (type(seed) is int), "seed must be an integer or null")
+    dataset = _object(record.get("dataset"), "dataset")
+    _text(dataset.get("name"), "dataset.name", optional=True)
+    declared = dataset.get("tasks")
+    _check(isinstance(declared, list) and len(declared) > 0, "dataset.tasks must be a non-empty list")
+    for entry in declared:
+        _text(_object(entry, "a dataset.tasks entry").get("name"), "a dataset.tasks name")
+    tasks = {entry["name"] for entry in declared}
+    _check(len(tasks) == len(declared), "dataset.tasks names a task twice")
+    for task, metrics in _object(record.get("directions"), "directions", optional=True).items():
+        _check(task in tasks, f"directions names task {_name(task)}, which dataset.tasks does not declare")
+        for metric, way in _object(metrics, f"directions[{_name(task)}]").items():
+            _text(metric, f"a metric name in directions[{_name(task)}]")
+            _check(way in DIRECTIONS, f"directions[{_name(task)}][{_name(metric)}] must be 'higher' or 'lower'")
+    metrics = _object(record.get("metrics"), "metrics")
+    _task_metrics(metrics.get("test"), "metrics.test", tasks)
+    _task_metrics(metrics.get("test_last_epochs_mean"), "metrics.test_last_epochs_mean", tasks)
+    history = metrics.get("val") or []
+    _check(isinstance(history, list), "metrics.val must be a list")
+    for index, entry in enumerate(history):
+        _object(entry, f"metrics.val[{index}]")
+        _task_metrics(entry.get("tasks"), f"metrics.val[{index}].tasks", tasks)
+        _number(entry.get("select"), f"metrics.val[{index}].select", optional=True)
+    cost = _object(record.get("cost"), "cost", optional=True)
+    timing = _object(cost.get("seconds_per_step"), "cost.seconds_per_step", optional=True)
+    _number(timing.get("median"), "cost.seconds_per_step.median", optional=True)
+    _number(cost.get("peak_memory_mb"), "cost.peak_memory_mb", optional=True)
+    statistics = _object(record.get("gradient_statistics"), "gradient_statistics", optional=True)
+    for key in ("inter_task/cos", "inter_task/mag_sim"):
+        if key in statistics:
+            _number(_object(statistics[key], f"gradient_statistics['{key}']").get("mean"), f"gradient_statistics['{key}'].mean")
+    _number(statistics.get("inter_task/conflict_rate"), "gradient_statistics['inter_task/conflict_rate']", optional=True)
+    divergence = _object(record.get("divergence"), "divergence", optional=True)
+    if divergence:
+        _check(type(divergence.get("step")) is int, "divergence.step must be an integer")
+        _text(divergence.get("what"), "divergence.what")
+        _text(divergence.get("task"), "divergence.task", optional=True)
+    config = _object(record.get("config"), "config", optional=True)
+    model = config.get("model")
+    net = model.get("net") if isinstance(model, dict) else None
+    init = net.get("init_args") if isinstance(net, dict) else None
+    if isinstance(init, dict) and "backbone" in init:
+        _text(init["backbone"], "config.model.net.init_args.backbone")
