@@ -70,7 +70,8 @@ class Board:
     val_baseline: dict[str, float] = field(default_factory=dict)  # their validation metrics, for selecting
     rows: list[Row] = field(default_factory=list)
     missing_baselines: list[str] = field(default_factory=list)
-    cost_source: str = "per-run timings (separate runs: noisy)"  # where the cost columns come from
+    cost_source: str = "per-run timings (separate runs: noisy)"  # where the cost columns come from (plain text)
+    cost_from_perf: bool = False  # cost_source describes an `mtlbench perf` record
 
     @property
     def title(self) -> str:
@@ -170,7 +171,7 @@ def apply_perf_costs(boards: list[Board], perfs: list[PerfCosts]) -> None:
         perf = next((p for p in perfs if p.backbone == board.model), None)
         if perf is None:
             continue
-        board.cost_source = f"`mtlbench perf` ({perf.source})"
+        board.cost_source, board.cost_from_perf = perf.source, True
         for row in board.rows:
             cost = perf.methods.get(row.method)
             row.relative_cost = cost.x_ew if cost else None

@@ -1,0 +1,155 @@
+"""Run records from others are data: hostile names render inert, malformed records are rejected
+with their reason, and nothing of a rejected record reaches a table."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from leaderboards.cli import main, render_leaderboard
+from leaderboards.escape import csv_text, latex_text, markdown_text
+from leaderboards.schema import RecordError, validate_record
+from tests.leaderboards.fixture_runs import record
+
+SCRIPT = "<script>alert(1)</script>"
+ISSUE_NAME = r"EW | x <script>alert(1)</script> \input{/etc/passwd}"  # the name the issue tried
+LATEX = r"\input{/etc/passwd}"
+PIPE_METRIC = "x | y"
+LINK = "[click](javascript:alert(1))"
+
+
+def write(root: Path, name: str, payload) -> None:
+    folder = root / name / "version_0"
+    folder.mkdir(parents=True)
+    (folder / "results.json").write_text(payload if isinstance(payload, str) else json.dumps(payload))
+
+
+def hostile_world(root: Path) -> Path:
+    """EW and three hostile-named methods over two tasks whose metric names are hostile too,
+    their single-task baselines, and malformed records."""
+    metrics = {"segmentation": PIPE_METRIC, "depth": LATEX}
+    directions = {"segmentation": {PIPE_METRIC: "higher"}, "depth": {LATEX: "lower"}}
+    for index, method in enumerate(["EW", ISSUE_NAME, SCRIPT, LINK, "=HYPERLINK(1)"]):
+        for seed in range(2):
+            values = {task: {metric: 0.5 + 0.01 * index + 0.001 * seed} for task, metric in metrics.items()}
+            run = record(method, "Adam", seed, list(metrics), values)
+            run["directions"] = directions
+            write(root, f"m{index}-s{seed}", run)
+    for task, metric in metrics.items():
+        for seed in range(2):
+            run = record("EW", "Adam", seed, [task], {task: {metric: 0.5}})
+            run["directions"] = {task: directions[task]}
+            write(root, f"stl-{task}-s{seed}", run)
+    good = record("UW", "Adam", 0, list(metrics), {task: {metric: 0.5} for task, metric in metrics.items()})
+    write(root, "bad-method-string", good | {"method": "EW"})  # the issue's traceback
+    write(root, "bad-missing-dataset", {key: value for key, value in good.items() if key != "dataset"})
+    write(root, "bad-nan-lr", good | {"optimizer": {"name": "Adam", "lr": float("nan")}})
+    write(root, "bad-string-metric", good | {"metrics": {"val": [], "test": {"segmentation": {PIPE_METRIC: "0.9"}}}})
+    write(root, "bad-undeclared-task", good | {"metrics": {"val": [], "test": {"edges <b>": {"f1": 0.9}}}})
+    write(root, "bad-json", "{not json")
+    return root
+
+
+@pytest.fixture
+def rendered(tmp_path) -> tuple[Path, str]:
+    out = tmp_path / "out"
+    text = render_leaderboard(hostile_world(tmp_path / "runs"), out, png=True)
+    return out, text
+
+
+def table_rows(markdown: str) -> list[list[str]]:
+    """Cells of every table row, split on the pipes Markdown splits on (unescaped ones)."""
+    rows = []
+    for line in markdown.splitlines():
+        if line.startswith("|") and not line.startswith("|---"):
+            rows.append(re.split(r"(?<!\\)\|", line.strip())[1:-1])
+    return rows
+
+
+def test_hostile_names_render_inert_in_markdown(rendered):
+    _, text = rendered
+    assert "<script" not in text and "<" not in text.replace("<!--", "").replace("-->", "")
+    assert not re.search(r"(?<!\\)\]\(javascript", text)  # no link: the brackets are escaped
+    rows = table_rows(text)
+    assert len({len(row) for row in rows}) == 1  # no row has a column more than the header
+    labels = [row[0].strip() for row in rows]
+    assert markdown_text(ISSUE_NAME) in labels and markdown_text(SCRIPT) in labels
+    assert any(f"segmentation/{markdown_text(PIPE_METRIC)} (↑)" in cell for cell in rows[0])
+
+
+def test_hostile_names_render_inert_in_latex(rendered):
+    out, _ = rendered
+    tex = (out / "leaderboard.tex").read_text()
+    assert r"\input" not in tex and LATEX not in tex
+    assert latex_text(ISSUE_NAME) in tex
+    assert latex_text(LATEX) in tex  # the metric's column header
+
+
+def test_hostile_names_stay_text_in_csv(rendered):
+    out, _ = rendered
+    rows = list(csv.DictReader(io.StringIO((out / "leaderboard.csv").read_text())))
+    methods = {row["method"] for row in rows}
+    assert {ISSUE_NAME, SCRIPT, "'=HYPERLINK(1)"} <= methods  # a formula is text with a leading quote
+    assert f"segmentation/{PIPE_METRIC}_mean" in rows[0]
+
+
+def test_malformed_records_are_rejected_with_their_reason_and_never_half_read(rendered):
+    _, text = rendered
+    left_out = text.split("## Runs left out")[1]
+    for folder, reason in [
+        ("bad-method-string", "method must be an object"),
+        ("bad-missing-dataset", "dataset must be an object"),
+        ("bad-nan-lr", "optimizer.lr must be finite"),
+        ("bad-string-metric", "must be a number"),
+        ("bad-undeclared-task", "which dataset.tasks does not declare"),
+        ("bad-json", "unreadable run record (JSONDecodeError)"),
+    ]:
+        assert re.search(rf"- {folder}/version_0/results\.json: .*{re.escape(reason)}", left_out), folder
+    table = text.split("## Runs left out")[0]
+    assert "UW" not in table  # the only UW runs are the rejected ones
+
+
+def test_the_leaderboard_command_survives_every_hostile_record(tmp_path, capsys):
+    runs = hostile_world(tmp_path / "runs")
+    assert main([str(runs), "--out", str(tmp_path / "out")]) == 0
+    assert "rejected run record" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "change, reason",
+    [
+        (lambda r: r.update(seed="1"), "seed must be an integer"),
+        (lambda r: r.update(seed=True), "seed must be an integer"),
+        (lambda r: r["method"].update(name=""), "method.name must be a name"),
+        (lambda r: r["method"].update(name="x" * 201), "method.name must be a name"),
+        (lambda r: r.update(status="done"), "status must be one of"),
+        (lambda r: r.update(schema="mtlbench.run/0"), "schema must be"),
+        (lambda r: r["cost"].update(peak_memory_mb="big"), "cost.peak_memory_mb must be a number"),
+        (lambda r: r["directions"]["depth"].update(abs_err="down"), "must be 'higher' or 'lower'"),
+        (lambda r: r["dataset"]["tasks"].append({"name": "depth"}), "names a task twice"),
+        (lambda r: r.update(divergence={"step": "12", "what": "loss"}), "divergence.step must be an integer"),
+        (lambda r: r.update(config={"model": {"net": {"init_args": {"backbone": ["resnet"]}}}}), "backbone must be a name"),
+    ],
+)
+def test_each_schema_rule_rejects_with_a_reason(change, reason):
+    run = json.loads(json.dumps(record("EW", "Adam", 0, ["segmentation", "depth"], {"depth": {"abs_err": 0.4}})))  # a copy
+    validate_record(run)
+    change(run)
+    with pytest.raises(RecordError, match=re.escape(reason)):
+        validate_record(run)
+
+
+def test_nan_results_are_data_of_a_diverged_run_not_a_rejection():
+    run = record("EW", "Adam", 0, ["depth"], {"depth": {"abs_err": float("nan")}})
+    validate_record(run)
+
+
+def test_escapes_are_inert_for_every_special_character():
+    assert markdown_text("a|b`c*d[e]f\\g<h>&\ni") == "a\\|b\\`c\\*d\\[e\\]f\\\\g&lt;h&gt;&amp; i"
+    assert latex_text("\\{}$&#^_%~<>|") == r"\textbackslash{}\{\}\$\&\#\^{}\_\%\textasciitilde{}\textless{}\textgreater{}\textbar{}"
+    assert csv_text("-1+2") == "'-1+2" and csv_text("EW") == "EW"
