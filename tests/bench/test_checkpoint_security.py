@@ -11,7 +11,7 @@ import torch
 from bench.checkpoints import METHOD_STATE_KEY, check_model_state
 from bench.cli import main
 from bench.errors import CheckpointError
-from bench.methods import EqualWeighting, NashMTL
+from bench.methods import DualBalancing, EqualWeighting, NashMTL, UPGrad
 from bench.module import MultiTaskModule
 from datamodules import depth_task, segmentation_task
 from models import MultiTaskNet
@@ -101,12 +101,33 @@ def test_a_state_dict_of_another_shape_is_one_line():
     assert f"1 of other shapes ({key}: (1,) in the checkpoint" in message
 
 
-def test_a_checkpoint_written_before_the_method_state_layout_loads_when_its_method_had_none():
-    model = tiny_model(EqualWeighting())
-    saved = {key: value for key, value in model.state_dict().items() if key != METHOD_STATE_KEY}  # as EW wrote them
-    check_model_state(saved, model, model.method, "checkpoint old.ckpt")
+PRE_LAYOUT = REPO / "tests" / "fixtures" / "pre_layout"  # method entries of state dicts written at a3bc865
+
+
+@pytest.mark.parametrize("name, method", [("ew", EqualWeighting), ("upgrad", UPGrad), ("db_mtl", DualBalancing)])
+def test_a_checkpoint_written_before_the_layout_loads_when_its_method_state_is_data(name, method):
+    model = tiny_model(method())
+    old = torch.load(PRE_LAYOUT / f"{name}.pt", weights_only=True)["method_entries"]
+    saved = {key: value for key, value in model.state_dict().items() if not key.startswith("method.")} | old
+    check_model_state(saved, model, model.method, f"checkpoint {name}.ckpt")
     model.load_state_dict(saved)
-    stateful = tiny_model(NashMTL())
-    saved = {key: value for key, value in stateful.state_dict().items() if key != METHOD_STATE_KEY}
+    if name == "db_mtl":
+        assert model.method.steps == 2 and torch.equal(model.method.buffer, old[METHOD_STATE_KEY]["buffer"])
+
+
+def test_a_checkpoint_written_before_the_layout_with_pickled_state_is_refused_in_one_line():
+    model = tiny_model(NashMTL())
+    old = torch.load(PRE_LAYOUT / "nash_mtl.pt", weights_only=True)["method_entries"]
+    saved = {key: value for key, value in model.state_dict().items() if not key.startswith("method.")} | old
+    with pytest.raises(
+        CheckpointError, match=r"^checkpoint nash.ckpt holds method state in the pickled layout of mtlbench before"
+    ) as caught:
+        check_model_state(saved, model, model.method, "checkpoint nash.ckpt")
+    assert "\n" not in str(caught.value)
+
+
+def test_a_checkpoint_without_method_state_is_refused_for_a_stateful_method():
+    model = tiny_model(NashMTL())
+    saved = {key: value for key, value in model.state_dict().items() if key != METHOD_STATE_KEY}
     with pytest.raises(CheckpointError, match=r"^checkpoint old.ckpt holds no method state \(a layout before"):
-        check_model_state(saved, stateful, stateful.method, "checkpoint old.ckpt")
+        check_model_state(saved, model, model.method, "checkpoint old.ckpt")
