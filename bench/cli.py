@@ -38,7 +38,7 @@ from pytorch_lightning.cli import LightningCLI
 
 from bench.callbacks import RunRecord, StepCost
 from bench.checkpoints import AtomicCheckpointIO, check_checkpoint, not_plain_data, resumable_checkpoint
-from bench.errors import DIVERGED_EXIT, BaselineError, CheckpointError, Diverged, MethodConfigError
+from bench.errors import DIVERGED_EXIT, BaselineError, CheckpointError, Diverged, MethodConfigError, RunFileError
 from bench.module import MultiTaskModule
 from datamodules import DatasetError, DenseDataModule
 from leaderboards.records import selected_validation
@@ -50,6 +50,7 @@ USER_ERRORS = (
     MethodConfigError,
     BaselineError,
     CheckpointError,
+    RunFileError,
     FileNotFoundError,
     MisconfigurationException,
 )

@@ -16,6 +16,10 @@ class CheckpointError(ValueError):
     """A checkpoint cannot be read (missing, truncated, not a torch checkpoint); the message names it."""
 
 
+class RunFileError(ValueError):
+    """A file of a run folder (gradient statistics) does not fit its format; the message names it."""
+
+
 class Diverged(RuntimeError):
     """A training step produced a non-finite loss or update; the run stops at that step.
 

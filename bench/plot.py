@@ -5,6 +5,9 @@
   ``magnitude_similarity_inter_task_vs_inter_sample.png``: the distributions of the pair
   statistics between tasks and between sub-batches of one task, side by side (the comparison
   of Elich et al. 2024: is a conflict specific to multi-task learning?).
+
+The statistics file may come from someone else's run folder: it is checked before use (one line
+naming what does not fit) and its task names are drawn as text, never as mathtext.
 """
 
 from __future__ import annotations
@@ -19,10 +22,38 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from bench.callbacks.gradient_probe import STATS_FILE
+from bench.errors import RunFileError
+from leaderboards.escape import plot_text
 
 
 def _series(probes: list[dict], prefix: str) -> list[float]:
     return [value for probe in probes for key, value in probe.items() if key.startswith(prefix)]
+
+
+def read_stats(path: Path) -> tuple[list[str], list[dict]]:
+    """The task names and probes of a gradient statistics file, checked: names are text, every
+    probe an object with an integer step and numbers."""
+
+    def refuse(reason: str) -> RunFileError:
+        return RunFileError(
+            f"{path} is not a gradient statistics file of mtlbench ({reason}); plot a run folder that a GradientProbe wrote"
+        )
+
+    try:
+        stats = json.loads(path.read_text())
+    except (ValueError, RecursionError) as error:
+        raise refuse(f"not JSON: {type(error).__name__}") from None
+    tasks, probes = (stats.get("tasks"), stats.get("probes")) if isinstance(stats, dict) else (None, None)
+    if not isinstance(tasks, list) or not all(isinstance(task, str) and 0 < len(task) <= 200 for task in tasks):
+        raise refuse("'tasks' must be a list of names")
+    if not isinstance(probes, list) or not all(isinstance(probe, dict) for probe in probes):
+        raise refuse("'probes' must be a list of objects")
+    for index, probe in enumerate(probes):
+        if type(probe.get("step")) is not int:
+            raise refuse(f"probe {index} has no integer step")
+        if not all(isinstance(value, (int, float)) and not isinstance(value, bool) for value in probe.values()):
+            raise refuse(f"probe {index} holds a value that is not a number")
+    return tasks, probes
 
 
 def plot_run(run_dir: Path, out_dir: Path | None = None) -> list[Path]:
@@ -30,8 +61,7 @@ def plot_run(run_dir: Path, out_dir: Path | None = None) -> list[Path]:
     stats_path = Path(run_dir) / STATS_FILE
     if not stats_path.is_file():
         raise FileNotFoundError(f"{stats_path} not found; train with the GradientProbe callback (configs/trainer/*.yaml enable it)")
-    stats = json.loads(stats_path.read_text())
-    probes, tasks = stats["probes"], stats["tasks"]
+    tasks, probes = read_stats(stats_path)
     out_dir = Path(out_dir or run_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
@@ -39,7 +69,7 @@ def plot_run(run_dir: Path, out_dir: Path | None = None) -> list[Path]:
     figure, axis = plt.subplots(figsize=(6, 4))
     steps = [probe["step"] for probe in probes]
     for task in tasks:
-        axis.plot(steps, [probe.get(f"norm/{task}", float("nan")) for probe in probes], marker="o", markersize=3, label=task)
+        axis.plot(steps, [probe.get(f"norm/{task}", float("nan")) for probe in probes], marker="o", markersize=3, label=plot_text(task))
     axis.set(xlabel="training step", ylabel="gradient norm (shared parameters)", yscale="log", title="Per-task gradient norms")
     axis.legend()
     figure.tight_layout()

@@ -137,3 +137,27 @@ def test_probe_arguments_fail_loudly(tiny_datamodule, tmp_path):
 def test_plot_without_statistics_is_a_one_line_error(tmp_path, capsys):
     assert main(["plot", str(tmp_path)]) == 2
     assert "gradient_stats.json not found" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "content, reason",
+    [
+        ('{"tasks": "depth", "probes": []}', "'tasks' must be a list of names"),
+        ('{"tasks": ["depth"], "probes": [{"step": "1"}]}', "probe 0 has no integer step"),
+        ('{"tasks": ["depth"], "probes": [{"step": 1, "norm/depth": "big"}]}', "probe 0 holds a value that is not a number"),
+        ("[1, 2]", "'tasks' must be a list of names"),
+        ("{oops", "not JSON"),
+    ],
+)
+def test_plot_of_a_statistics_file_that_does_not_fit_is_one_line(tmp_path, capsys, content, reason):
+    (tmp_path / STATS_FILE).write_text(content)
+    assert main(["plot", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and reason in err[0] and str(tmp_path / STATS_FILE) in err[0]
+
+
+def test_plot_draws_hostile_task_names_as_text(tmp_path):
+    """A task named with dollar signs would be parsed as mathtext (and stop the plot) if drawn raw."""
+    probes = [{"step": step, "norm/$\\frac{": 1.0 + step, "inter_task/cos/0": 0.1} for step in range(3)]
+    (tmp_path / STATS_FILE).write_text(json.dumps({"tasks": ["$\\frac{"], "probes": probes}))
+    assert main(["plot", str(tmp_path), "--out", str(tmp_path / "figures")]) == 0
