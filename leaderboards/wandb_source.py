@@ -3,7 +3,10 @@ upload their ``results.json``), fetched into a folder the leaderboard then reads
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+
+RUN_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")  # what a W&B run id is made of: a folder name, never a path
 
 
 class WandbSourceError(RuntimeError):
@@ -25,6 +28,8 @@ def fetch_records(project: str, destination: Path, group: str | None = None) -> 
         ) from None
     fetched = 0
     for run in runs:
+        if not isinstance(run.id, str) or not RUN_ID.fullmatch(run.id):
+            continue  # an id that is not a plain name would place its record outside destination
         names = {file.name for file in run.files()}
         if "results.json" not in names:
             continue  # a run that never wrote its record: nothing to rank

@@ -153,3 +153,43 @@ def test_escapes_are_inert_for_every_special_character():
     assert markdown_text("a|b`c*d[e]f\\g<h>&\ni") == "a\\|b\\`c\\*d\\[e\\]f\\\\g&lt;h&gt;&amp; i"
     assert latex_text("\\{}$&#^_%~<>|") == r"\textbackslash{}\{\}\$\&\#\^{}\_\%\textasciitilde{}\textless{}\textgreater{}\textbar{}"
     assert csv_text("-1+2") == "'-1+2" and csv_text("EW") == "EW"
+
+
+def test_a_wandb_run_id_that_is_a_path_is_not_fetched(tmp_path, monkeypatch):
+    """Run ids from a W&B project are folder names; one like '../x' would write outside the folder.
+    W&B's server cannot be reached here, so its API object is replaced by one serving two runs."""
+    import wandb
+
+    from leaderboards.wandb_source import fetch_records
+
+    class File:
+        name = "results.json"
+
+        def __init__(self, run_id):
+            self.run_id = run_id
+
+        def download(self, root, replace):
+            Path(root).mkdir(parents=True, exist_ok=True)
+            (Path(root) / "results.json").write_text("{}")
+
+    class Run:
+        def __init__(self, run_id):
+            self.id = run_id
+
+        def files(self):
+            return [File(self.id)]
+
+        def file(self, name):
+            return File(self.id)
+
+    class Api:
+        def __init__(self, timeout):
+            pass
+
+        def runs(self, project, filters):
+            return [Run("../escaped"), Run("abc123")]
+
+    monkeypatch.setattr(wandb, "Api", Api)
+    assert fetch_records("team/project", tmp_path / "records") == 1
+    assert (tmp_path / "records" / "abc123" / "results.json").is_file()
+    assert not (tmp_path / "escaped").exists()
