@@ -11,7 +11,7 @@ import torch
 from bench.checkpoints import METHOD_STATE_KEY, check_model_state
 from bench.cli import main
 from bench.errors import CheckpointError
-from bench.methods import DualBalancing, EqualWeighting, NashMTL, UPGrad
+from bench.methods import GRADIENT_AGGREGATORS, LOSS_WEIGHTINGS, DualBalancing, EqualWeighting, NashMTL, UPGrad
 from bench.module import MultiTaskModule
 from datamodules import depth_task, segmentation_task
 from models import MultiTaskNet
@@ -21,6 +21,7 @@ from tests.conftest import tiny_cli_args
 REPO = Path(__file__).resolve().parents[2]
 QUICKSTART = str(REPO / "configs" / "quickstart.yaml")
 NASH = str(REPO / "configs" / "method" / "nash_mtl.yaml")
+STATEFUL_NAMES = {"DynamicWeightAverage", "FastAdaptiveMultitask", "NashMTL", "GradVac", "ExcessMTL", "DualBalancing", "PCD"}
 
 
 @pytest.fixture(scope="module")
@@ -131,3 +132,20 @@ def test_a_checkpoint_without_method_state_is_refused_for_a_stateful_method():
     saved = {key: value for key, value in model.state_dict().items() if key != METHOD_STATE_KEY}
     with pytest.raises(CheckpointError, match=r"^checkpoint old.ckpt holds no method state \(a layout before"):
         check_model_state(saved, model, model.method, "checkpoint old.ckpt")
+
+
+@pytest.mark.parametrize(
+    "cls", [cls for cls in (*LOSS_WEIGHTINGS, *GRADIENT_AGGREGATORS) if cls.__name__ in STATEFUL_NAMES], ids=lambda c: c.__name__
+)
+def test_the_attack_checkpoint_of_every_stateful_method_is_refused_and_runs_nothing(cls, tmp_path):
+    """The crafted entry written to and read from a file, as the CLI reads it, for each method."""
+    marker = tmp_path / "ran"
+    model = tiny_model(cls())
+    saved = model.state_dict()
+    saved[METHOD_STATE_KEY] = pickled_command(marker)
+    torch.save({"state_dict": saved}, tmp_path / "crafted.ckpt")
+    loaded = torch.load(tmp_path / "crafted.ckpt", weights_only=True)["state_dict"]
+    with pytest.raises(CheckpointError, match=r"^checkpoint crafted.ckpt holds method state in the pickled layout"):
+        check_model_state(loaded, model, model.method, "checkpoint crafted.ckpt")
+    time.sleep(0.2)
+    assert not marker.exists()

@@ -89,3 +89,29 @@ def test_a_sweep_killed_mid_run_resumes_to_the_same_records(tiny_cache, tmp_path
         assert len(records) == 1
         expected = json.loads(next((tmp_path / "a" / "runs" / run).rglob("results.json")).read_text())
         assert _metrics(json.loads(records[0].read_text())) == _metrics(expected), run
+
+
+STATEFUL_CONFIGS = [
+    "nash_mtl",
+    "famo",
+    "dwa",
+    *(pytest.param(name, marks=pytest.mark.slow) for name in ("gradvac", "excess_mtl", "pcd", "db_mtl")),
+]
+
+
+@pytest.mark.parametrize("method", STATEFUL_CONFIGS)
+def test_a_stateful_method_resumed_from_its_checkpoint_ends_with_the_same_record(tiny_cache, tmp_path, method):
+    """The method's state goes through a real checkpoint file (mtlbench.method_state/1) and the
+    resumed run continues exactly: 3 epochs straight, or 2 then resumed from last.ckpt to 3."""
+    from bench.cli import main
+
+    common = [*tiny_cli_args(tiny_cache, tmp_path / "x", QUICKSTART), "--data.init_args.num_train=16", "--test_after_fit=false"]
+    common += ["--model.method", str(REPO / "configs" / "method" / f"{method}.yaml")]
+    assert main(["fit", *common, "--trainer.max_epochs=3", f"--trainer.logger.init_args.save_dir={tmp_path / 'straight'}"]) == 0
+    resumed = [*common, f"--trainer.logger.init_args.save_dir={tmp_path / 'resumed'}"]
+    assert main(["fit", *resumed, "--trainer.max_epochs=2"]) == 0
+    last = next((tmp_path / "resumed").rglob("last.ckpt"))
+    assert main(["fit", *resumed, "--trainer.max_epochs=3", f"--ckpt_path={last}"]) == 0
+    straight = json.loads(next((tmp_path / "straight").rglob("results.json")).read_text())
+    again = json.loads(next((tmp_path / "resumed").rglob("results.json")).read_text())
+    assert again["metrics"]["val"] == straight["metrics"]["val"]
