@@ -31,9 +31,9 @@ from bench.metrics import HIGHER_IS_BETTER, METRICS_OF_KIND, metric_for
 from bench.rng import collect_rng_states, set_rng_states
 from datamodules.tasks import TaskSpec
 from leaderboards.delta_m import delta_m
-from models import MultiTaskNet
+from models import MultiTaskModel, MultiTaskNet
 
-NetFactory = Callable[[Sequence[TaskSpec]], MultiTaskNet]
+NetFactory = Callable[[Sequence[TaskSpec]], MultiTaskModel]
 Batch = tuple[torch.Tensor, dict[str, torch.Tensor]]
 
 
@@ -50,7 +50,8 @@ class MultiTaskModule(pl.LightningModule):
 
     Args:
         tasks: the datamodule's tasks (linked in by the CLI; never written in configs).
-        net: builds the network from the tasks, e.g. ``MultiTaskNet`` with its arguments.
+        net: builds the network from the tasks: ``MultiTaskNet`` (a timm backbone, a neck, heads)
+            or ``MTANSegNet``, with their arguments.
         method: how tasks are combined: a loss weighting or a gradient aggregator (default EW).
         optimizer: builds the optimizer from the parameters (Adam, AdamW, SGD ... by config).
         lr_scheduler: builds an LR scheduler, stepped once per epoch; ``None`` for a constant LR.
@@ -119,7 +120,7 @@ class MultiTaskModule(pl.LightningModule):
                 # per-task gradients back-propagate through the graph more than once (retain_graph),
                 # which compiled backward functions refuse while they donate their buffers (process-wide)
                 torch._functorch.config.donated_buffer = False
-            for part in (self.net.backbone, self.net.neck, *self.net.heads.values()):
+            for part in self.net.compile_units():
                 part.compile()
         # Set by the gradient probe on its steps: keep the parameter-space Jacobian and update
         # the method computed anyway, so probing such a method costs no backward pass.

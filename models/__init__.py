@@ -1,8 +1,10 @@
 """Networks for dense multi-task prediction: torch + timm only, no Lightning."""
 
 from models.backbone import Backbone, check_backbone_name
+from models.base import MultiTaskModel
 from models.errors import ModelConfigError
 from models.heads import HEAD_FOR_KIND, HeadSpec, build_head
+from models.mtan import MTANSegNet
 from models.multitask import MultiTaskNet
 from models.neck import FeaturePyramidNeck
 
@@ -11,7 +13,9 @@ __all__ = [
     "Backbone",
     "FeaturePyramidNeck",
     "HeadSpec",
+    "MTANSegNet",
     "ModelConfigError",
+    "MultiTaskModel",
     "MultiTaskNet",
     "build_head",
     "check_backbone_name",

@@ -9,13 +9,14 @@ import torch
 from torch import nn
 
 from models.backbone import Backbone
+from models.base import MultiTaskModel, checked_task_names
 from models.errors import ModelConfigError
 from models.heads import HeadSpec, build_head
 from models.neck import ASPPNeck, FeaturePyramidNeck
 from models.norms import NORMS, Norm, convert_norms
 
 
-class MultiTaskNet(nn.Module):
+class MultiTaskNet(MultiTaskModel):
     """Hard-parameter-sharing network for dense prediction.
 
     ``encode(x)`` returns the shared representation (the neck's output, stride 4), the point
@@ -26,7 +27,8 @@ class MultiTaskNet(nn.Module):
     Args:
         tasks: the tasks to predict (linked from the datamodule by the CLI).
         backbone: timm model name.
-        pretrained: local weights file for the backbone, or ``None``.
+        pretrained: ``True`` for timm's default ImageNet weights of the backbone (timm's hub
+            loading and cache), a local weights file, or ``None`` for random initialisation.
         decoder_channels: width of the shared neck and of the heads.
         out_indices: backbone feature levels fed to the neck (default: every level of stride >= 4).
         neck: ``"fpn"`` (feature pyramid, output stride 4) or ``"aspp"`` (DeepLabV3 ASPP on the
@@ -34,6 +36,7 @@ class MultiTaskNet(nn.Module):
         output_stride: dilate the backbone to this stride (timm's ``output_stride``: 8 or 16).
         norm: ``"batch"`` (BatchNorm, as built), ``"sync_batch"`` (statistics shared across GPUs
             under DDP) or ``"group"`` (GroupNorm: per sample, so exact under DDP on any device).
+        backbone_args: more keyword arguments of the timm model (:class:`models.Backbone`).
 
     Example:
         >>> from types import SimpleNamespace
@@ -47,23 +50,19 @@ class MultiTaskNet(nn.Module):
         self,
         tasks: Sequence[HeadSpec],
         backbone: str = "resnet18",
-        pretrained: str | None = None,
+        pretrained: bool | str | None = None,
         decoder_channels: int = 64,
         out_indices: Sequence[int] | None = None,
         neck: Literal["fpn", "aspp"] = "fpn",
         output_stride: int | None = None,
         norm: Norm = "batch",
+        backbone_args: dict | None = None,
     ) -> None:
         super().__init__()
         if norm not in NORMS:
             raise ModelConfigError(f"unknown norm '{norm}'; choose one of {', '.join(NORMS)}")
-        names = [task.name for task in tasks]
-        if not names:
-            raise ModelConfigError("MultiTaskNet needs at least one task; the datamodule declares them")
-        if len(set(names)) != len(names):
-            raise ModelConfigError(f"task names must be unique, got {names}")
-        self.task_names = names
-        self.backbone = Backbone(backbone, pretrained=pretrained, out_indices=out_indices, output_stride=output_stride)
+        self.task_names = checked_task_names(tasks, "MultiTaskNet")
+        self.backbone = Backbone(backbone, pretrained, out_indices, output_stride=output_stride, model_args=backbone_args)
         if neck == "fpn":
             self.neck: nn.Module = FeaturePyramidNeck(self.backbone.channels, decoder_channels)
         elif neck == "aspp":
@@ -72,7 +71,6 @@ class MultiTaskNet(nn.Module):
             raise ModelConfigError(f"unknown neck '{neck}'; choose 'fpn' or 'aspp'")
         self.heads = nn.ModuleDict({task.name: build_head(task, decoder_channels) for task in tasks})
         convert_norms(self, norm)
-        self._input_size: tuple[int, int] | None = None
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         """Shared representation of a batch of images (B, C, H/s, W/s), s = the neck's stride."""
@@ -83,15 +81,10 @@ class MultiTaskNet(nn.Module):
         """Per-task outputs at ``size`` (default: the size of the last encoded batch). ``features``
         is the shared representation, or ``{task: representation}`` to give each head its own
         (the same values with a differently scaled gradient, for one)."""
-        size = size or self._input_size
-        if size is None:
-            raise RuntimeError("decode() needs an output size: call encode() first or pass size")
+        size = self.output_size(size)
         if isinstance(features, Mapping):
             return {name: head(features[name], size) for name, head in self.heads.items()}
         return {name: head(features, size) for name, head in self.heads.items()}
-
-    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        return self.decode(self.encode(images), size=(images.shape[-2], images.shape[-1]))
 
     def shared_parameters(self) -> Iterator[nn.Parameter]:
         """Parameters every task's loss depends on: backbone and neck."""
@@ -102,8 +95,5 @@ class MultiTaskNet(nn.Module):
         """Parameters of the last shared layer (the neck's final conv), GradNorm's W."""
         yield from self.neck.smooth.parameters()
 
-    def task_parameters(self, name: str) -> Iterator[nn.Parameter]:
-        """Parameters only task ``name`` depends on: its head."""
-        if name not in self.heads:
-            raise ModelConfigError(f"no head for task '{name}'; tasks: {', '.join(self.task_names)}")
-        yield from self.heads[name].parameters()
+    def compile_units(self) -> list[nn.Module]:
+        return [self.backbone, self.neck, *self.heads.values()]

@@ -1,0 +1,149 @@
+"""MTAN: the multi-task attention network over a SegNet (Liu, Johns & Davison, "End-to-End
+Multi-Task Learning with Attention", CVPR 2019), the model of the NYUv2 and Cityscapes tables
+of Nash-MTL, CAGrad and FAMO.
+
+A SegNet (five encoder stages of 3x3 conv-BN-ReLU layers with max pooling, mirrored by a
+decoder that unpools with the pooling indices) is shared by all tasks. Each task has soft
+attention masks (1x1 conv-BN-ReLU, 1x1 conv-BN-sigmoid) at every stage: in the encoder a mask
+applied to the stage's last features, computed from its first features and the task's previous
+attended features; in the decoder the same from the unpooled features. The 3x3 layers that
+carry each task's attended features from one stage to the next are shared by the tasks, as in
+the paper's code.
+
+As Nash-MTL's code does, the shared representation is each task's attended features at full
+resolution (``encode`` stacks them along the channels); the task-specific parts are the
+prediction heads, and the attention masks count as shared parameters (a task's rows of the
+Jacobian are zero on the other tasks' masks).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from models.base import MultiTaskModel, checked_task_names
+from models.errors import ModelConfigError
+from models.heads import HeadSpec, build_head
+from models.neck import conv_bn_relu
+from models.norms import NORMS, Norm, convert_norms
+
+SEGNET_WIDTHS = (64, 128, 256, 512, 512)  # the paper's filters per stage
+
+
+def attention(in_channels: int, mid: int, out: int) -> nn.Sequential:
+    """A soft attention mask: 1x1 conv-BN-ReLU, 1x1 conv-BN, sigmoid."""
+    return nn.Sequential(
+        nn.Conv2d(in_channels, mid, 1),
+        nn.BatchNorm2d(mid),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(mid, out, 1),
+        nn.BatchNorm2d(out),
+        nn.Sigmoid(),
+    )
+
+
+def stage_convs(channels: int, layers: int) -> nn.Sequential:
+    return nn.Sequential(*(conv_bn_relu(channels, channels) for _ in range(layers)))
+
+
+class MTANSegNet(MultiTaskModel):
+    """SegNet with task attention (MTAN), for inputs whose sides are multiples of 32.
+
+    Args:
+        tasks: the tasks to predict (linked from the datamodule by the CLI).
+        widths: channels of the five stages (the paper: 64, 128, 256, 512, 512; smaller
+            for tests).
+        norm: as :class:`models.MultiTaskNet`.
+
+    Example:
+        >>> from types import SimpleNamespace
+        >>> depth = SimpleNamespace(name="depth", kind="depth", channels=1)
+        >>> net = MTANSegNet([depth], widths=(4, 4, 4, 4, 4))
+        >>> net(torch.zeros(2, 3, 64, 64))["depth"].shape
+        torch.Size([2, 1, 64, 64])
+    """
+
+    def __init__(self, tasks: Sequence[HeadSpec], widths: Sequence[int] = SEGNET_WIDTHS, norm: Norm = "batch") -> None:
+        super().__init__()
+        if norm not in NORMS:
+            raise ModelConfigError(f"unknown norm '{norm}'; choose one of {', '.join(NORMS)}")
+        if len(widths) != len(SEGNET_WIDTHS):
+            raise ModelConfigError(f"MTANSegNet has {len(SEGNET_WIDTHS)} stages: give {len(SEGNET_WIDTHS)} widths, got {list(widths)}")
+        self.task_names = checked_task_names(tasks, "MTANSegNet")
+        f = list(widths)
+        count = len(self.task_names)
+        stage_layers = [1, 1, 2, 2, 2]  # the second conv block of each stage: 1, 1, then 2 layers
+        self.encoder_block = nn.ModuleList([conv_bn_relu(3, f[0]), *(conv_bn_relu(f[i], f[i + 1]) for i in range(4))])
+        self.decoder_block = nn.ModuleList([conv_bn_relu(f[0], f[0]), *(conv_bn_relu(f[i + 1], f[i]) for i in range(4))])
+        self.encoder_convs = nn.ModuleList(stage_convs(f[i], stage_layers[i]) for i in range(5))
+        self.decoder_convs = nn.ModuleList(stage_convs(f[max(i - 1, 0)], stage_layers[i]) for i in range(5))  # after decoder_block
+        self.encoder_attention = nn.ModuleList(
+            nn.ModuleList([attention(f[0], f[0], f[0]), *(attention(2 * f[i], f[i], f[i]) for i in range(1, 5))]) for _ in range(count)
+        )
+        self.decoder_attention = nn.ModuleList(
+            nn.ModuleList([attention(2 * f[0], f[0], f[0]), *(attention(f[i + 1] + f[i], f[i], f[i]) for i in range(4))])
+            for _ in range(count)
+        )
+        self.encoder_attention_convs = nn.ModuleList([*(conv_bn_relu(f[i], f[i + 1]) for i in range(4)), conv_bn_relu(f[4], f[4])])
+        self.decoder_attention_convs = nn.ModuleList([conv_bn_relu(f[0], f[0]), *(conv_bn_relu(f[i + 1], f[i]) for i in range(4))])
+        self.width = f[0]
+        self.heads = nn.ModuleDict({task.name: build_head(task, f[0]) for task in tasks})
+        convert_norms(self, norm)
+
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        """Each task's attended full-resolution features, stacked along the channels (B, T*w, H, W)."""
+        if images.shape[-2] % 32 or images.shape[-1] % 32:
+            raise ModelConfigError(f"MTANSegNet pools five times: image sides must be multiples of 32, got {tuple(images.shape[-2:])}")
+        self._input_size = (images.shape[-2], images.shape[-1])
+        first, last, indices, shapes = [], [], [], []
+        x = images
+        for stage in range(5):  # the shared encoder
+            first.append(self.encoder_block[stage](x))
+            last.append(self.encoder_convs[stage](first[-1]))
+            shapes.append(last[-1].shape[-2:])
+            x, where = F.max_pool2d(last[-1], 2, stride=2, return_indices=True)
+            indices.append(where)
+        unpooled, decoded = [], []
+        for step in range(5):  # the shared decoder, coarsest stage first
+            stage = 4 - step
+            unpooled.append(F.max_unpool2d(x, indices[stage], 2, stride=2, output_size=shapes[stage]))
+            x = self.decoder_convs[stage](self.decoder_block[stage](unpooled[-1]))
+            decoded.append(x)
+        attended = []
+        for task in range(len(self.task_names)):
+            carried = None
+            for stage in range(5):  # the task's encoder attention
+                source = first[stage] if carried is None else torch.cat((first[stage], carried), dim=1)
+                masked = self.encoder_attention[task][stage](source) * last[stage]
+                carried = F.max_pool2d(self.encoder_attention_convs[stage](masked), 2, stride=2)
+            for step in range(5):  # the task's decoder attention
+                stage = 4 - step
+                carried = F.interpolate(carried, size=unpooled[step].shape[-2:], mode="bilinear", align_corners=True)
+                carried = self.decoder_attention_convs[stage](carried)
+                mask = self.decoder_attention[task][stage](torch.cat((unpooled[step], carried), dim=1))
+                carried = mask * decoded[step]
+            attended.append(carried)
+        return torch.cat(attended, dim=1)
+
+    def decode(self, features: torch.Tensor | Mapping[str, torch.Tensor], size: tuple[int, int] | None = None) -> dict[str, torch.Tensor]:
+        size = self.output_size(size)
+        outputs = {}
+        for k, (name, head) in enumerate(self.heads.items()):
+            own = features[name] if isinstance(features, Mapping) else features
+            outputs[name] = head(own[:, k * self.width : (k + 1) * self.width], size)
+        return outputs
+
+    def shared_parameters(self) -> Iterator[nn.Parameter]:
+        """Everything but the heads: the SegNet and the attention (Nash-MTL's split)."""
+        heads = {id(p) for p in self.heads.parameters()}
+        yield from (p for p in self.parameters() if id(p) not in heads)
+
+    def last_shared_parameters(self) -> Iterator[nn.Parameter]:
+        """The SegNet's last layer, whose features every task's last mask selects from."""
+        yield from self.decoder_convs[0].parameters()
+
+    def compile_units(self) -> list[nn.Module]:
+        return [self]
