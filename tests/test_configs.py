@@ -64,3 +64,19 @@ def test_perf_config_names_a_model_and_variants_that_exist(config: Path):
     for spec in map(parse_variant, cfg.variants):
         if not spec.is_reference:
             load_method(Path(cfg.method_dir.absolute) / f"{spec.name}.yaml", spec.features)
+
+
+@pytest.mark.parametrize("model", ["tiny_vit", "tiny_swin", "tiny_convnext", "tiny_mtan"])
+def test_a_model_config_fits_synthetic_scenes_at_96x128(model, tiny_cache, tmp_path):
+    """A plain ViT, a Swin, a ConvNeXt and MTAN, each a short fit on 96x128 scenes from its config."""
+    import json
+
+    from bench.cli import main
+    from tests.conftest import tiny_cli_args
+
+    args = tiny_cli_args(tiny_cache, tmp_path, str(QUICKSTART))
+    args += ["--data.init_args.height=96", "--data.init_args.width=128", "--data.init_args.num_train=16", "--trainer.max_epochs=1"]
+    assert main(["fit", *args, f"--model.net={CONFIGS / 'model' / f'{model}.yaml'}", "--test_after_fit=false"]) == 0
+    record = json.loads(next(tmp_path.rglob("results.json")).read_text())
+    assert record["status"] == "fitted" and len(record["metrics"]["val"]) == 1
+    assert all(value == value for task in record["metrics"]["val"][0]["tasks"].values() for value in task.values())

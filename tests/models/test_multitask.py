@@ -64,7 +64,7 @@ def test_unknown_backbone_lists_close_matches():
 
 def test_missing_weights_file_is_named(tmp_path):
     missing = tmp_path / "nope.pth"
-    with pytest.raises(ModelConfigError, match=rf"pretrained weights file '{missing}' not found.*never downloads") as info:
+    with pytest.raises(ModelConfigError, match=rf"pretrained weights file '{missing}' not found; .*true for timm") as info:
         Backbone("test_resnet", pretrained=str(missing))
     assert "\n" not in str(info.value)
 
