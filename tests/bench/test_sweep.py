@@ -104,6 +104,17 @@ def test_sweep_command_skips_complete_runs_and_prints_the_leaderboard(tiny_cache
     assert "| EW |" in table and "| UW" in table
 
 
+def written_log(path: Path, timeout: float = 20.0) -> bytes:
+    """A W&B transaction log once its writer (W&B's own service process, which may still be
+    flushing when the run has finished) has put more than its header in it."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while len(data := path.read_bytes()) <= 16 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return data
+
+
 def test_sweep_logs_each_run_to_its_own_offline_wandb_run(tiny_cache, tmp_path, monkeypatch):
     for name in ("WANDB_API_KEY", "WANDB_MODE"):
         monkeypatch.delenv(name, raising=False)
@@ -122,7 +133,7 @@ def test_sweep_logs_each_run_to_its_own_offline_wandb_run(tiny_cache, tmp_path, 
     assert len(offline) == 3  # one W&B run per sweep run, none reused
     for folder in offline:
         assert json.loads((folder / "files" / "results.json").read_text())["status"] == "complete"
-        log = next(folder.glob("*.wandb")).read_bytes()
+        log = written_log(next(folder.glob("*.wandb")))
         assert b"sweep-test" in log and b"spec" in log  # project, and the group: the spec's name
     from leaderboards.records import load_runs
 

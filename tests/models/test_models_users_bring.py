@@ -114,3 +114,29 @@ def test_gradient_methods_train_mtan_and_the_transformers(method):
         losses, _ = module.optimization_step(images, targets, optimizer, step=0)
         assert torch.isfinite(losses).all()
         assert any(not torch.equal(b, p) for b, p in zip(before, module.net.shared_parameters(), strict=True))
+
+
+def test_default_weights_come_from_timms_cache_through_timms_loading(tmp_path):
+    """A copy in the Hugging Face cache, where timm's hub loading keeps what it downloads, is
+    what ``pretrained: true`` loads (offline, so nothing is fetched)."""
+    code = """
+import sys, torch, timm
+from pathlib import Path
+from safetensors.torch import save_file
+from models import Backbone
+repo = Path(sys.argv[1]) / "hub" / "models--timm--test_resnet.r160_in1k"
+(repo / "refs").mkdir(parents=True)
+(repo / "refs" / "main").write_text("0" * 40)
+(repo / "snapshots" / ("0" * 40)).mkdir(parents=True)
+torch.manual_seed(5)
+source = timm.create_model("test_resnet")
+save_file(source.state_dict(), str(repo / "snapshots" / ("0" * 40) / "model.safetensors"))
+loaded, reference = Backbone("test_resnet", pretrained=True).body.state_dict(), source.state_dict()
+matched = [key for key in loaded if key in reference]
+print(len(matched), len(loaded), all(torch.equal(loaded[key], reference[key]) for key in matched))
+"""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
+    command = [sys.executable, "-c", code, str(tmp_path / "hf")]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=Path(__file__).parents[2], timeout=120)
+    count, total, equal = done.stdout.split()
+    assert count == total and int(total) > 50 and equal == "True", done.stderr[-2000:]
