@@ -23,7 +23,7 @@ import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
 from bench.errors import CheckpointError
-from bench.methods.state import LAYOUT, MethodStateError, missing_entry, read_method_state
+from bench.methods.state import MethodStateError, missing_entry, packed, read_method_state
 
 if TYPE_CHECKING:
     from torch import nn
@@ -144,7 +144,7 @@ def check_model_state(saved: Any, model: nn.Module, method: _Method, source: str
         values = read_method_state(saved.get(METHOD_STATE_KEY, missing_entry()), method)
     except MethodStateError as error:
         raise CheckpointError(f"{source} {error}") from None
-    saved[METHOD_STATE_KEY] = {"layout": LAYOUT, "method": type(method).__name__, "num_tasks": method.num_tasks, "values": values}
+    saved[METHOD_STATE_KEY] = packed(method, values)
     expected = model.state_dict()
     unexpected = [key for key in saved if key not in expected]
     missing = [key for key in expected if key not in saved]

@@ -85,9 +85,14 @@ def _held(value: Any) -> str:
     return f"a {type(value).__name__}"
 
 
+def packed(method: _Method, values: dict[str, Value]) -> dict[str, Any]:
+    """``values`` of ``method`` in the current layout."""
+    return {"layout": LAYOUT, "method": type(method).__name__, "num_tasks": method.num_tasks, "values": values}
+
+
 def pack_state(method: _Method) -> dict[str, Any]:
     """The method's state in the current layout (what ``get_extra_state`` returns)."""
-    return {"layout": LAYOUT, "method": type(method).__name__, "num_tasks": method.num_tasks, "values": method.state_values()}
+    return packed(method, method.state_values())
 
 
 def read_method_state(state: Any, method: _Method) -> dict[str, Value]:
@@ -107,7 +112,7 @@ def read_method_state(state: Any, method: _Method) -> dict[str, Value]:
     if not isinstance(state, dict):
         raise MethodStateError(f"holds {_held(state)} as method state; the run expects {LAYOUT} for {expected}")
     if "layout" not in state and set(state) == set(slots):  # DB-MTL's plain dict before layout 1
-        state = {"layout": LAYOUT, "method": type(method).__name__, "num_tasks": method.num_tasks, "values": state}
+        state = packed(method, state)
     layout, name, num_tasks = state.get("layout"), state.get("method"), state.get("num_tasks")
     if layout != LAYOUT:
         shown = layout if isinstance(layout, str) and len(layout) < 64 else _held(layout)
