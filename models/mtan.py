@@ -28,7 +28,7 @@ from models.base import MultiTaskModel, checked_task_names
 from models.errors import ModelConfigError
 from models.heads import HeadSpec, build_head
 from models.neck import conv_bn_relu
-from models.norms import NORMS, Norm, convert_norms
+from models.norms import Norm, check_norm, convert_norms
 
 SEGNET_WIDTHS = (64, 128, 256, 512, 512)  # the paper's filters per stage
 
@@ -68,8 +68,7 @@ class MTANSegNet(MultiTaskModel):
 
     def __init__(self, tasks: Sequence[HeadSpec], widths: Sequence[int] = SEGNET_WIDTHS, norm: Norm = "batch") -> None:
         super().__init__()
-        if norm not in NORMS:
-            raise ModelConfigError(f"unknown norm '{norm}'; choose one of {', '.join(NORMS)}")
+        check_norm(norm)
         if len(widths) != len(SEGNET_WIDTHS):
             raise ModelConfigError(f"MTANSegNet has {len(SEGNET_WIDTHS)} stages: give {len(SEGNET_WIDTHS)} widths, got {list(widths)}")
         self.task_names = checked_task_names(tasks, "MTANSegNet")

@@ -13,7 +13,7 @@ from models.base import MultiTaskModel, checked_task_names
 from models.errors import ModelConfigError
 from models.heads import HeadSpec, build_head
 from models.neck import ASPPNeck, FeaturePyramidNeck
-from models.norms import NORMS, Norm, convert_norms
+from models.norms import Norm, check_norm, convert_norms
 
 
 class MultiTaskNet(MultiTaskModel):
@@ -59,8 +59,7 @@ class MultiTaskNet(MultiTaskModel):
         backbone_args: dict | None = None,
     ) -> None:
         super().__init__()
-        if norm not in NORMS:
-            raise ModelConfigError(f"unknown norm '{norm}'; choose one of {', '.join(NORMS)}")
+        check_norm(norm)
         self.task_names = checked_task_names(tasks, "MultiTaskNet")
         self.backbone = Backbone(backbone, pretrained, out_indices, output_stride=output_stride, model_args=backbone_args)
         if neck == "fpn":

@@ -14,6 +14,8 @@ from typing import Literal
 
 from torch import nn
 
+from models.errors import ModelConfigError
+
 Norm = Literal["batch", "sync_batch", "group"]
 NORMS: tuple[str, ...] = ("batch", "sync_batch", "group")
 GROUPS = 32  # GroupNorm's default group count; fewer where the channel count asks for it
@@ -34,6 +36,12 @@ def group_norm_like(batch_norm: nn.modules.batchnorm._BatchNorm) -> nn.GroupNorm
         norm.weight.data.copy_(batch_norm.weight.data)
         norm.bias.data.copy_(batch_norm.bias.data)
     return norm
+
+
+def check_norm(norm: str) -> None:
+    """A one-line error for a norm no model knows, before anything is built."""
+    if norm not in NORMS:
+        raise ModelConfigError(f"unknown norm '{norm}'; choose one of {', '.join(NORMS)}")
 
 
 def convert_norms(module: nn.Module, norm: Norm) -> nn.Module:
