@@ -102,13 +102,35 @@ def test_a_state_dict_of_another_shape_is_one_line():
     assert f"1 of other shapes ({key}: (1,) in the checkpoint" in message
 
 
-PRE_LAYOUT = REPO / "tests" / "fixtures" / "pre_layout"  # method entries of state dicts written at a3bc865
+def pre_layout_entries(name: str, folder: Path) -> dict:
+    """The method entries of a two-task state dict as mtlbench wrote them before
+    mtlbench.method_state/1 (commit a3bc865), through a file read with weights_only=True: none
+    for EW, an empty byte tensor for a torchjd method without state (UPGrad), DB-MTL's plain dict,
+    and for a stateful torchjd method (Nash-MTL) its inner object pickled into a byte tensor."""
+    import pickle
+
+    import torchjd.aggregation as jd
+
+    torch.manual_seed(0)
+    if name == "ew":
+        entries = {}
+    elif name == "upgrad":
+        entries = {METHOD_STATE_KEY: torch.zeros(0, dtype=torch.uint8)}
+    elif name == "db_mtl":
+        entries = {METHOD_STATE_KEY: {"steps": 2, "buffer": torch.randn(2, 8)}}
+    else:
+        inner = jd.NashMTL(n_tasks=2)
+        for _ in range(2):
+            inner(torch.randn(2, 8))
+        entries = {METHOD_STATE_KEY: torch.frombuffer(bytearray(pickle.dumps(inner)), dtype=torch.uint8).clone()}
+    torch.save(entries, folder / f"{name}.pt")
+    return torch.load(folder / f"{name}.pt", weights_only=True)
 
 
 @pytest.mark.parametrize("name, method", [("ew", EqualWeighting), ("upgrad", UPGrad), ("db_mtl", DualBalancing)])
-def test_a_checkpoint_written_before_the_layout_loads_when_its_method_state_is_data(name, method):
+def test_a_checkpoint_written_before_the_layout_loads_when_its_method_state_is_data(name, method, tmp_path):
     model = tiny_model(method())
-    old = torch.load(PRE_LAYOUT / f"{name}.pt", weights_only=True)["method_entries"]
+    old = pre_layout_entries(name, tmp_path)
     saved = {key: value for key, value in model.state_dict().items() if not key.startswith("method.")} | old
     check_model_state(saved, model, model.method, f"checkpoint {name}.ckpt")
     model.load_state_dict(saved)
@@ -116,9 +138,9 @@ def test_a_checkpoint_written_before_the_layout_loads_when_its_method_state_is_d
         assert model.method.steps == 2 and torch.equal(model.method.buffer, old[METHOD_STATE_KEY]["buffer"])
 
 
-def test_a_checkpoint_written_before_the_layout_with_pickled_state_is_refused_in_one_line():
+def test_a_checkpoint_written_before_the_layout_with_pickled_state_is_refused_in_one_line(tmp_path):
     model = tiny_model(NashMTL())
-    old = torch.load(PRE_LAYOUT / "nash_mtl.pt", weights_only=True)["method_entries"]
+    old = pre_layout_entries("nash_mtl", tmp_path)
     saved = {key: value for key, value in model.state_dict().items() if not key.startswith("method.")} | old
     with pytest.raises(
         CheckpointError, match=r"^checkpoint nash.ckpt holds method state in the pickled layout of mtlbench before"
