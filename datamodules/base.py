@@ -18,10 +18,12 @@ from torch.utils.data import DataLoader
 from datamodules.augment import DepthKind, JointAugment
 from datamodules.errors import DatasetError
 from datamodules.npy_release import NpyDenseDataset, load_float32
+from datamodules.perturb import LabelNoise, MissingInput, MissingMode
 from datamodules.release import ReleaseSpec, spot_check
 from datamodules.tasks import TaskSpec
 
 HOLDOUT_PERMUTATION_SEED = 0  # fixed on purpose: the validation split never changes with the run seed
+SUBSET_PERMUTATION_SEED = 1  # the order in which train_size takes training images, also fixed
 
 
 def holdout_split(num_samples: int, num_val: int) -> tuple[list[int], list[int]]:
@@ -38,6 +40,23 @@ def holdout_split(num_samples: int, num_val: int) -> tuple[list[int], list[int]]
     return sorted(order[num_val:].tolist()), sorted(order[:num_val].tolist())
 
 
+def training_subset(train: list[int], train_size: int | None) -> list[int]:
+    """The first ``train_size`` training indices in a fixed order: nested (a smaller subset lies
+    inside every larger one) and the same for every run seed; all of them for ``None``.
+
+    Example:
+        >>> small, large = training_subset(list(range(10)), 3), training_subset(list(range(10)), 6)
+        >>> len(small), set(small) <= set(large)
+        (3, True)
+    """
+    if train_size is None:
+        return train
+    if not 1 <= train_size <= len(train):
+        raise DatasetError(f"train_size={train_size} must be in [1, {len(train)}] (the training images left after holding out validation)")
+    order = np.random.default_rng(SUBSET_PERMUTATION_SEED).permutation(len(train))
+    return sorted(train[i] for i in order[:train_size])
+
+
 class DenseDataModule(pl.LightningDataModule):
     """Train / held-out val / test loaders over a release root.
 
@@ -52,7 +71,17 @@ class DenseDataModule(pl.LightningDataModule):
         color_jitter: photometric jitter strength on training images (0 = off).
         batch_size, num_workers, pin_memory: DataLoader settings (``pin_memory=None`` pins
             exactly when a GPU is present).
+        train_size: train on this many of the training images (a nested subset fixed across
+            seeds; validation and test are unchanged), all of them when ``None``.
+        label_noise, noisy_task: noise of this strength on the training targets of
+            ``noisy_task`` (:class:`~datamodules.perturb.LabelNoise`); 0 = clean.
+        missing_input, missing_mode, missing_patch: the fraction of every image removed, by
+            ``patches`` of ``missing_patch`` pixels or by ``channels``
+            (:class:`~datamodules.perturb.MissingInput`), in all splits; 0 = none.
     """
+
+    default_tasks: tuple[str, ...] | None = None  # the tasks served when none are named (None: all)
+    task_groups: dict[str, tuple[str, ...]] = {}  # named auxiliary task sets (the relatedness axis of sweeps)
 
     available_tasks: tuple[TaskSpec, ...] = ()
     modality_of: dict[str, str] = {}
@@ -70,10 +99,16 @@ class DenseDataModule(pl.LightningDataModule):
         batch_size: int = 8,
         num_workers: int = 0,
         pin_memory: bool | None = None,
+        train_size: int | None = None,
+        label_noise: float = 0.0,
+        noisy_task: str | None = None,
+        missing_input: float = 0.0,
+        missing_mode: MissingMode = "patches",
+        missing_patch: int = 8,
     ) -> None:
         super().__init__()
         known = {task.name: task for task in self.available_tasks}
-        chosen = list(tasks) if tasks is not None else list(known)
+        chosen = list(tasks) if tasks is not None else list(self.default_tasks or known)
         unknown = [name for name in chosen if name not in known]
         if unknown or not chosen:
             raise DatasetError(f"{type(self).__name__}: unknown task(s) {unknown or '[]'}; choose a non-empty subset of {list(known)}")
@@ -84,12 +119,26 @@ class DenseDataModule(pl.LightningDataModule):
                 f"got batch_size={batch_size}, num_workers={num_workers}, num_val={num_val}"
             )
         self.num_val = num_val
+        self.train_size = train_size
+        self.label_noise = self._label_noise(label_noise, noisy_task)
+        missing = MissingInput(missing_mode, missing_input, missing_patch)  # checked even when 0
+        self.missing_input = missing if missing_input else None
         self.augment = augment
         self.color_jitter = color_jitter
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.pin_memory = pin_memory
         self.datasets: dict[str, NpyDenseDataset] = {}
+
+    def _label_noise(self, level: float, task_name: str | None) -> LabelNoise | None:
+        if not level and task_name is None:
+            return None
+        served = {task.name: task for task in self._tasks}
+        if task_name not in served:
+            raise DatasetError(
+                f"{type(self).__name__}: label_noise needs noisy_task, one of the tasks served {list(served)}; got {task_name!r}"
+            )
+        return LabelNoise(served[task_name], level) if level else None
 
     @property
     def tasks(self) -> list[TaskSpec]:
@@ -117,12 +166,26 @@ class DenseDataModule(pl.LightningDataModule):
         if stage in (None, "fit", "validate") and "train" not in self.datasets:
             count = spot_check(root, self.spec, [self.train_folder], folders)[self.train_folder]
             train_idx, val_idx = holdout_split(count, self.num_val)
+            train_idx = training_subset(train_idx, self.train_size)
             split_dir = root / self.train_folder
-            self.datasets["train"] = NpyDenseDataset(split_dir, self._tasks, self.modality_of, train_idx, self.train_transform(split_dir))
-            self.datasets["val"] = NpyDenseDataset(split_dir, self._tasks, self.modality_of, val_idx)
+            self.datasets["train"] = NpyDenseDataset(
+                split_dir,
+                self._tasks,
+                self.modality_of,
+                train_idx,
+                self.train_transform(split_dir),
+                split="train",
+                label_noise=self.label_noise,
+                missing_input=self.missing_input,
+            )
+            self.datasets["val"] = NpyDenseDataset(
+                split_dir, self._tasks, self.modality_of, val_idx, split="val", missing_input=self.missing_input
+            )
         if stage in (None, "test") and "test" not in self.datasets:
             count = spot_check(root, self.spec, [self.test_folder], folders)[self.test_folder]
-            self.datasets["test"] = NpyDenseDataset(root / self.test_folder, self._tasks, self.modality_of, range(count))
+            self.datasets["test"] = NpyDenseDataset(
+                root / self.test_folder, self._tasks, self.modality_of, range(count), split="test", missing_input=self.missing_input
+            )
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         pin = (

@@ -5,7 +5,7 @@ test images (the release calls its test folder ``val``)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 from datamodules.errors import DatasetError
 from datamodules.local_release import LocalReleaseDataModule
@@ -38,10 +38,12 @@ class CityscapesDataModule(LocalReleaseDataModule):
         num_classes: 7 (the common benchmark) or 19, reading ``label_7`` or ``label_19``.
         tasks: any subset of ``segmentation``, ``depth``.
         num_val: held-out training images (default 595).
-        augment, color_jitter, batch_size, num_workers, pin_memory: see
+        augment, color_jitter, batch_size, num_workers, pin_memory, and the scaling-study
+            settings (``train_size``, ``label_noise``, ``missing_input``, ...): see
             :class:`~datamodules.base.DenseDataModule`.
     """
 
+    available_tasks = (segmentation_task(7), depth_task())  # per instance: num_classes sets the classes
     depth_kind = "inverse"
     root_env = "MTLBENCH_CITYSCAPES"
     standard_num_val = 595
@@ -57,10 +59,11 @@ class CityscapesDataModule(LocalReleaseDataModule):
         batch_size: int = 8,
         num_workers: int = 4,
         pin_memory: bool | None = None,
+        **study: Any,
     ) -> None:
         if num_classes not in (7, 19):
             raise DatasetError(f"CityscapesDataModule: num_classes must be 7 or 19, got {num_classes}")
         self.available_tasks = (segmentation_task(num_classes), depth_task())
         self.modality_of = {"segmentation": f"label_{num_classes}", "depth": "depth"}
         self.spec = cityscapes_spec(num_classes)
-        super().__init__(root, tasks, num_val, augment, color_jitter, batch_size, num_workers, pin_memory)
+        super().__init__(root, tasks, num_val, augment, color_jitter, batch_size, num_workers, pin_memory, **study)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from datamodules.base import DenseDataModule
 from datamodules.errors import DatasetError
@@ -31,7 +32,10 @@ class LocalReleaseDataModule(DenseDataModule):
         batch_size: int = 8,
         num_workers: int = 4,
         pin_memory: bool | None = None,
+        **study: Any,
     ) -> None:
+        """``study``: the scaling-study settings of :class:`DenseDataModule` (``train_size``,
+        ``label_noise``, ``noisy_task``, ``missing_input``, ``missing_mode``, ``missing_patch``)."""
         super().__init__(
             tasks=tasks,
             num_val=self.standard_num_val if num_val is None else num_val,
@@ -40,6 +44,7 @@ class LocalReleaseDataModule(DenseDataModule):
             batch_size=batch_size,
             num_workers=num_workers,
             pin_memory=pin_memory,
+            **study,
         )
         self._root = root
 

@@ -16,6 +16,7 @@ import torch
 from torch.utils.data import Dataset
 
 from datamodules.errors import DatasetError
+from datamodules.perturb import LabelNoise, MissingInput
 from datamodules.tasks import TaskSpec
 
 Sample = tuple[torch.Tensor, dict[str, torch.Tensor]]
@@ -49,7 +50,9 @@ class NpyDenseDataset(Dataset[Sample]):
     """Samples ``indices`` of one split folder; ``modality_of`` maps each task name to its folder.
 
     ``dataset[i]`` is ``(image 3xHxW float32, {task name: target})`` with segmentation targets
-    int16 HxW and the others float32 CxHxW.
+    int16 HxW and the others float32 CxHxW. ``split`` names the split for the damage of scaling
+    studies (:mod:`datamodules.perturb`), applied before ``transform``: ``label_noise`` on one
+    task's targets, ``missing_input`` on the image.
     """
 
     def __init__(
@@ -59,12 +62,18 @@ class NpyDenseDataset(Dataset[Sample]):
         modality_of: dict[str, str],
         indices: Sequence[int],
         transform: JointTransform | None = None,
+        split: str = "train",
+        label_noise: LabelNoise | None = None,
+        missing_input: MissingInput | None = None,
     ) -> None:
         self.split_dir = Path(split_dir)
         self.tasks = list(tasks)
         self.modality_of = modality_of
         self.indices = list(indices)
         self.transform = transform
+        self.split = split
+        self.label_noise = label_noise
+        self.missing_input = missing_input
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -73,6 +82,11 @@ class NpyDenseDataset(Dataset[Sample]):
         index = self.indices[item]
         image = load_float32(self.split_dir / "image" / f"{index}.npy")
         targets = {task.name: load_float32(self.split_dir / self.modality_of[task.name] / f"{index}.npy") for task in self.tasks}
+        if self.missing_input is not None:
+            image = self.missing_input(image, self.split, index)
+        if self.label_noise is not None:
+            noisy = self.label_noise.task.name
+            targets[noisy] = self.label_noise(targets[noisy], self.split, index)
         if self.transform is not None:
             image, targets = self.transform(image, targets)
         return to_tensors(image, targets, self.tasks)

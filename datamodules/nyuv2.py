@@ -31,7 +31,8 @@ class NYUv2DataModule(LocalReleaseDataModule):
         root: the ``nyuv2`` folder; default ``$MTLBENCH_NYUV2``.
         tasks: any subset of ``segmentation``, ``depth``, ``normal``.
         num_val: held-out training images (default 159).
-        augment, color_jitter, batch_size, num_workers, pin_memory: see
+        augment, color_jitter, batch_size, num_workers, pin_memory, and the scaling-study
+            settings (``train_size``, ``label_noise``, ``missing_input``, ...): see
             :class:`~datamodules.base.DenseDataModule`.
     """
 

@@ -5,12 +5,16 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from datamodules.base import DenseDataModule
 from datamodules.release import ModalitySpec, ReleaseSpec
 from datamodules.synthetic.generate import ensure_release, release_name
-from datamodules.synthetic.render import NUM_CLASSES
+from datamodules.synthetic.render import NUM_CLASSES, NUM_PATTERNS
 from datamodules.tasks import depth_task, normal_task, segmentation_task
+
+# (task name, classes) of the maps added for the scaling studies: binary except the pattern index
+STUDY_MAPS: tuple[tuple[str, int], ...] = (("edges", 2), ("boundary", 2), ("texture", 2), ("pattern", NUM_PATTERNS))
 
 SYNTHETIC_SPEC = ReleaseSpec(
     name="synthetic scenes",
@@ -19,8 +23,9 @@ SYNTHETIC_SPEC = ReleaseSpec(
         ModalitySpec("label", "label", NUM_CLASSES),
         ModalitySpec("depth", "depth"),
         ModalitySpec("normal", "normal"),
+        *(ModalitySpec(name, "label", classes) for name, classes in STUDY_MAPS),
     ),
-    layout_hint="ROOT/{train,val}/{image,label,depth,normal}/{i}.npy (written by mtlbench itself)",
+    layout_hint="ROOT/{train,val}/{image,label,depth,normal,edges,boundary,texture,pattern}/{i}.npy (written by mtlbench itself)",
 )
 
 DEFAULT_CACHE = "~/.cache/mtlbench"
@@ -32,7 +37,10 @@ def default_cache_dir() -> Path:
 
 
 class SyntheticScenesDataModule(DenseDataModule):
-    """Synthetic indoor scenes with segmentation (7 classes), depth (m) and normals.
+    """Synthetic indoor scenes with segmentation (7 classes), depth (m) and normals, the default
+    tasks, and four more for the scaling studies (``task_groups``): ``edges`` and ``boundary``
+    share the scene's geometry, ``texture`` and ``pattern`` come from a generator unrelated to it
+    (:mod:`datamodules.synthetic.render`).
 
     Same loader path as NYUv2: the files are written in its layout and validation images are
     held out of the training folder.
@@ -42,12 +50,20 @@ class SyntheticScenesDataModule(DenseDataModule):
         height, width: image size in pixels.
         seed: generator seed; every image is a pure function of (seed, split, index).
         cache_dir: where releases are kept (default ``$MTLBENCH_CACHE`` or ``~/.cache/mtlbench``).
-        tasks, augment, color_jitter, batch_size, num_workers, pin_memory: see
+        tasks, augment, color_jitter, batch_size, num_workers, pin_memory, and the scaling-study
+            settings (``train_size``, ``label_noise``, ``missing_input``, ...): see
             :class:`DenseDataModule` (augmentation divides depth by the zoom, as for NYUv2).
     """
 
-    available_tasks = (segmentation_task(NUM_CLASSES), depth_task(), normal_task())
-    modality_of = {"segmentation": "label", "depth": "depth", "normal": "normal"}
+    available_tasks = (
+        segmentation_task(NUM_CLASSES),
+        depth_task(),
+        normal_task(),
+        *(segmentation_task(classes, name) for name, classes in STUDY_MAPS),
+    )
+    default_tasks = ("segmentation", "depth", "normal")
+    modality_of = {"segmentation": "label", "depth": "depth", "normal": "normal", **{name: name for name, _ in STUDY_MAPS}}
+    task_groups = {"related": ("edges", "boundary"), "unrelated": ("texture", "pattern")}
     spec = SYNTHETIC_SPEC
 
     def __init__(
@@ -65,6 +81,7 @@ class SyntheticScenesDataModule(DenseDataModule):
         batch_size: int = 16,
         num_workers: int = 0,
         pin_memory: bool | None = None,
+        **study: Any,
     ) -> None:
         super().__init__(
             tasks=tasks,
@@ -74,6 +91,7 @@ class SyntheticScenesDataModule(DenseDataModule):
             batch_size=batch_size,
             num_workers=num_workers,
             pin_memory=pin_memory,
+            **study,
         )
         self.num_train = num_train
         self.num_test = num_test

@@ -1,6 +1,6 @@
 """Write a synthetic-scenes release to disk in the NYUv2 (MTAN) layout, atomically and once.
 
-``ROOT/train/{image,label,depth,normal}/{i}.npy`` holds the training images (the validation
+``ROOT/train/{image,label,depth,normal,edges,boundary,texture,pattern}/{i}.npy`` holds the training images (the validation
 images are held out of it by the datamodule, exactly as for NYUv2) and ``ROOT/val/...`` holds
 the test images, mirroring the release whose "val" folder is the official test set.
 """
@@ -19,8 +19,9 @@ import numpy as np
 
 from datamodules.synthetic.render import CLASS_NAMES, render_scene
 
-GENERATOR_VERSION = 1
-MODALITIES = ("image", "label", "depth", "normal")
+GENERATOR_VERSION = 2  # 2: the edges, boundary, texture and pattern maps (the other files as in 1)
+MODALITIES = ("image", "label", "depth", "normal", "edges", "boundary", "texture", "pattern")
+INDEX_MAPS = ("edges", "boundary", "texture", "pattern")  # stored as int8 class indices
 _SPLIT_IDS = {"train": 0, "val": 1}
 
 
@@ -40,6 +41,8 @@ def write_split(split_dir: Path, split: str, seed: int, count: int, height: int,
         np.save(split_dir / "label" / f"{index}.npy", frame.label.astype(np.int8))
         np.save(split_dir / "depth" / f"{index}.npy", frame.depth.astype(np.float32))
         np.save(split_dir / "normal" / f"{index}.npy", frame.normal.astype(np.float16))
+        for name in INDEX_MAPS:
+            np.save(split_dir / name / f"{index}.npy", getattr(frame, name).astype(np.int8))
 
 
 def ensure_release(cache_dir: Path, seed: int, num_train: int, num_test: int, height: int, width: int) -> Path:
@@ -68,6 +71,10 @@ def ensure_release(cache_dir: Path, seed: int, num_train: int, num_test: int, he
             "depth": "z-depth in metres, 0 = invalid",
             "normal": "camera frame (x right, y down, z forward), unit, all-zero = invalid",
             "label": "class index, -1 = ignore (object boundaries)",
+            "edges": "1 = occlusion edge (depth jumps by > 5 %), else 0",
+            "boundary": "1 = class boundary, else 0",
+            "texture": "1 = light half of the surface's procedural pattern, else 0",
+            "pattern": "index of the surface's procedural pattern (0..4)",
             "seconds_to_generate": round(time.perf_counter() - start, 2),
         }
         (staging / "meta.json").write_text(json.dumps(meta, indent=2))

@@ -8,6 +8,13 @@ by a procedural texture, shaded by a Lambertian directional light plus ambient l
 Gaussian sensor noise. Like a depth sensor, random blobs have no depth or normal (zeros), and
 label boundaries are left unannotated (-1), so every ignore path of the real datasets is
 exercised. Everything is a pure function of the integer seed.
+
+Four more targets serve the scaling studies' task-count and relatedness axes. Two share the
+scene's geometry with segmentation, depth and normals: ``edges`` (occlusion edges, where depth
+jumps) and ``boundary`` (where the class changes). Two come from the texture generator, whose
+draws (pattern, phase) do not depend on the room or its objects: ``texture`` (which half of
+its pattern a pixel lies in: dark or light tile, stripe or ring) and ``pattern`` (which of the
+five patterns covers the pixel; the ceiling is always plain and the floor tiled or striped).
 """
 
 from __future__ import annotations
@@ -18,6 +25,8 @@ import numpy as np
 
 CLASS_NAMES: tuple[str, ...] = ("floor", "wall", "ceiling", "sphere", "box", "cylinder", "cone")
 NUM_CLASSES = len(CLASS_NAMES)
+NUM_PATTERNS = 5  # checker tiles, diagonal stripes, horizontal rings, 3-D checker, plain
+EDGE_JUMP = 0.05  # an occlusion edge: neighbouring depths differ by more than 5 % of the nearer
 FLOOR, WALL, CEILING, SPHERE, BOX, CYLINDER, CONE = range(NUM_CLASSES)
 
 # Base RGB albedo per class; each instance jitters it so colour alone is not a perfect cue.
@@ -39,14 +48,19 @@ _EPS = 1e-6
 @dataclass(frozen=True)
 class Frame:
     """One rendered view: ``image`` HxWx3 in [0, 1], ``label`` HxW in -1..C-1,
-    ``depth`` HxW metres (0 = invalid), ``normal`` HxWx3 unit or all-zero (invalid), and the
-    camera's ``focal`` length in pixels (principal point at the image centre)."""
+    ``depth`` HxW metres (0 = invalid), ``normal`` HxWx3 unit or all-zero (invalid), the
+    camera's ``focal`` length in pixels (principal point at the image centre), and the binary
+    ``edges``, ``boundary``, ``texture`` and the ``pattern`` index (HxW, 0..4) maps."""
 
     image: np.ndarray
     label: np.ndarray
     depth: np.ndarray
     normal: np.ndarray
     focal: float
+    edges: np.ndarray
+    boundary: np.ndarray
+    texture: np.ndarray
+    pattern: np.ndarray
 
 
 class _Hits:
@@ -174,7 +188,7 @@ def _box(origin, dirs, center, half_extent, angle):
 
 
 def _texture(texture_id: np.ndarray, points: np.ndarray, rng_phase: np.ndarray) -> np.ndarray:
-    """Procedural brightness pattern in [0.6, 1] from world-space hit points."""
+    """Procedural pattern value in [0, 1] from world-space hit points."""
     x, y, z = points[:, 0], points[:, 1], points[:, 2]
     patterns = [
         ((np.floor(x / 0.5 + rng_phase[0]) + np.floor(z / 0.5 + rng_phase[1])) % 2),  # checker tiles
@@ -183,8 +197,7 @@ def _texture(texture_id: np.ndarray, points: np.ndarray, rng_phase: np.ndarray) 
         ((np.floor(x / 0.2) + np.floor(y / 0.2) + np.floor(z / 0.2)) % 2),  # 3-D checker
         np.full_like(x, 0.8),  # plain
     ]
-    pattern = np.choose(texture_id, patterns)
-    return 0.6 + 0.4 * pattern
+    return np.choose(texture_id, patterns)
 
 
 def render_scene(seed: int | np.ndarray | list[int], height: int = 96, width: int = 128) -> Frame:
@@ -233,7 +246,8 @@ def render_scene(seed: int | np.ndarray | list[int], height: int = 96, width: in
         hits.offer(t, normal, cls, jitter(cls), int(rng.integers(0, 5)))
 
     points = cam_pos + hits.t[:, None] * dirs
-    brightness = _texture(hits.texture_id, points, rng.uniform(0, 1, 4))
+    pattern_value = _texture(hits.texture_id, points, rng.uniform(0, 1, 4))
+    brightness = 0.6 + 0.4 * pattern_value
     normal_world = hits.normal * np.where(np.einsum("ij,ij->i", hits.normal, dirs) > 0, -1.0, 1.0)[:, None]
     light = np.array([rng.uniform(-0.6, 0.6), 1.0, rng.uniform(-0.8, 0.3)])
     light /= np.linalg.norm(light)
@@ -247,6 +261,9 @@ def render_scene(seed: int | np.ndarray | list[int], height: int = 96, width: in
     boundary[:-1, :] |= label[1:, :] != label[:-1, :]
 
     depth = hits.t.reshape(height, width)
+    edges = np.zeros_like(boundary)
+    edges[:, :-1] |= np.abs(depth[:, 1:] - depth[:, :-1]) > EDGE_JUMP * np.minimum(depth[:, 1:], depth[:, :-1])
+    edges[:-1, :] |= np.abs(depth[1:, :] - depth[:-1, :]) > EDGE_JUMP * np.minimum(depth[1:, :], depth[:-1, :])
     normal_cam = (normal_world @ world_from_cam).reshape(height, width, 3)
     holes = _sensor_holes(rng, height, width)
     return Frame(
@@ -255,6 +272,10 @@ def render_scene(seed: int | np.ndarray | list[int], height: int = 96, width: in
         depth=np.where(holes, 0.0, depth),
         normal=np.where(holes[..., None], 0.0, normal_cam),
         focal=float(focal),
+        edges=edges,
+        boundary=boundary,
+        texture=(pattern_value > 0.5).reshape(height, width),
+        pattern=hits.texture_id.reshape(height, width),
     )
 
 
