@@ -8,12 +8,13 @@ from typing import Literal
 import torch
 from torch import nn
 
-from models.backbone import Backbone
+from models.backbone import Backbone, check_backbone_name
 from models.base import MultiTaskModel, checked_task_names
 from models.errors import ModelConfigError
 from models.heads import HeadSpec, build_head
 from models.neck import ASPPNeck, FeaturePyramidNeck
 from models.norms import Norm, check_norm, convert_norms
+from models.width import backbone_width_args, scaled
 
 
 class MultiTaskNet(MultiTaskModel):
@@ -37,6 +38,10 @@ class MultiTaskNet(MultiTaskModel):
         norm: ``"batch"`` (BatchNorm, as built), ``"sync_batch"`` (statistics shared across GPUs
             under DDP) or ``"group"`` (GroupNorm: per sample, so exact under DDP on any device).
         backbone_args: more keyword arguments of the timm model (:class:`models.Backbone`).
+        width: width multiplier for scaling studies: the decoder's channels and, with
+            ``scale_backbone``, the backbone's stage widths (timm ResNets and ConvNeXts;
+            :mod:`models.width`), rounded to multiples of 8. Random initialisation only.
+        scale_backbone: whether ``width`` also scales the backbone (else the decoder only).
 
     Example:
         >>> from types import SimpleNamespace
@@ -57,10 +62,20 @@ class MultiTaskNet(MultiTaskModel):
         output_stride: int | None = None,
         norm: Norm = "batch",
         backbone_args: dict | None = None,
+        width: float = 1.0,
+        scale_backbone: bool = True,
     ) -> None:
         super().__init__()
         check_norm(norm)
         self.task_names = checked_task_names(tasks, "MultiTaskNet")
+        decoder_channels = scaled(decoder_channels, width)
+        if width != 1 and scale_backbone:
+            if pretrained not in (None, False):
+                raise ModelConfigError(
+                    f"width={width} changes the backbone's shape, which pretrained weights do not fit; use scale_backbone: false"
+                )
+            check_backbone_name(backbone)
+            backbone_args = {**(backbone_args or {}), **backbone_width_args(backbone, width, backbone_args or {})}
         self.backbone = Backbone(backbone, pretrained, out_indices, output_stride=output_stride, model_args=backbone_args)
         if neck == "fpn":
             self.neck: nn.Module = FeaturePyramidNeck(self.backbone.channels, decoder_channels)
