@@ -12,9 +12,10 @@ A sweep spec (YAML, see ``configs/sweeps/``)::
     stl: true                         # add one single-task EW run per task, optimizer, lr and seed
     tasks: [segmentation, depth, normal]
     wandb: {project: mtlbench}        # optional: also log to W&B, grouped by sweep name (the file's stem)
+    axes: {train_size: [100, 400]}    # optional: a scaling study's grid (bench/study_axes.py)
 
-Every run gets a stable id (method, optimizer, lr, seed; ``stl-<task>`` for baselines) and the
-folder ``RUNS/<id>/version_0``. A run whose ``results.json`` says ``complete`` (or ``diverged``)
+Every run gets a stable id (method, optimizer, lr, seed, study point; ``stl-<task>`` for
+baselines) and the folder ``RUNS/<id>/version_0``. A run whose ``results.json`` says ``complete`` (or ``diverged``)
 is skipped; any other run resumes from its last readable checkpoint in its own folder, or starts
 afresh without one, so an interrupted sweep, rerun, runs only what was missing, exactly as the
 uninterrupted sweep would have. Runs go locally, one after another in this process (``--jobs 1``,
@@ -48,6 +49,7 @@ from tqdm import tqdm
 
 from bench.errors import DIVERGED_EXIT
 from bench.record_io import write_json_atomic
+from bench.study_axes import Point, grid
 
 RECORD = "results.json"
 FINAL_STATUSES = ("complete", "diverged")
@@ -60,6 +62,12 @@ class PlannedRun:
     args: tuple[str, ...]  # arguments of `mtlbench fit`
     optimizer: str  # the spec's name of the optimizer entry
     baseline_of: str | None = None  # the task, for a single-task baseline run
+    setting: str = ""  # the study point's suffix without task axes: runs sharing it share baselines
+
+    @property
+    def selection_group(self) -> str:
+        """The runs that select by the same single-task baselines: one optimizer at one setting."""
+        return self.optimizer + self.setting
 
     def record(self, runs_dir: Path) -> Path:
         return runs_dir / self.run_id / "version_0" / RECORD
@@ -133,13 +141,25 @@ def load_spec(path: Path) -> dict:
     for record in spec["perf"]:
         if not record.is_file():
             raise FileNotFoundError(f"sweep spec {path}: perf record {record} not found; run mtlbench perf --out {record} or drop it")
-    if spec.get("stl") and not spec.get("tasks"):
+    task_axes = {"tasks", "relatedness"} & set(spec.get("axes") or {})  # a study's task sets name the baselines' tasks
+    if spec.get("stl") and not spec.get("tasks") and not task_axes:
         raise ValueError(f"sweep spec {path}: 'stl: true' needs the list of 'tasks'")
+    spec["points"] = grid(path, spec.get("axes"), Path(spec["base"]), spec.get("tasks"))
     return spec
 
 
-def baseline_file(runs_dir: Path, optimizer: str) -> Path:
-    return runs_dir / BASELINES / f"{optimizer}.json"
+def stl_tasks(spec: dict) -> list[str]:
+    """The tasks of the single-task baselines: the spec's ``tasks``, and every task a study's
+    task sets train."""
+    tasks = list(spec.get("tasks") or [])
+    for point in spec["points"]:
+        tasks += [task for task in point.tasks or () if task not in tasks]
+    return tasks
+
+
+def baseline_file(runs_dir: Path, group: str) -> Path:
+    """The validation baselines of one selection group (an optimizer, at one study setting)."""
+    return runs_dir / BASELINES / f"{group}.json"
 
 
 def _loggers(spec: dict, runs_dir: Path, run_id: str) -> list[dict]:
@@ -174,42 +194,54 @@ def plan(spec: dict, runs_dir: Path) -> list[PlannedRun]:
             *extra,
         )
 
+    points: list[Point] = spec.get("points") or [Point()]
     for opt_name, optimizer in spec["optimizers"].items():
-        selection = baseline_file(runs_dir, opt_name) if spec.get("stl") else None
         for lr in optimizer["lr"]:
             for seed in spec["seeds"]:
+                settings = {point.setting_suffix: point for point in points}  # one set of baselines per setting
                 if spec.get("stl"):
                     ew = {"config": (spec["methods"].get("EW") or next(iter(spec["methods"].values())))["config"], "args": []}
-                    for task in spec["tasks"]:
-                        run_id = f"stl-{task}-{opt_name}-lr{lr:g}-s{seed}"
-                        args = make(run_id, ew, optimizer, lr, seed, (f"--data.init_args.tasks=[{task}]",))
-                        baselines.append(PlannedRun(run_id, args, opt_name, baseline_of=task))
-                for method_name, method in spec["methods"].items():
-                    run_id = f"{method_name}-{opt_name}-lr{lr:g}-s{seed}"
-                    extra = (f"--model.selection_baseline={selection}",) if selection else ()
-                    methods.append(PlannedRun(run_id, make(run_id, method, optimizer, lr, seed, extra), opt_name))
+                    for setting, point in settings.items():
+                        for task in stl_tasks(spec):
+                            run_id = f"stl-{task}-{opt_name}-lr{lr:g}-s{seed}{setting}"
+                            extra = (*point.args_for([task]), f"--data.init_args.tasks=[{task}]")
+                            baselines.append(PlannedRun(run_id, make(run_id, ew, optimizer, lr, seed, extra), opt_name, task, setting))
+                for point in points:
+                    if spec.get("stl") and point.tasks is not None and len(point.tasks) == 1:
+                        continue  # a one-task set is its single-task baseline
+                    selection = baseline_file(runs_dir, opt_name + point.setting_suffix) if spec.get("stl") else None
+                    for method_name, method in spec["methods"].items():
+                        run_id = f"{method_name}-{opt_name}-lr{lr:g}-s{seed}{point.suffix}"
+                        extra = (
+                            *point.args_for(point.tasks or spec.get("tasks") or ()),
+                            *(() if selection is None else (f"--model.selection_baseline={selection}",)),
+                        )
+                        methods.append(
+                            PlannedRun(run_id, make(run_id, method, optimizer, lr, seed, extra), opt_name, setting=point.setting_suffix)
+                        )
     return baselines + methods
 
 
 def write_baselines(planned: list[PlannedRun], runs_dir: Path) -> dict[str, str]:
     """Write each optimizer's validation baselines from its complete single-task runs.
 
-    Returns ``{optimizer: reason}`` for optimizers whose baselines are incomplete (their
-    multi-task runs cannot select by validation Delta_m and are not started)."""
+    Returns ``{selection group: reason}`` for the optimizers (at a study setting) whose
+    baselines are incomplete (their multi-task runs cannot select by validation Delta_m and
+    are not started)."""
     from leaderboards.records import parse_record
     from leaderboards.selection import baseline_table, stl_baseline
 
     blocked = {}
-    for optimizer in sorted({run.optimizer for run in planned if run.baseline_of}):
-        mine = [run for run in planned if run.baseline_of and run.optimizer == optimizer]
+    for group in sorted({run.selection_group for run in planned if run.baseline_of}):
+        mine = [run for run in planned if run.baseline_of and run.selection_group == group]
         complete = [run for run in mine if run.is_complete(runs_dir)]
         missing = sorted({run.baseline_of for run in mine} - {run.baseline_of for run in complete})
         if missing:
-            blocked[optimizer] = f"no complete single-task baseline for {', '.join(missing)}"
+            blocked[group] = f"no complete single-task baseline for {', '.join(missing)}"
             continue
         records = [parse_record(json.loads(run.record(runs_dir).read_text()), run.record(runs_dir)) for run in complete]
         values, _ = stl_baseline(records, "val")
-        write_json_atomic(baseline_file(runs_dir, optimizer), baseline_table(values))
+        write_json_atomic(baseline_file(runs_dir, group), baseline_table(values))
     return blocked
 
 
@@ -328,8 +360,8 @@ def run_sweep(spec_path: Path, runs_dir: Path, jobs: int = 1, slurm: dict | None
         for run_id, code in _run_all(first, runs_dir, jobs, bar):
             outcome[_outcome(code)].append(run_id)
         blocked = write_baselines(planned, runs_dir)
-        second = [run for run in todo if not run.baseline_of and run.optimizer not in blocked]
-        outcome["blocked"] = [run.run_id for run in todo if not run.baseline_of and run.optimizer in blocked]
+        second = [run for run in todo if not run.baseline_of and run.selection_group not in blocked]
+        outcome["blocked"] = [run.run_id for run in todo if not run.baseline_of and run.selection_group in blocked]
         bar.update(len(outcome["blocked"]))
         for run_id, code in _run_all(second, runs_dir, jobs, bar):
             outcome[_outcome(code)].append(run_id)
@@ -364,8 +396,8 @@ class FitJob:
             submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
         if self.planned is not None:
             blocked = write_baselines(self.planned, self.runs_dir)
-            if self.run.optimizer in blocked:
-                raise RuntimeError(f"{self.run.run_id}: {blocked[self.run.optimizer]}")
+            if self.run.selection_group in blocked:
+                raise RuntimeError(f"{self.run.run_id}: {blocked[self.run.selection_group]}")
         from bench.cli import main as cli_main
 
         args, notes = start_or_resume(self.run, self.runs_dir, clear=False) if resume else (list(self.run.args), [])
@@ -437,6 +469,16 @@ def main(argv: list[str]) -> int:
         slurm = {key: value for key, value in slurm.items() if value is not None}
     if args.runs is None:
         args.runs = Path("runs") / Path(args.spec).stem
+    try:
+        raw = yaml.safe_load(args.spec.read_text()) if args.spec.is_file() else None
+    except yaml.YAMLError:
+        raw = None  # load_spec says where
+    if isinstance(raw, dict) and raw.get("study") == "linear_regression":  # the exact study: no runs, one process
+        from bench.linear_study import write_study
+
+        for path in write_study(args.spec, raw, args.out or args.runs):
+            print(path)
+        return 0
     outcome = run_sweep(args.spec, args.runs, jobs=args.jobs, slurm=slurm)
     print(", ".join(f"{len(ids)} {name}" for name, ids in outcome.items()))
     for run_id in outcome["failed"]:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from leaderboards.schema import RecordError, validate_record
+from leaderboards.study import study_point, study_setting
 
 RECORD_NAME = "results.json"
 TEST_METRICS = {"selected": "test", "last_epochs_mean": "test_last_epochs_mean"}  # --test-metrics -> record field
@@ -39,6 +40,8 @@ class Run:
     peak_memory_mb: float | None = None
     gradients: dict[str, float] = field(default_factory=dict)
     divergence: str = ""  # where a diverged run stopped: "step 12: the loss of task 'depth' not finite"
+    setting: str = ""  # the scaling-study setting, e.g. "train_size=100" ("" outside studies)
+    study: dict[str, float | None] = field(default_factory=dict)  # the value of each study axis (leaderboards.study)
 
     @property
     def is_single_task(self) -> bool:
@@ -129,6 +132,8 @@ def parse_record(record: dict[str, Any], path: Path, test_metrics: str = "select
         peak_memory_mb=(record.get("cost") or {}).get("peak_memory_mb"),
         gradients=_gradient_summary(record),
         divergence=_divergence(record.get("divergence")),
+        setting=study_setting(record.get("config")),
+        study=study_point(record.get("config")),
     )
 
 

@@ -1,7 +1,8 @@
 """Leaderboard tables from run records: per-group statistics over seeds, then rendering.
 
-A *board* is one (dataset, model, optimizer) combination; its rows are the multi-task methods,
-each at the learning rate chosen on validation. Single-task runs of the same dataset, model
+A *board* is one (dataset, model, optimizer) combination, per scaling-study setting and, where
+a study varies them, per task set; its rows are the multi-task methods, each at the learning
+rate chosen on validation. Single-task runs of the same dataset, model
 and optimizer are the baselines: their test metrics, averaged over seeds, are M_b of Delta_m.
 Each seed of a method gives one Delta_m; the table shows mean +- std over seeds, and a Welch
 t-test against EW's seeds marks methods not significantly different from EW.
@@ -72,10 +73,14 @@ class Board:
     missing_baselines: list[str] = field(default_factory=list)
     cost_source: str = "per-run timings (separate runs: noisy)"  # where the cost columns come from (plain text)
     cost_from_perf: bool = False  # cost_source describes an `mtlbench perf` record
+    setting: str = ""  # the scaling-study setting of its runs ("" outside studies)
+    tasks: tuple[str, ...] = ()  # the tasks of its multi-task runs, named in the title where a study varies them
+    name_tasks: bool = False
 
     @property
     def title(self) -> str:
-        return f"{self.dataset} / {self.model} / {self.optimizer}"
+        parts = [self.dataset, self.model, self.optimizer, *([self.setting] if self.setting else [])]
+        return " / ".join(parts) + (f" / tasks {'+'.join(self.tasks)}" if self.name_tasks else "")
 
 
 def build_boards(runs: list[Run]) -> list[Board]:
@@ -85,22 +90,23 @@ def build_boards(runs: list[Run]) -> list[Board]:
     single-task baselines, per method for the rows; a row names its lr when several were run.
     """
     usable = [run for run in runs if run.usable]
-    single: dict[tuple[str, str, str], list[Run]] = defaultdict(list)
-    groups: dict[tuple[str, str, str, str], list[Run]] = defaultdict(list)
+    single: dict[tuple[str, str, str, str], list[Run]] = defaultdict(list)
+    groups: dict[tuple[str, str, str, str, tuple[str, ...], str], list[Run]] = defaultdict(list)
     for run in usable:
-        key = (run.dataset, run.model, run.optimizer)
+        key = (run.dataset, run.model, run.optimizer, run.setting)
         if run.is_single_task:
             single[key].append(run)
         else:
-            groups[(*key, run.method)].append(run)
-    boards: dict[tuple[str, str, str], Board] = {}
-    for (dataset, model, optimizer, method), candidates in sorted(groups.items()):
-        key = (dataset, model, optimizer)
+            groups[(*key, run.tasks, run.method)].append(run)
+    boards: dict[tuple[str, str, str, str, tuple[str, ...]], Board] = {}
+    for (dataset, model, optimizer, setting, tasks, method), candidates in sorted(groups.items()):
+        key = (dataset, model, optimizer, setting, tasks)
         if key not in boards:
-            test_baseline, _ = stl_baseline(single.get(key, []), "test")
-            val_baseline, _ = stl_baseline(single.get(key, []), "val")
+            test_baseline, _ = stl_baseline(single.get(key[:4], []), "test")
+            val_baseline, _ = stl_baseline(single.get(key[:4], []), "val")
             metrics = sorted({metric for run in candidates for metric in run.test})
             boards[key] = Board(dataset, model, optimizer, metrics, dict(candidates[0].higher_is_better), test_baseline, val_baseline)
+            boards[key].setting, boards[key].tasks = setting, tasks
             boards[key].missing_baselines = [metric for metric in metrics if metric not in test_baseline]
         board = boards[key]
 
@@ -110,7 +116,11 @@ def build_boards(runs: list[Run]) -> list[Board]:
         lr = best_learning_rate(candidates, score)
         several = len({run.lr for run in candidates}) > 1
         board.rows.append(_row(method, lr if several else None, [run for run in candidates if run.lr == lr], board))
-    for board in boards.values():
+    task_sets = defaultdict(set)
+    for key in boards:
+        task_sets[key[:4]].add(key[4])
+    for key, board in boards.items():
+        board.name_tasks = len(task_sets[key[:4]]) > 1
         _rank_and_compare(board)
     return [boards[key] for key in sorted(boards)]
 
