@@ -4,6 +4,7 @@
     mtlbench test --config configs/quickstart.yaml --ckpt_path PATH
     mtlbench data check ROOT                              # scan a dataset release
     mtlbench plot RUN_DIR                                 # figures of the gradient statistics
+    mtlbench plot RUNS --study train_size                 # a scaling study's figure
 
 Model selection (PROTOCOL.md: the test set is touched once): every validation logs
 ``val/select`` (validation Delta_m against the single-task baselines given as

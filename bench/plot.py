@@ -1,4 +1,5 @@
-"""``mtlbench plot RUN_DIR``: figures of a run's gradient statistics (PNG).
+"""``mtlbench plot RUN_DIR``: figures of a run's gradient statistics (PNG); with ``--study AXIS``,
+the figure of a scaling study's runs (:mod:`bench.study_plot`).
 
 - ``grad_norms.png``: each task's gradient norm over training steps (log scale);
 - ``cosine_inter_task_vs_inter_sample.png`` and
@@ -98,9 +99,17 @@ def plot_run(run_dir: Path, out_dir: Path | None = None) -> list[Path]:
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="mtlbench plot", description=__doc__.splitlines()[0])
-    parser.add_argument("run_dir", type=Path, help="a run folder holding gradient_stats.json")
+    parser.add_argument("run_dir", type=Path, help="a run folder holding gradient_stats.json (with --study: a sweep's run folders)")
     parser.add_argument("--out", type=Path, default=None, help="where to write the PNGs (default: the run folder)")
+    parser.add_argument("--study", metavar="AXIS", default=None, help="plot a study sweep's test metric against AXIS (e.g. train_size)")
+    parser.add_argument("--metric", default=None, help="with --study: TASK/METRIC or delta_m (default: the first metric all runs share)")
     args = parser.parse_args(argv)
-    for path in plot_run(args.run_dir, args.out):
+    if args.study is not None:
+        from bench.study_plot import plot_sweep_study
+
+        written = plot_sweep_study(args.run_dir, args.study, args.metric, args.out or args.run_dir)
+    else:
+        written = plot_run(args.run_dir, args.out)
+    for path in written:
         print(path)
     return 0

@@ -1,0 +1,169 @@
+"""Figures and tables of scaling studies.
+
+- :func:`plot_sweep_study`: a study sweep's runs (``axes:`` in the spec): a test metric, or
+  Delta_m against the single-task runs of the same setting, against the swept axis; one line
+  per method and number of tasks (single-task runs are the STL line), the mean over seeds with
+  a band of one standard deviation.
+- :func:`plot_linear_study`: the exact linear-regression study (:mod:`bench.linear_study`):
+  test risk against p/n, the median over draws with its interquartile band, on log axes, the
+  closed-form STL expectation dashed.
+
+Names from records are drawn as text (:func:`leaderboards.escape.plot_text`), never mathtext.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import statistics
+from collections import defaultdict
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+from bench.errors import RunFileError
+from bench.linear_study import Curve, LinearStudy
+from bench.record_io import write_text_atomic
+from leaderboards.delta_m import delta_m
+from leaderboards.escape import plot_text
+from leaderboards.records import Run, load_runs
+from leaderboards.study import CONFIG_AXES, TASK_AXES
+
+DELTA_M = "delta_m"
+
+
+def _x_value(run: Run, axis: str) -> float | str | None:
+    if axis in CONFIG_AXES:
+        return run.study.get(axis)
+    if axis == "tasks":
+        return len(run.tasks)
+    return "+".join(run.tasks[1:]) or run.tasks[0]  # relatedness: the auxiliary tasks beside the first
+
+
+def _line(run: Run, several_optimizers: bool) -> str:
+    name = "STL" if run.is_single_task else f"{run.method} ({len(run.tasks)} tasks)"
+    return f"{name}, {run.optimizer}" if several_optimizers else name
+
+
+def _setting_without(run: Run, axis: str) -> tuple:
+    """What a run shares with its single-task baselines: everything but the task sets."""
+    return (run.dataset, run.model, run.optimizer, run.lr, run.setting)
+
+
+def study_series(runs: list[Run], axis: str, metric: str) -> dict[str, dict[float | str, list[float]]]:
+    """``{line: {x: [one value per seed]}}`` of ``metric`` (``task/metric`` or ``delta_m``)."""
+    usable = [run for run in runs if run.usable]
+    several = len({run.optimizer for run in usable}) > 1
+    baselines: dict[tuple, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for run in usable:
+        if run.is_single_task:
+            for key, value in run.test.items():
+                baselines[_setting_without(run, axis)][key].append(value)
+    series: dict[str, dict] = defaultdict(lambda: defaultdict(list))
+    for run in usable:
+        x = _x_value(run, axis)
+        if x is None:
+            continue
+        if metric == DELTA_M:
+            if run.is_single_task:
+                continue
+            base = {key: statistics.fmean(values) for key, values in baselines[_setting_without(run, axis)].items()}
+            if any(key not in base for key in run.test):
+                continue
+            value = delta_m(run.test, base, run.higher_is_better)
+        elif metric in run.test:
+            value = run.test[metric]
+        else:
+            continue
+        series[_line(run, several)][x].append(value)
+    return series
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def plot_sweep_study(runs_dir: Path, axis: str, metric: str | None, out_dir: Path) -> list[Path]:
+    """Write ``study_<axis>_<metric>.png`` and ``.csv`` for the runs under ``runs_dir``."""
+    if axis not in (*CONFIG_AXES, *TASK_AXES):
+        raise RunFileError(f"unknown study axis {axis!r}; choose one of {', '.join((*CONFIG_AXES, *TASK_AXES))}")
+    runs, _ = load_runs(Path(runs_dir))
+    if not any(run.usable for run in runs):
+        raise RunFileError(f"{runs_dir} holds no complete run record; run the study's sweep first")
+    if metric is None:  # the first metric of the task every run trains
+        common = set.intersection(*(set(run.test) for run in runs if run.usable))
+        if not common:
+            raise RunFileError(f"the runs under {runs_dir} share no test metric; pass --metric delta_m or TASK/METRIC")
+        metric = sorted(common)[0]
+    series = study_series(runs, axis, metric)
+    if not series:
+        raise RunFileError(f"no run under {runs_dir} has {metric!r} and a value of the axis {axis!r}")
+    numeric = all(isinstance(x, (int, float)) for points in series.values() for x in points)
+    categories = sorted({str(x) for points in series.values() for x in points})
+    figure, axes = plt.subplots(figsize=(6.5, 4.2))
+    table = [["line", axis, "mean", "std", "seeds"]]
+    for line, points in sorted(series.items()):
+        xs = sorted(points, key=lambda x: x if numeric else str(x))
+        stats = [_mean_std(points[x]) for x in xs]
+        position = list(xs) if numeric else [categories.index(str(x)) for x in xs]
+        mean = [m for m, _ in stats]
+        axes.plot(position, mean, marker="o", markersize=4, label=plot_text(line))
+        axes.fill_between(position, [m - s for m, s in stats], [m + s for m, s in stats], alpha=0.2)
+        table += [[line, x, f"{m:.6g}", f"{s:.3g}", len(points[x])] for x, (m, s) in zip(xs, stats, strict=True)]
+    if numeric and len({x for points in series.values() for x in points}) > 2 and min(x for p in series.values() for x in p) > 0:
+        axes.set_xscale("log", base=2)
+    if not numeric:
+        axes.set_xticks(range(len(categories)), [plot_text(c) for c in categories], fontsize=8)
+    label = "Delta_m vs STL (%, lower is better)" if metric == DELTA_M else f"test {metric}"
+    axes.set(xlabel=plot_text(axis), ylabel=plot_text(label), title=plot_text(f"{label} against {axis}: mean +- std over seeds"))
+    axes.title.set_fontsize(9)
+    axes.legend(fontsize=8)
+    axes.grid(alpha=0.3)
+    figure.tight_layout()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = f"study_{axis}_{metric.replace('/', '_')}"
+    png = out_dir / f"{stem}.png"
+    figure.savefig(png, dpi=120, metadata={"Software": None})
+    plt.close(figure)
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(table)
+    write_text_atomic(out_dir / f"{stem}.csv", buffer.getvalue())
+    return [png, out_dir / f"{stem}.csv"]
+
+
+def plot_linear_study(rows: list[dict], study: LinearStudy, panels: dict[str, list[Curve]], png: Path) -> Path:
+    """The linear study's figure: one panel per title, risk against p/n."""
+    by_curve: dict[str, list[dict]] = defaultdict(list)
+    for row in rows:
+        by_curve[row["curve"]].append(row)
+    figure, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.2), squeeze=False)
+    for axis, (title, curves) in zip(axes[0], panels.items(), strict=True):
+        for curve in curves:
+            points = sorted(by_curve[curve.label], key=lambda row: row["ratio"])
+            ratios = [row["ratio"] for row in points]
+            (line,) = axis.plot(ratios, [row["median"] for row in points], marker="o", markersize=3, label=plot_text(curve.label))
+            axis.fill_between(ratios, [row["q25"] for row in points], [row["q75"] for row in points], alpha=0.15, color=line.get_color())
+            theory = [(row["ratio"], row["theory"]) for row in points if row["theory"] is not None and math.isfinite(row["theory"])]
+            if curve.estimator == "stl" and theory:
+                for side in ([t for t in theory if t[0] < 1], [t for t in theory if t[0] > 1]):
+                    if side:
+                        axis.plot(*zip(*side, strict=True), linestyle="--", color=line.get_color(), linewidth=1)
+        axis.axvline(1.0, color="black", linewidth=0.6, linestyle=":")
+        axis.set(xscale="log", yscale="log", xlabel="p / n (features per sample of one task)", ylabel="test risk (median over draws)")
+        axis.set_title(plot_text(title), fontsize=9)
+        axis.legend(fontsize=7)
+        axis.grid(alpha=0.3, which="both")
+    figure.suptitle(
+        f"Min-norm least squares: n={study.n} per task, signal {study.signal:g}, noise {study.noise:g}, {study.draws} draws; "
+        "bands: quartiles; dashed: closed-form STL expectation",
+        fontsize=9,
+    )
+    figure.tight_layout()
+    figure.savefig(png, dpi=110, metadata={"Software": None})
+    plt.close(figure)
+    return png
