@@ -105,7 +105,7 @@ def plot_sweep_study(runs_dir: Path, axis: str, metric: str | None, out_dir: Pat
     numeric = all(isinstance(x, (int, float)) for points in series.values() for x in points)
     categories = sorted({str(x) for points in series.values() for x in points})
     figure, axes = plt.subplots(figsize=(6.5, 4.2))
-    table = [["line", axis, "mean", "std", "seeds"]]
+    table = [["line", axis, "metric", "mean", "std", "seeds"]]
     for line, points in sorted(series.items()):
         xs = sorted(points, key=lambda x: x if numeric else str(x))
         stats = [_mean_std(points[x]) for x in xs]
@@ -113,9 +113,14 @@ def plot_sweep_study(runs_dir: Path, axis: str, metric: str | None, out_dir: Pat
         mean = [m for m, _ in stats]
         axes.plot(position, mean, marker="o", markersize=4, label=plot_text(line))
         axes.fill_between(position, [m - s for m, s in stats], [m + s for m, s in stats], alpha=0.2)
-        table += [[line, x, f"{m:.6g}", f"{s:.3g}", len(points[x])] for x, (m, s) in zip(xs, stats, strict=True)]
-    if numeric and len({x for points in series.values() for x in points}) > 2 and min(x for p in series.values() for x in p) > 0:
+        table += [[line, x, metric, f"{m:.6g}", f"{s:.3g}", len(points[x])] for x, (m, s) in zip(xs, stats, strict=True)]
+    values = sorted({x for points in series.values() for x in points}) if numeric else []
+    if len(values) > 2 and values[0] > 0:  # sizes and widths grow geometrically: a log axis, ticked at the values
         axes.set_xscale("log", base=2)
+        axes.set_xticks(values, [f"{x:g}" for x in values])
+        axes.minorticks_off()
+    if metric == DELTA_M:
+        axes.axhline(0.0, color="black", linewidth=0.8, linestyle="--")
     if not numeric:
         axes.set_xticks(range(len(categories)), [plot_text(c) for c in categories], fontsize=8)
     label = "Delta_m vs STL (%, lower is better)" if metric == DELTA_M else f"test {metric}"

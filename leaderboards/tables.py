@@ -76,6 +76,7 @@ class Board:
     setting: str = ""  # the scaling-study setting of its runs ("" outside studies)
     tasks: tuple[str, ...] = ()  # the tasks of its multi-task runs, named in the title where a study varies them
     name_tasks: bool = False
+    study_order: tuple[float, ...] = ()  # the values of its study axes, to sort settings by
 
     @property
     def title(self) -> str:
@@ -107,6 +108,7 @@ def build_boards(runs: list[Run]) -> list[Board]:
             metrics = sorted({metric for run in candidates for metric in run.test})
             boards[key] = Board(dataset, model, optimizer, metrics, dict(candidates[0].higher_is_better), test_baseline, val_baseline)
             boards[key].setting, boards[key].tasks = setting, tasks
+            boards[key].study_order = tuple(-math.inf if value is None else value for value in candidates[0].study.values())
             boards[key].missing_baselines = [metric for metric in metrics if metric not in test_baseline]
         board = boards[key]
 
@@ -122,7 +124,8 @@ def build_boards(runs: list[Run]) -> list[Board]:
     for key, board in boards.items():
         board.name_tasks = len(task_sets[key[:4]]) > 1
         _rank_and_compare(board)
-    return [boards[key] for key in sorted(boards)]
+    # study settings in the order of their values (train_size 50 before 400), not as text
+    return [boards[key] for key in sorted(boards, key=lambda key: (*key[:3], boards[key].study_order, key[3], key[4]))]
 
 
 def _row(method: str, lr: float | None, members: list[Run], board: Board) -> Row:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import pytest
@@ -10,14 +11,15 @@ from leaderboards.cli import published_perf, render_leaderboard
 from leaderboards.render import GENERATED
 
 LEADERBOARDS = Path(__file__).resolve().parents[2] / "leaderboards"
-PUBLISHED = sorted(folder for folder in LEADERBOARDS.iterdir() if (folder / "records").is_dir())
+PUBLISHED = sorted(records.parent for records in LEADERBOARDS.glob("**/records") if (records.parent / "leaderboard.md").is_file())
+STUDY_TABLES = sorted(LEADERBOARDS.glob("studies/*/study_*.csv"))
 
 
 def test_the_quickstart_table_is_published():
     assert LEADERBOARDS / "quickstart" in PUBLISHED
 
 
-@pytest.mark.parametrize("folder", PUBLISHED, ids=lambda folder: folder.name)
+@pytest.mark.parametrize("folder", PUBLISHED, ids=lambda folder: str(folder.relative_to(LEADERBOARDS)))
 def test_published_table_regenerates_identically(folder, tmp_path):
     render_leaderboard(folder / "records", tmp_path, png=False, perf=published_perf(folder))
     for name in ("leaderboard.md", "leaderboard.csv", "leaderboard.tex"):
@@ -25,6 +27,20 @@ def test_published_table_regenerates_identically(folder, tmp_path):
         if not name.endswith(".csv"):  # CSV has no comment syntax; the folder's README says it
             assert GENERATED in committed
         assert (tmp_path / name).read_text() == committed, f"{folder.name}/{name} differs from what its records give"
+
+
+def test_a_study_is_published():
+    assert any("studies" in folder.parts for folder in PUBLISHED) and STUDY_TABLES
+
+
+@pytest.mark.parametrize("table", STUDY_TABLES, ids=lambda table: f"{table.parent.name}/{table.name}")
+def test_published_study_figures_regenerate_identically(table, tmp_path):
+    from bench.study_plot import plot_sweep_study
+
+    with table.open() as stream:
+        header, first = next(csv.reader(stream)), next(csv.DictReader(table.open()))
+    plot_sweep_study(table.parent / "records", header[1], first["metric"], tmp_path)
+    assert (tmp_path / table.name).read_text() == table.read_text(), f"{table} differs from what its records give"
 
 
 # Methods whose records may drift between machines, with the relative tolerance used for their
