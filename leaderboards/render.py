@@ -117,13 +117,14 @@ def markdown(boards: list[Board], excluded: list[Run], problems: list[str], test
             lines.append("")
     if excluded or problems:
         lines += ["## Runs left out", "", "Never averaged into the tables above.", ""]
-        lines += [
-            f"- {markdown_text(run.path)}: {markdown_text(f'{run.exclusion} ({run.method}, {run.optimizer}, seed {run.seed})')}"
-            for run in excluded
-        ]
-        lines += [f"- {markdown_text(problem)}" for problem in problems]
+        lines += [f"- {markdown_text(line)}" for line in left_out_lines(excluded, problems)]
         lines.append("")
     return "\n".join(lines)
+
+
+def left_out_lines(excluded: list[Run], problems: list[str]) -> list[str]:
+    """The runs the tables leave out and why, as plain text (escape for the format)."""
+    return [f"{run.path}: {run.exclusion} ({run.method}, {run.optimizer}, seed {run.seed})" for run in excluded] + list(problems)
 
 
 def csv_table(boards: list[Board]) -> str:
@@ -170,28 +171,83 @@ def latex(boards: list[Board]) -> str:
     return "\n".join(parts)
 
 
+def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The non-dominated points when lower is better on both axes, by increasing x.
+
+    Example:
+        >>> pareto_front([(1, 3), (2, 2), (3, 3), (0, 5), (2, 1)])
+        [(0, 5), (1, 3), (2, 1)]
+    """
+    front: list[tuple[float, float]] = []
+    for x, y in sorted(points):
+        if not front or y < front[-1][1]:
+            if front and front[-1][0] == x:
+                front.pop()
+            front.append((x, y))
+    return front
+
+
+def pareto_panels(board: Board) -> list[tuple[str, str]]:
+    """The task pairs a board can draw: both tasks have a change against STL for some method."""
+    tasks = sorted({metric.split("/")[0] for metric in board.metrics})
+    return [(a, b) for a, b in itertools.combinations(tasks, 2) if any(a in row.task_change and b in row.task_change for row in board.rows)]
+
+
 def pareto_png(boards: list[Board], path: Path) -> None:
-    """Per board, each pair of tasks: every method's relative change against STL on both tasks
-    (down-left is better; points in the lower-left quadrant beat single-task on both)."""
+    """A grid, one row per board and one panel per pair of tasks: each method's change against
+    STL on both tasks (%, down-left is better), the mean over seeds with one standard deviation
+    as error bars, and the non-dominated front (of the means) as a dashed line. Methods keep one
+    colour and marker across panels and are named in one legend, not beside the points."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = [(board, a, b) for board in boards for a, b in itertools.combinations(sorted({m.split("/")[0] for m in board.metrics}), 2)]
-    panels = [panel for panel in panels if any(panel[1] in row.task_change for row in panel[0].rows)]
-    figure, axes = plt.subplots(1, max(1, len(panels)), figsize=(4.5 * max(1, len(panels)), 4), squeeze=False)
-    for axis, (board, a, b) in zip(axes[0], panels, strict=False):
-        for row in board.rows:
-            if a in row.task_change and b in row.task_change:
-                axis.scatter(row.task_change[a], row.task_change[b])
-                axis.annotate(plot_text(row.label), (row.task_change[a], row.task_change[b]), fontsize=7)
-        axis.axhline(0, color="grey", linewidth=0.8)
-        axis.axvline(0, color="grey", linewidth=0.8)
-        axis.set(
-            xlabel=plot_text(f"{a}: change vs STL % (↓ better)"), ylabel=plot_text(f"{b}: change vs STL %"), title=plot_text(board.title)
-        )
-        axis.title.set_fontsize(8)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
+    grid = [(board, pareto_panels(board)) for board in boards]
+    grid = [(board, pairs) for board, pairs in grid if pairs]
+    columns = max((len(pairs) for _, pairs in grid), default=1)
+    methods = sorted({row.method for board, _ in grid for row in board.rows})
+    colours = plt.get_cmap("tab10").colors  # distinct colours; markers tell more than ten methods apart
+    style = {method: (colours[i % len(colours)], "osD^v<>ph*"[i // len(colours) % 10]) for i, method in enumerate(methods)}
+    figure, axes = plt.subplots(max(1, len(grid)), columns, figsize=(4.2 * columns + 2.2, 3.6 * max(1, len(grid))), squeeze=False)
+    for axis in axes.flat:
+        axis.set_visible(False)
+    for (board, pairs), axes_row in zip(grid, axes, strict=False):
+        for (a, b), axis in zip(pairs, axes_row, strict=False):
+            axis.set_visible(True)
+            means = []
+            for row in board.rows:
+                if a not in row.task_change or b not in row.task_change:
+                    continue
+                x, y = row.task_change[a], row.task_change[b]
+                xs, ys = row.task_change_seeds.get(a, []), row.task_change_seeds.get(b, [])
+                colour, marker = style[row.method]
+                axis.errorbar(
+                    x,
+                    y,
+                    xerr=_mean_std(xs)[1] if len(xs) > 1 else None,
+                    yerr=_mean_std(ys)[1] if len(ys) > 1 else None,
+                    fmt=marker,
+                    color=colour,
+                    markersize=6,
+                    capsize=2,
+                    linewidth=0.8,
+                )
+                means.append((x, y))
+            front = pareto_front(means)
+            if len(front) > 1:
+                axis.plot(*zip(*front, strict=True), linestyle="--", color="black", linewidth=0.9, drawstyle="steps-post")
+            axis.axhline(0, color="grey", linewidth=0.6)
+            axis.axvline(0, color="grey", linewidth=0.6)
+            axis.set_xlabel(plot_text(f"{a}: change vs STL %"), fontsize=8)
+            axis.set_ylabel(plot_text(f"{b}: change vs STL %"), fontsize=8)
+            axis.set_title(plot_text(board.title), fontsize=7)
+            axis.tick_params(labelsize=7)
+    handles = [plt.Line2D([], [], linestyle="", marker=style[m][1], color=style[m][0], label=plot_text(m)) for m in methods] + [
+        plt.Line2D([], [], linestyle="--", color="black", label="non-dominated front")
+    ]
+    figure.legend(handles=handles, loc="center right", fontsize=8, frameon=False)
+    figure.suptitle("Change against single-task baselines (%; lower-left is better), mean ± std over seeds", fontsize=9)
+    figure.tight_layout(rect=(0, 0, 1 - 2.0 / (4.2 * columns + 2.2), 0.97))
+    figure.savefig(path, dpi=100, metadata={"Software": None})
     plt.close(figure)

@@ -44,12 +44,14 @@ class Row:
     delta_metric: list[float]  # one per seed (metric-weighted)
     delta_task: list[float]  # one per seed (task-weighted)
     task_change: dict[str, float]  # task -> mean relative change in % (positive = worse than STL)
+    task_change_seeds: dict[str, list[float]]  # task -> each seed's change (mean over the task's metrics)
     seconds_per_step: float | None
     peak_memory_mb: float | None
     gradients: dict[str, float]
     rank: float = math.nan
     relative_cost: float | None = None
     p_value_vs_ew: float | None = None
+    runs: list[Run] = field(default_factory=list)  # the seeds' runs, in seed order
 
     @property
     def label(self) -> str:
@@ -131,14 +133,18 @@ def build_boards(runs: list[Run]) -> list[Board]:
 def _row(method: str, lr: float | None, members: list[Run], board: Board) -> Row:
     members = sorted(members, key=lambda run: (run.seed is None, run.seed))
     metrics = {metric: _mean_std([run.test[metric] for run in members if metric in run.test]) for metric in board.metrics}
-    delta_metric, delta_task, changes = [], [], defaultdict(list)
+    delta_metric, delta_task, changes, seed_changes = [], [], defaultdict(list), defaultdict(list)
     if not board.missing_baselines:
         task_of = {metric: metric.split("/")[0] for metric in board.metrics}
         for run in members:
             delta_metric.append(delta_m(run.test, board.baseline, run.higher_is_better))
             delta_task.append(delta_m(run.test, board.baseline, run.higher_is_better, task_of=task_of))
+            per_task = defaultdict(list)
             for metric, change in relative_changes(run.test, board.baseline, run.higher_is_better).items():
                 changes[task_of[metric]].append(change)
+                per_task[task_of[metric]].append(change)
+            for task, values in per_task.items():
+                seed_changes[task].append(statistics.fmean(values))
     costs = [run.seconds_per_step for run in members if run.seconds_per_step is not None]
     memories = [run.peak_memory_mb for run in members if run.peak_memory_mb is not None]
     gradient_keys = sorted({key for run in members for key in run.gradients})
@@ -150,6 +156,8 @@ def _row(method: str, lr: float | None, members: list[Run], board: Board) -> Row
         delta_metric=delta_metric,
         delta_task=delta_task,
         task_change={task: statistics.fmean(values) for task, values in changes.items()},
+        task_change_seeds=dict(seed_changes),
+        runs=members,
         seconds_per_step=statistics.median(costs) if costs else None,
         peak_memory_mb=max(memories) if memories else None,
         gradients={key: statistics.fmean(run.gradients[key] for run in members if key in run.gradients) for key in gradient_keys},
