@@ -62,7 +62,9 @@ class WandbRunLogger(WandbLogger):
         )
 
     def describe_run(self, record: dict[str, Any]) -> None:
-        """Tags and config from a fresh run record (called by ``RunRecord`` when a run starts)."""
+        """Tags and config from a fresh run record (called by ``RunRecord`` when a run starts);
+        the record gets the W&B run's identity (``wandb``: entity, project, id, and the URL of an
+        online run), so the leaderboard site can link to it."""
         tasks = [task["name"] for task in (record.get("dataset") or {}).get("tasks", [])]
         tags = [
             f"method:{(record.get('method') or {}).get('name')}",
@@ -74,6 +76,8 @@ class WandbRunLogger(WandbLogger):
         run = self.experiment
         run.tags = tuple(dict.fromkeys([*run.tags, *(tag[:64] for tag in tags)]))
         run.config.update({"mtlbench": record.get("config") or {}, "tasks": tasks}, allow_val_change=True)
+        url = None if self.resolved_offline else getattr(run, "url", None)
+        record["wandb"] = {"entity": run.entity or None, "project": run.project, "id": run.id, "url": url, "offline": self.resolved_offline}
 
     def attach_record(self, path: Path) -> None:
         """Upload the run record with the run (its final state: call it after the last write)."""

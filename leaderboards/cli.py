@@ -18,7 +18,7 @@ from pathlib import Path
 
 from leaderboards.costs import load_perf
 from leaderboards.records import TEST_METRICS, load_runs, record_paths
-from leaderboards.render import csv_table, latex, markdown, pareto_png
+from leaderboards.render import csv_table, latex, left_out_lines, markdown, pareto_png
 from leaderboards.tables import apply_perf_costs, build_boards
 
 
@@ -66,10 +66,16 @@ def keep_records(runs_dir: Path, out_dir: Path) -> Path:
 
 
 def render_leaderboard(
-    runs_dir: Path, out_dir: Path, png: bool = True, test_metrics: str = "selected", perf: list[Path] | None = None
+    runs_dir: Path,
+    out_dir: Path,
+    png: bool = True,
+    test_metrics: str = "selected",
+    perf: list[Path] | None = None,
+    html: Path | None = None,
 ) -> str:
     """Read every run record under ``runs_dir`` and write the tables into ``out_dir``; the cost
-    columns come from the ``perf`` records (``mtlbench perf --out``) of the boards' models."""
+    columns come from the ``perf`` records (``mtlbench perf --out``) of the boards' models.
+    ``html``: also write the static site there (:mod:`leaderboards.site`)."""
     if not Path(runs_dir).is_dir():
         raise FileNotFoundError(f"runs folder {runs_dir} not found; pass the folder that holds the runs' results.json files")
     runs, problems = load_runs(runs_dir, test_metrics)
@@ -86,6 +92,10 @@ def render_leaderboard(
     _write(out_dir / "leaderboard.tex", latex(boards))
     if png and boards:
         pareto_png(boards, out_dir / "pareto.png")
+    if html is not None:
+        from leaderboards.site import render_site
+
+        render_site(boards, runs_dir, left_out_lines(excluded, problems), html)
     return text
 
 
@@ -101,6 +111,7 @@ def main(argv: list[str]) -> int:
     )
     parser.add_argument("--out", type=Path, required=True, help="where to write the tables")
     parser.add_argument("--no-png", action="store_true", help="skip the Pareto figure")
+    parser.add_argument("--html", type=Path, default=None, metavar="DIR", help="also write the static leaderboard site into DIR")
     parser.add_argument(
         "--perf",
         type=Path,
@@ -127,7 +138,10 @@ def main(argv: list[str]) -> int:
         elif args.keep_records:
             runs = keep_records(runs, args.out)
             args.perf = keep_perf(args.perf, args.out)
-        print(render_leaderboard(runs, args.out, png=not args.no_png, test_metrics=args.test_metrics, perf=args.perf))
+        table = render_leaderboard(runs, args.out, png=not args.no_png, test_metrics=args.test_metrics, perf=args.perf, html=args.html)
+        print(table)
+        if args.html is not None:
+            print(f"site written to {args.html / 'index.html'}")
     except (FileNotFoundError, RuntimeError) as error:
         print(f"mtlbench leaderboard: error: {error}", file=sys.stderr)
         return 2

@@ -47,7 +47,8 @@ def test_a_run_without_credentials_logs_offline_with_tags_and_its_record(no_cred
     args = [*tiny_cli_args(tiny_cache, tmp_path, str(REPO / "configs" / "quickstart.yaml")), "--trainer.max_epochs=1"]
     assert main(["fit", *args, f"--trainer.logger={config}"]) == 0
     record_path = next(tmp_path.rglob("version_0/results.json"))
-    assert json.loads(record_path.read_text())["status"] == "complete"
+    written = json.loads(record_path.read_text())
+    assert written["status"] == "complete" and written["wandb"]["offline"] is True and written["wandb"]["url"] is None
     offline_runs = list((tmp_path / "wandb").glob("offline-run-*"))
     assert len(offline_runs) == 1
     files = offline_runs[0] / "files"
@@ -73,6 +74,7 @@ def test_describe_run_and_attach_record_on_the_live_run(no_credentials, tmp_path
     run = logger.experiment
     assert set(run.tags) == {"extra", "method:UW", "optimizer:SGD", "seed:3", "dataset:NYUv2DataModule", "stl"}
     assert run.group == "g" and run.config["tasks"] == ["depth"] and run.config["mtlbench"]["seed_everything"] == 3
+    assert record["wandb"] == {"entity": record["wandb"]["entity"], "project": "mtlbench", "id": run.id, "url": None, "offline": True}
     path = tmp_path / "run" / "results.json"
     path.parent.mkdir()
     path.write_text(json.dumps({"status": "complete"}))

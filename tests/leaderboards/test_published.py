@@ -29,6 +29,21 @@ def test_published_table_regenerates_identically(folder, tmp_path):
         assert (tmp_path / name).read_text() == committed, f"{folder.name}/{name} differs from what its records give"
 
 
+SITES = [folder for folder in PUBLISHED if (folder / "site" / "index.html").is_file()]
+
+
+def test_the_quickstart_site_is_published():
+    assert LEADERBOARDS / "quickstart" in SITES
+
+
+@pytest.mark.parametrize("folder", SITES, ids=lambda folder: str(folder.relative_to(LEADERBOARDS)))
+def test_published_site_regenerates_identically(folder, tmp_path):
+    render_leaderboard(folder / "records", tmp_path / "tables", png=False, perf=published_perf(folder), html=tmp_path / "site")
+    assert sorted(path.name for path in (tmp_path / "site").iterdir()) == sorted(path.name for path in (folder / "site").iterdir())
+    for page in sorted((folder / "site").glob("*.html")):  # the figures depend on matplotlib's version, the pages do not
+        assert (tmp_path / "site" / page.name).read_text() == page.read_text(), f"{page} differs from what its records give"
+
+
 def test_a_study_is_published():
     assert any("studies" in folder.parts for folder in PUBLISHED) and STUDY_TABLES
 

@@ -1,0 +1,297 @@
+"""``mtlbench leaderboard RUNS --html DIR``: a static site of the leaderboard, from run records only.
+
+- ``index.html``: every page (dataset x model, per study setting), with its optimizers and
+  the runs left out of the tables;
+- one page per dataset x model: the table of methods (sortable by any column, an optimizer
+  toggle, mean ± std over seeds, the marks of the Markdown table: ≈ not significantly
+  different from EW, † worse than single-task), the Adam-vs-SGD ranks, the Pareto grid;
+- one page per method of a page: its per-seed runs (test metrics, Δm, W&B link where the
+  record names an online run), their configs, and a figure of their gradient statistics.
+
+Self-contained: CSS and script are inline, figures are PNG files beside the pages, nothing is
+fetched, so it works from a file URL and on any static host. Deterministic: the same records
+give the same bytes. Every string from a record is HTML-escaped (:func:`html_text`), file names
+are derived from names by :func:`slug`, and a W&B link is written only when it has the exact
+shape of a W&B run URL.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections import defaultdict
+from pathlib import Path
+
+from leaderboards.escape import html_text, plot_text
+from leaderboards.records import Run
+from leaderboards.render import GENERATED, _fmt, _pm, pareto_png
+from leaderboards.tables import NEGATIVE_TRANSFER, NOT_SIGNIFICANT, Board, Row, _mean_std, optimizer_comparison
+
+WANDB_RUN_URL = re.compile(r"https://wandb\.ai/[A-Za-z0-9_.-]{1,128}/[A-Za-z0-9_.-]{1,128}/runs/[A-Za-z0-9]{1,64}")
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 1.5rem auto; max-width: 1400px; padding: 0 1rem; color: #222; }
+h1, h2, h3 { font-weight: 600; } table { border-collapse: collapse; margin: 0.8rem 0; font-size: 0.85rem; }
+th, td { border: 1px solid #ccc; padding: 0.25rem 0.5rem; text-align: right; white-space: nowrap; }
+th:first-child, td:first-child { text-align: left; } thead th { background: #f0f0f0; }
+table.sortable th { cursor: pointer; user-select: none; }
+th[aria-sort="ascending"]::after { content: " \\25B2"; } th[aria-sort="descending"]::after { content: " \\25BC"; }
+.toggle button { font: inherit; padding: 0.3rem 0.9rem; border: 1px solid #888; background: #fff; cursor: pointer; }
+.toggle button[aria-pressed="true"] { background: #333; color: #fff; }
+.note { color: #555; font-size: 0.85rem; } img { max-width: 100%; } pre { background: #f6f6f6; padding: 0.5rem; overflow-x: auto; }
+""".strip()
+
+SCRIPT = """
+function sortTable(table, column, header) {
+  const ascending = header.getAttribute("aria-sort") !== "ascending";
+  table.querySelectorAll("th").forEach((th) => th.removeAttribute("aria-sort"));
+  header.setAttribute("aria-sort", ascending ? "ascending" : "descending");
+  const body = table.tBodies[0];
+  const key = (row) => {
+    const value = row.cells[column].dataset.value;
+    if (value === undefined || value === "") return null;
+    return isNaN(Number(value)) ? value : Number(value);
+  };
+  const rows = Array.from(body.rows);
+  rows.sort((a, b) => {
+    const x = key(a), y = key(b);
+    if (x === null && y === null) return 0;
+    if (x === null) return 1;
+    if (y === null) return -1;
+    const order = typeof x === "number" && typeof y === "number" ? x - y : String(x).localeCompare(String(y));
+    return ascending ? order : -order;
+  });
+  rows.forEach((row) => body.appendChild(row));
+}
+function showOptimizer(name) {
+  document.querySelectorAll("[data-optimizer]").forEach((section) => { section.hidden = section.dataset.optimizer !== name; });
+  document.querySelectorAll(".toggle button").forEach((button) => {
+    button.setAttribute("aria-pressed", String(button.dataset.show === name));
+  });
+  if (location.hash !== "#optimizer=" + encodeURIComponent(name)) history.replaceState(null, "", "#optimizer=" + encodeURIComponent(name));
+}
+document.querySelectorAll("table.sortable").forEach((table) => {
+  table.querySelectorAll("th").forEach((header, column) => header.addEventListener("click", () => sortTable(table, column, header)));
+});
+const buttons = Array.from(document.querySelectorAll(".toggle button"));
+buttons.forEach((button) => button.addEventListener("click", () => showOptimizer(button.dataset.show)));
+if (buttons.length) {
+  const asked = decodeURIComponent((location.hash.match(/optimizer=([^&]*)/) || [])[1] || "");
+  showOptimizer(buttons.some((button) => button.dataset.show === asked) ? asked : buttons[0].dataset.show);
+}
+""".strip()
+
+
+def slug(name: str) -> str:
+    """A file-name-safe, collision-free stem for a name from a record.
+
+    Example:
+        >>> slug("Nash-MTL"), slug("a/b") == slug("a_b")
+        ('Nash-MTL-7d2eae', False)
+    """
+    readable = re.sub(r"[^A-Za-z0-9_-]+", "_", name)[:48].strip("_") or "x"
+    return f"{readable}-{hashlib.sha1(name.encode()).hexdigest()[:6]}"
+
+
+def _page(title: str, body: list[str], root: str = "") -> str:
+    return "\n".join(
+        [
+            "<!DOCTYPE html>",
+            f"<!-- {GENERATED} -->",
+            '<html lang="en"><head><meta charset="utf-8">',
+            '<meta name="viewport" content="width=device-width, initial-scale=1">',
+            f"<title>{html_text(title)}</title><style>{STYLE}</style></head><body>",
+            f'<p class="note"><a href="{root}index.html">mtlbench leaderboard</a></p>',
+            *body,
+            f"<script>{SCRIPT}</script></body></html>",
+            "",
+        ]
+    )
+
+
+def _cell(text: str, value: object = None) -> str:
+    sort = "" if value is None else f' data-value="{html_text(value)}"'
+    return f"<td{sort}>{text}</td>"
+
+
+def _number(value: float | None) -> str | None:
+    return None if value is None or value != value else repr(float(value))
+
+
+def _board_table(board: Board, method_pages: dict[str, str]) -> list[str]:
+    tasks = sorted({metric.split("/")[0] for metric in board.metrics})
+    headers = [
+        "method",
+        *[f"{metric} ({'↑' if board.higher_is_better.get(metric, True) else '↓'})" for metric in board.metrics],
+        "Δm% metric (↓)",
+        "Δm% task (↓)",
+        "mean rank",
+        "seeds",
+        *[f"Δ {task} vs STL %" for task in tasks],
+        "cost vs EW",
+        "peak MB",
+    ]
+    lines = ['<table class="sortable">', "<thead><tr>" + "".join(f"<th>{html_text(header)}</th>" for header in headers) + "</tr></thead>"]
+    lines.append("<tbody>")
+    for row in board.rows:
+        mark = f" {NOT_SIGNIFICANT}" if row.not_different_from_ew else ""
+        cells = [_cell(f'<a href="{method_pages[row.method]}">{html_text(row.label)}</a>{mark}', row.label)]
+        for metric in board.metrics:
+            mean, std = row.metrics[metric]
+            cells.append(_cell(f"{_fmt(mean)} ± {_fmt(std, 2)}", _number(mean)))
+        for deltas in (row.delta_metric, row.delta_task):
+            cells.append(_cell(_pm(deltas), _number(_mean_std(deltas)[0]) if deltas else None))
+        cells += [_cell(_fmt(row.rank, 3), _number(row.rank)), _cell(str(len(row.seeds)), len(row.seeds))]
+        for task in tasks:
+            change = row.task_change.get(task)
+            text = "-" if change is None else f"{change:+.2f}{NEGATIVE_TRANSFER if change > 0 else ''}"
+            cells.append(_cell(text, _number(change)))
+        cells += [
+            _cell(_fmt(row.relative_cost, 3), _number(row.relative_cost)),
+            _cell(_fmt(row.peak_memory_mb, 5), _number(row.peak_memory_mb)),
+        ]
+        lines.append("<tr>" + "".join(cells) + "</tr>")
+    lines += ["</tbody></table>"]
+    cost = f"mtlbench perf ({board.cost_source})" if board.cost_from_perf else board.cost_source
+    lines.append(f'<p class="note">Cost columns: {html_text(cost)}.</p>')
+    return lines
+
+
+def _page_key(board: Board) -> tuple:
+    return (board.dataset, board.model, board.setting, board.tasks if board.name_tasks else ())
+
+
+def _page_title(board: Board) -> str:
+    parts = [board.dataset, board.model, *([board.setting] if board.setting else [])]
+    return " / ".join(parts) + (f" / tasks {'+'.join(board.tasks)}" if board.name_tasks else "")
+
+
+def _wandb_link(record: dict) -> str:
+    url = (record.get("wandb") or {}).get("url") if isinstance(record.get("wandb"), dict) else None
+    return f'<a href="{html_text(url)}">W&amp;B</a>' if isinstance(url, str) and WANDB_RUN_URL.fullmatch(url) else "-"
+
+
+def _drawable(entry: object) -> bool:
+    """A probe summary with a finite mean and 2.5 / 97.5 % quantiles."""
+    values = [entry.get(key) for key in ("mean", "p2_5", "p97_5")] if isinstance(entry, dict) else []
+    return len(values) == 3 and all(isinstance(v, (int, float)) and not isinstance(v, bool) and v == v and abs(v) < 1e300 for v in values)
+
+
+def _gradient_figure(runs: list[Run], records: dict[Path, dict], path: Path) -> bool:
+    """Per seed: inter-task against inter-sample cosine and magnitude similarity (mean with the
+    2.5 to 97.5 % range of the probes). False (nothing written) without gradient statistics."""
+    rows = [(run, records[run.path].get("gradient_statistics") or {}) for run in runs]
+    if not any(_drawable(stats.get("inter_task/cos")) for _, stats in rows):
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, 2, figsize=(8, 3.2))
+    for axis, stat, label in ((axes[0], "cos", "cosine similarity"), (axes[1], "mag_sim", "magnitude similarity")):
+        for offset, (kind, colour) in enumerate((("inter_task", "tab:blue"), ("inter_sample", "tab:orange"))):
+            for index, (_, stats) in enumerate(rows):
+                entry = stats.get(f"{kind}/{stat}")
+                if not _drawable(entry):
+                    continue
+                low, high = entry["mean"] - entry["p2_5"], entry["p97_5"] - entry["mean"]
+                axis.errorbar(index + 0.15 * (2 * offset - 1), entry["mean"], yerr=[[low], [high]], fmt="o", color=colour, capsize=3)
+            axis.plot([], [], "o", color=colour, label=kind.replace("_", "-"))
+        axis.set_xticks(range(len(rows)), [plot_text(f"{run.optimizer} s{run.seed}") for run, _ in rows], fontsize=7)
+        axis.set_ylabel(label, fontsize=8)
+        axis.axhline(0, color="grey", linewidth=0.6)
+        axis.legend(fontsize=7)
+    figure.suptitle("Gradient statistics per seed: mean and 2.5-97.5 % of the probes", fontsize=9)
+    figure.tight_layout()
+    figure.savefig(path, dpi=90, metadata={"Software": None})
+    plt.close(figure)
+    return True
+
+
+def _method_page(title: str, method: str, rows: list[tuple[Board, Row]], records: dict[Path, dict], out: Path, stem: str) -> None:
+    body = [f"<h1>{html_text(method)}</h1>", f'<p class="note">{html_text(title)}</p>']
+    runs = [run for _, row in rows for run in row.runs]
+    for board, row in rows:
+        metrics = board.metrics
+        body += [f"<h2>{html_text(board.optimizer)}{'' if row.lr is None else f' (lr {row.lr:g})'}</h2>", '<table class="sortable">']
+        headers = ["seed", "lr", *metrics, "Δm% metric", "W&B", "record"]
+        body.append("<thead><tr>" + "".join(f"<th>{html_text(header)}</th>" for header in headers) + "</tr></thead><tbody>")
+        for index, run in enumerate(row.runs):
+            delta = row.delta_metric[index] if index < len(row.delta_metric) else None
+            cells = [_cell(html_text(run.seed), run.seed), _cell(html_text(_fmt(run.lr)), _number(run.lr))]
+            cells += [_cell(_fmt(run.test.get(metric)), _number(run.test.get(metric))) for metric in metrics]
+            cells += [_cell("-" if delta is None else f"{delta:+.2f}", _number(delta)), _cell(_wandb_link(records[run.path]))]
+            cells.append(_cell(html_text(run.path.as_posix())))
+            body.append("<tr>" + "".join(cells) + "</tr>")
+        body.append("</tbody></table>")
+    if _gradient_figure(runs, records, out / f"{stem}-gradients.png"):
+        body += ["<h2>Gradient statistics</h2>", f'<img src="{stem}-gradients.png" alt="gradient statistics of {html_text(method)}">']
+    body.append("<h2>Configs</h2>")
+    for run in runs:
+        config = json.dumps(records[run.path].get("config"), indent=1, sort_keys=True)
+        body.append(f"<details><summary>{html_text(run.path.as_posix())}</summary><pre>{html_text(config)}</pre></details>")
+    (out / f"{stem}.html").write_text(_page(f"{method}: {title}", body))
+
+
+def render_site(boards: list[Board], runs_dir: Path, left_out: list[str], out_dir: Path) -> Path:
+    """Write the site into ``out_dir`` (replacing the pages and figures it wrote before);
+    returns the index page. ``left_out`` lists the runs the tables leave out, as plain text."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for old in [*out.glob("*.html"), *out.glob("*.png")]:
+        old.unlink()
+    records = {run.path: json.loads((Path(runs_dir) / run.path).read_text()) for board in boards for row in board.rows for run in row.runs}
+    pages: dict[tuple, list[Board]] = defaultdict(list)
+    for board in boards:
+        pages[_page_key(board)].append(board)
+    index = [
+        "<h1>mtlbench leaderboard</h1>",
+        '<p class="note">Generated from run records. Mean ± std over seeds; Δm against the',
+        "single-task baselines of the same dataset, model and optimizer (lower is better).</p>",
+        "<ul>",
+    ]
+    comparison = optimizer_comparison(boards)
+    for key, members in pages.items():
+        title, stem = _page_title(members[0]), slug(json.dumps(key))
+        method_pages = {method: f"{stem}-{slug(method)}.html" for method in sorted({row.method for b in members for row in b.rows})}
+        index.append(f'<li><a href="{stem}.html">{html_text(title)}</a> ({html_text(", ".join(b.optimizer for b in members))})</li>')
+        body = [f"<h1>{html_text(title)}</h1>", '<div class="toggle" role="group" aria-label="optimizer">']
+        body += [f'<button type="button" data-show="{html_text(b.optimizer)}">{html_text(b.optimizer)}</button>' for b in members]
+        body.append("</div>")
+        for board in members:
+            body += [f'<section data-optimizer="{html_text(board.optimizer)}">', f"<h2>{html_text(board.optimizer)}</h2>"]
+            body += _board_table(board, method_pages)
+            figure = f"{stem}-{slug(board.optimizer)}-pareto.png"
+            pareto_png([board], out / figure)
+            body += ["<h3>Pareto view</h3>", f'<img src="{figure}" alt="change against single-task baselines per pair of tasks">']
+            body.append("</section>")
+        body.append(
+            f'<p class="note">{NOT_SIGNIFICANT}: Δm not significantly different from EW (Welch t-test over seeds, p ≥ 0.05); '
+            f"{NEGATIVE_TRANSFER}: the task is worse than its single-task baseline. Click a column to sort.</p>"
+        )
+        per_method = comparison.get((members[0].dataset, members[0].model), {})
+        optimizers = [b.optimizer for b in members]
+        if len(optimizers) > 1 and per_method:
+            body += ["<h2>Optimizers compared</h2>", '<table class="sortable"><thead><tr><th>method</th>']
+            body[-1] += "".join(f"<th>Δm {html_text(o)}</th><th>rank {html_text(o)}</th>" for o in optimizers) + "</tr></thead><tbody>"
+            for method, results in sorted(per_method.items()):
+                cells = [_cell(html_text(method), method)]
+                for o in optimizers:
+                    value, rank = results.get(o, (None, None))
+                    cells += [
+                        _cell("-" if value is None else f"{value:+.2f}", _number(value)),
+                        _cell("-" if rank is None else str(rank), rank),
+                    ]
+                body.append("<tr>" + "".join(cells) + "</tr>")
+            body.append("</tbody></table>")
+        (out / f"{stem}.html").write_text(_page(title, body))
+        for method, page in method_pages.items():
+            rows = [(board, row) for board in members for row in board.rows if row.method == method]
+            _method_page(title, method, rows, records, out, page.removesuffix(".html"))
+    index.append("</ul>")
+    if left_out:
+        index += ["<h2>Runs left out</h2>", "<ul>", *(f"<li>{html_text(line)}</li>" for line in left_out), "</ul>"]
+    (out / "index.html").write_text(_page("mtlbench leaderboard", index))
+    return out / "index.html"
