@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import re
 import statistics
 from collections import defaultdict
 from pathlib import Path
@@ -44,9 +45,21 @@ def _x_value(run: Run, axis: str) -> float | str | None:
     return "+".join(run.tasks[1:]) or run.tasks[0]  # relatedness: the auxiliary tasks beside the first
 
 
-def _line(run: Run, several_optimizers: bool) -> str:
-    name = "STL" if run.is_single_task else f"{run.method} ({len(run.tasks)} tasks)"
-    return f"{name}, {run.optimizer}" if several_optimizers else name
+def _line(run: Run, axis: str, context: dict) -> str:
+    """A run's line: STL, or its method with its task set (as a count where counts tell the sets
+    apart; not when the task count is the x axis), plus the values of the other axes that vary."""
+    if run.is_single_task:
+        name = "STL"
+    elif axis == "tasks":
+        name = run.method
+    else:
+        name = f"{run.method} ({'+'.join(run.tasks) if context['name_tasks'] else f'{len(run.tasks)} tasks'})"
+    if context["several_optimizers"]:
+        name += f", {run.optimizer}"
+    for other in context["varying"]:
+        value = run.study.get(other)
+        name += f", {other}={'all' if value is None else format(value, 'g')}"
+    return name
 
 
 def _setting_without(run: Run, axis: str) -> tuple:
@@ -57,7 +70,12 @@ def _setting_without(run: Run, axis: str) -> tuple:
 def study_series(runs: list[Run], axis: str, metric: str) -> dict[str, dict[float | str, list[float]]]:
     """``{line: {x: [one value per seed]}}`` of ``metric`` (``task/metric`` or ``delta_m``)."""
     usable = [run for run in runs if run.usable]
-    several = len({run.optimizer for run in usable}) > 1
+    task_sets = {run.tasks for run in usable if not run.is_single_task}
+    context = {
+        "several_optimizers": len({run.optimizer for run in usable}) > 1,
+        "name_tasks": len(task_sets) > len({len(tasks) for tasks in task_sets}),
+        "varying": [other for other in CONFIG_AXES if other != axis and len({run.study.get(other) for run in usable}) > 1],
+    }
     baselines: dict[tuple, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for run in usable:
         if run.is_single_task:
@@ -79,8 +97,13 @@ def study_series(runs: list[Run], axis: str, metric: str) -> dict[str, dict[floa
             value = run.test[metric]
         else:
             continue
-        series[_line(run, several)][x].append(value)
+        series[_line(run, axis, context)][x].append(value)
     return series
+
+
+def _natural(text: str) -> list:
+    """Sort key that orders the numbers inside labels by value (train_size=50 before 200)."""
+    return [(0, float(part), "") if re.fullmatch(r"\d+(\.\d+)?", part) else (1, 0.0, part) for part in re.split(r"(\d+(?:\.\d+)?)", text)]
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
@@ -106,7 +129,7 @@ def plot_sweep_study(runs_dir: Path, axis: str, metric: str | None, out_dir: Pat
     categories = sorted({str(x) for points in series.values() for x in points})
     figure, axes = plt.subplots(figsize=(6.5, 4.2))
     table = [["line", axis, "metric", "mean", "std", "seeds"]]
-    for line, points in sorted(series.items()):
+    for line, points in sorted(series.items(), key=lambda item: _natural(item[0])):
         xs = sorted(points, key=lambda x: x if numeric else str(x))
         stats = [_mean_std(points[x]) for x in xs]
         position = list(xs) if numeric else [categories.index(str(x)) for x in xs]
