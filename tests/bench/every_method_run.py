@@ -1,5 +1,6 @@
-"""Trains every method config of configs/method/ for a few steps on the tiny release, in this
-process, one after another; each record lands in OUT/<method>/. Run by test_determinism.py."""
+"""Trains method configs of configs/method/ (all of them, or the stems given after OUT) for a few
+steps on the tiny release, in this process, one after another; each record lands in
+OUT/<method>/. Run by test_determinism.py."""
 
 from __future__ import annotations
 
@@ -18,8 +19,8 @@ METHODS = sorted((REPO / "configs" / "method").glob("*.yaml"))
 if __name__ == "__main__":
     warnings.filterwarnings("ignore")
     torch.set_num_threads(1)  # two of these run side by side on two cores
-    cache, out = sys.argv[1], Path(sys.argv[2])
-    for method in METHODS:
+    cache, out, only = sys.argv[1], Path(sys.argv[2]), set(sys.argv[3:])
+    for method in (method for method in METHODS if not only or method.stem in only):
         args = tiny_cli_args(cache, out / method.stem, str(REPO / "configs" / "quickstart.yaml"))
         args += ["--data.init_args.num_train=16", "--trainer.max_epochs=2", "--trainer.enable_checkpointing=false"]
         args += [f"--model.method={method}", "--trainer.callbacks.init_args.every_n_steps=1"]

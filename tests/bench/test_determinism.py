@@ -1,4 +1,6 @@
-"""Two fresh processes train every method config and write bit-identical records on CPU."""
+"""Two fresh processes train method configs and write bit-identical records on CPU: the methods
+that draw random numbers, keep state or call a solver in the default run, every config in the
+slow one."""
 
 from __future__ import annotations
 
@@ -6,6 +8,8 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from tests.bench.every_method_run import METHODS
 
@@ -17,16 +21,31 @@ def _records(folder: Path) -> dict[str, dict]:
     return {path.relative_to(folder).parts[0]: json.loads(path.read_text()) for path in folder.rglob("results.json")}
 
 
-def test_every_method_config_gives_the_same_record_in_two_fresh_processes(tiny_cache, tmp_path):
-    command = [sys.executable, "-m", "tests.bench.every_method_run", tiny_cache]
-    processes = [subprocess.Popen([*command, str(tmp_path / name)], cwd=REPO, stderr=subprocess.PIPE, text=True) for name in "ab"]
+# random draws (PCGrad, GradDrop, RLW, RGW), state across steps (DWA, FAMO, Nash-MTL), solvers
+# (Nash-MTL, CAGrad, UPGrad), and the plain sum
+SENSITIVE = ("ew", "pcgrad", "graddrop", "rlw", "rgw", "dwa", "famo", "nash_mtl", "cagrad", "upgrad")
+
+
+def _same_records_in_two_processes(cache: str, out: Path, methods: list[str]) -> None:
+    command = [sys.executable, "-m", "tests.bench.every_method_run", cache]
+    processes = [subprocess.Popen([*command, str(out / name), *methods], cwd=REPO, stderr=subprocess.PIPE, text=True) for name in "ab"]
     for process in processes:
         _, err = process.communicate(timeout=900)
         assert process.returncode == 0, err[-3000:]
-    first, second = _records(tmp_path / "a"), _records(tmp_path / "b")
-    assert sorted(first) == sorted(second) == sorted(method.stem for method in METHODS)
+    first, second = _records(out / "a"), _records(out / "b")
+    assert sorted(first) == sorted(second) == sorted(methods)
     for method, record in first.items():
         assert record["status"] == "complete", method
         for key in COMPARED:
             assert record["metrics"][key] == second[method]["metrics"][key], f"{method}: {key}"
         assert record["gradient_statistics"] == second[method]["gradient_statistics"], method
+
+
+def test_sensitive_method_configs_give_the_same_record_in_two_fresh_processes(tiny_cache, tmp_path):
+    assert set(SENSITIVE) <= {method.stem for method in METHODS}
+    _same_records_in_two_processes(tiny_cache, tmp_path, list(SENSITIVE))
+
+
+@pytest.mark.slow
+def test_every_method_config_gives_the_same_record_in_two_fresh_processes(tiny_cache, tmp_path):
+    _same_records_in_two_processes(tiny_cache, tmp_path, [method.stem for method in METHODS])

@@ -33,7 +33,11 @@ def _metrics(record: dict) -> dict:
     return {key: record["metrics"][key] for key in COMPARED}
 
 
-@pytest.mark.parametrize("window", [(1, STEPS_PER_EPOCH), (STEPS_PER_EPOCH + 1, EPOCHS * STEPS_PER_EPOCH)], ids=["before", "after"])
+@pytest.mark.parametrize(
+    "window",
+    [pytest.param((1, STEPS_PER_EPOCH), marks=pytest.mark.slow), (STEPS_PER_EPOCH + 1, EPOCHS * STEPS_PER_EPOCH)],
+    ids=["before", "after"],
+)
 def test_a_fit_killed_at_a_random_step_and_run_again_ends_with_the_same_record(tiny_cache, tmp_path, window):
     """Killed before its first checkpoint (it starts afresh in its folder) or after (it resumes);
     either way the same command, run again, continues the interrupted run."""
