@@ -129,8 +129,8 @@ def stl_expected_risk(p: int, n: int, signal: float, noise: float) -> float:
     """The closed-form expected STL risk (module docstring); ``inf`` for ``n - 1 <= p <= n + 1``.
 
     Example:
-        >>> stl_expected_risk(10, 20, 1.0, 1.0), stl_expected_risk(40, 20, 1.0, 1.0)
-        (2.1111111111111107, 2.552631578947368)
+        >>> round(stl_expected_risk(10, 20, 1.0, 1.0), 4), round(stl_expected_risk(40, 20, 1.0, 1.0), 4)
+        (2.1111, 2.5526)
     """
     if p < n - 1:
         return noise**2 * (1 + p / (n - p - 1))

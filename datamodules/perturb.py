@@ -78,7 +78,7 @@ class MissingInput:
         >>> image = np.ones((16, 16, 3), dtype=np.float32)
         >>> float(MissingInput("patches", 0.5, patch=4)(image, "test", 3).mean())
         0.5
-        >>> MissingInput("channels", 1 / 3)(image, "train", 0)[..., 2].max()
+        >>> float(MissingInput("channels", 1 / 3)(image, "train", 0)[..., 2].max())
         0.0
     """
 

@@ -52,7 +52,7 @@ def test_single_task_run_uses_the_same_pipeline(tiny_cache, tmp_path):
     [
         ("--model.net.init_args.backbone=resnet19", r"unknown timm backbone 'resnet19'; close matches: .*resnet18"),
         ("--model.net.init_args.pretrained=/no/such/weights.pth", r"pretrained weights file '/no/such/weights.pth' not found"),
-        ("--data.init_args.tasks=[depth, edges]", r"unknown task\(s\) \['edges'\]"),
+        ("--data.init_args.tasks=[depth, albedo]", r"unknown task\(s\) \[.albedo.\]"),
         ("--model.method=configs/method/nosuch.yaml", r"--model.method: 'configs/method/nosuch.yaml' is neither an existing config file"),
         ("--model.optimizer=torch.optim.Adamm", r"--model.optimizer: 'torch.optim.Adamm' is neither an existing config file"),
         ("--data=datamodules.NoSuchDataModule", r"--data: .*NoSuchDataModule"),

@@ -79,8 +79,8 @@ def test_task_subset_and_unknown_task(tiny_datamodule):
     dm.setup("fit")
     _, targets = dm.datasets["train"][0]
     assert set(targets) == {"depth"}
-    with pytest.raises(DatasetError, match=r"unknown task\(s\) \['edges'\].*segmentation"):
-        tiny_datamodule(tasks=["edges"])
+    with pytest.raises(DatasetError, match=r"unknown task\(s\) \['albedo'\].*segmentation"):
+        tiny_datamodule(tasks=["albedo"])
 
 
 def test_missing_root_names_the_folder_and_layout(tmp_path):
