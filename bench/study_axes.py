@@ -44,9 +44,10 @@ class AxisValue:
     tasks: tuple[str, ...] | None = None
     noisy_task: str | None = None  # label noise applies only to runs that train this task
 
-    def args_for(self, tasks: Sequence[str]) -> tuple[str, ...]:
-        """The arguments for a run of ``tasks`` (label noise is left out where its task is not trained)."""
-        return () if self.noisy_task is not None and self.noisy_task not in tasks else self.args
+    def args_for(self, tasks: Sequence[str] | None) -> tuple[str, ...]:
+        """The arguments for a run of ``tasks`` (``None``: the base config's): label noise is left
+        out of a run that does not train its task."""
+        return () if self.noisy_task is not None and tasks is not None and self.noisy_task not in tasks else self.args
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,7 @@ class Point:
         """The suffix without the task axes: what the single-task baselines of this point share."""
         return "".join(f"-{value.token}" for value in self.values if value.tasks is None)
 
-    def args_for(self, tasks: Sequence[str]) -> tuple[str, ...]:
+    def args_for(self, tasks: Sequence[str] | None) -> tuple[str, ...]:
         return tuple(arg for value in self.values for arg in value.args_for(tasks))
 
 

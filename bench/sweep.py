@@ -213,7 +213,7 @@ def plan(spec: dict, runs_dir: Path) -> list[PlannedRun]:
                     for method_name, method in spec["methods"].items():
                         run_id = f"{method_name}-{opt_name}-lr{lr:g}-s{seed}{point.suffix}"
                         extra = (
-                            *point.args_for(point.tasks or spec.get("tasks") or ()),
+                            *point.args_for(point.tasks or spec.get("tasks")),
                             *(() if selection is None else (f"--model.selection_baseline={selection}",)),
                         )
                         methods.append(

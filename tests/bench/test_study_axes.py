@@ -71,6 +71,15 @@ def test_a_grid_gives_each_setting_its_baselines_and_stable_ids(tmp_path):
     assert stl_depth.selection_group == ew.selection_group == "Adam-noise-depth0.3-n100"
 
 
+def test_label_noise_reaches_the_runs_of_a_spec_that_names_no_tasks(tmp_path):
+    path = _spec(tmp_path, {"label_noise": {"task": "depth", "levels": [0.3]}}, stl=False)
+    spec = yaml.safe_load(path.read_text())
+    del spec["tasks"]
+    path.write_text(yaml.safe_dump(spec))
+    (run,) = plan(load_spec(path), tmp_path / "runs")
+    assert "--data.init_args.label_noise=0.3" in run.args and "--data.init_args.noisy_task=depth" in run.args
+
+
 def test_task_sets_share_the_baselines_of_their_setting(tmp_path):
     axes = {"relatedness": {"tasks": ["segmentation"], "groups": ["related", "unrelated"]}, "width": [0.5]}
     runs = {run.run_id: run for run in plan(load_spec(_spec(tmp_path, axes)), tmp_path / "runs")}
