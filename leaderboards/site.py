@@ -235,6 +235,17 @@ def _method_page(title: str, method: str, rows: list[tuple[Board, Row]], records
     (out / f"{stem}.html").write_text(_page(f"{method}: {title}", body))
 
 
+def _summary(boards: list[Board]) -> str:
+    """One line per page for the index: per optimizer, the methods and the lowest mean Δm."""
+    parts = []
+    for board in boards:
+        scored = [(_mean_std(row.delta_metric)[0], row.label) for row in board.rows if row.delta_metric]
+        best = f", lowest Δm {min(scored)[1]} ({min(scored)[0]:+.2f} %)" if scored else ""
+        runs = sum(len(row.runs) for row in board.rows)
+        parts.append(f"{board.optimizer}: {len(board.rows)} methods, {runs} runs{best}")
+    return "; ".join(parts)
+
+
 def render_site(boards: list[Board], runs_dir: Path, left_out: list[str], out_dir: Path) -> Path:
     """Write the site into ``out_dir`` (replacing the pages and figures it wrote before);
     returns the index page. ``left_out`` lists the runs the tables leave out, as plain text."""
@@ -256,7 +267,7 @@ def render_site(boards: list[Board], runs_dir: Path, left_out: list[str], out_di
     for key, members in pages.items():
         title, stem = _page_title(members[0]), slug(json.dumps(key))
         method_pages = {method: f"{stem}-{slug(method)}.html" for method in sorted({row.method for b in members for row in b.rows})}
-        index.append(f'<li><a href="{stem}.html">{html_text(title)}</a> ({html_text(", ".join(b.optimizer for b in members))})</li>')
+        index.append(f'<li><a href="{stem}.html">{html_text(title)}</a>: {html_text(_summary(members))}</li>')
         body = [f"<h1>{html_text(title)}</h1>", '<div class="toggle" role="group" aria-label="optimizer">']
         body += [f'<button type="button" data-show="{html_text(b.optimizer)}">{html_text(b.optimizer)}</button>' for b in members]
         body.append("</div>")
