@@ -246,6 +246,41 @@ def _summary(boards: list[Board]) -> str:
     return "; ".join(parts)
 
 
+def _optimizer_table(members: list[Board]) -> list[str]:
+    """Each method's mean Δm and rank under each optimizer of one page ([] with one optimizer)."""
+    optimizers = [board.optimizer for board in members]
+    per_method = next(iter(optimizer_comparison(members).values()), {})
+    if len(optimizers) < 2 or not per_method:
+        return []
+    header = "".join(f"<th>Δm {html_text(name)}</th><th>rank {html_text(name)}</th>" for name in optimizers)
+    lines = ["<h2>Optimizers compared</h2>", f'<table class="sortable"><thead><tr><th>method</th>{header}</tr></thead><tbody>']
+    for method, results in sorted(per_method.items()):
+        cells = [_cell(html_text(method), method)]
+        for name in optimizers:
+            value, rank = results.get(name, (None, None))
+            cells += [_cell("-" if value is None else f"{value:+.2f}", _number(value)), _cell("-" if rank is None else str(rank), rank)]
+        lines.append("<tr>" + "".join(cells) + "</tr>")
+    return [*lines, "</tbody></table>"]
+
+
+def _dataset_page(members: list[Board], stem: str, method_pages: dict[str, str], out: Path) -> str:
+    """The page of one dataset x model (one study setting): a section per optimizer."""
+    body = [f"<h1>{html_text(_page_title(members[0]))}</h1>", '<div class="toggle" role="group" aria-label="optimizer">']
+    body += [f'<button type="button" data-show="{html_text(b.optimizer)}">{html_text(b.optimizer)}</button>' for b in members]
+    body.append("</div>")
+    for board in members:
+        figure = f"{stem}-{slug(board.optimizer)}-pareto.png"
+        pareto_png([board], out / figure)
+        body += [f'<section data-optimizer="{html_text(board.optimizer)}">', f"<h2>{html_text(board.optimizer)}</h2>"]
+        body += _board_table(board, method_pages)
+        body += ["<h3>Pareto view</h3>", f'<img src="{figure}" alt="change against single-task baselines per pair of tasks">', "</section>"]
+    body.append(
+        f'<p class="note">{NOT_SIGNIFICANT}: Δm not significantly different from EW (Welch t-test over seeds, p ≥ 0.05); '
+        f"{NEGATIVE_TRANSFER}: the task is worse than its single-task baseline. Click a column to sort.</p>"
+    )
+    return _page(_page_title(members[0]), [*body, *_optimizer_table(members)])
+
+
 def render_site(boards: list[Board], runs_dir: Path, left_out: list[str], out_dir: Path) -> Path:
     """Write the site into ``out_dir`` (replacing the pages and figures it wrote before);
     returns the index page. ``left_out`` lists the runs the tables leave out, as plain text."""
@@ -263,41 +298,11 @@ def render_site(boards: list[Board], runs_dir: Path, left_out: list[str], out_di
         "single-task baselines of the same dataset, model and optimizer (lower is better).</p>",
         "<ul>",
     ]
-    comparison = optimizer_comparison(boards)
     for key, members in pages.items():
         title, stem = _page_title(members[0]), slug(json.dumps(key))
         method_pages = {method: f"{stem}-{slug(method)}.html" for method in sorted({row.method for b in members for row in b.rows})}
         index.append(f'<li><a href="{stem}.html">{html_text(title)}</a>: {html_text(_summary(members))}</li>')
-        body = [f"<h1>{html_text(title)}</h1>", '<div class="toggle" role="group" aria-label="optimizer">']
-        body += [f'<button type="button" data-show="{html_text(b.optimizer)}">{html_text(b.optimizer)}</button>' for b in members]
-        body.append("</div>")
-        for board in members:
-            body += [f'<section data-optimizer="{html_text(board.optimizer)}">', f"<h2>{html_text(board.optimizer)}</h2>"]
-            body += _board_table(board, method_pages)
-            figure = f"{stem}-{slug(board.optimizer)}-pareto.png"
-            pareto_png([board], out / figure)
-            body += ["<h3>Pareto view</h3>", f'<img src="{figure}" alt="change against single-task baselines per pair of tasks">']
-            body.append("</section>")
-        body.append(
-            f'<p class="note">{NOT_SIGNIFICANT}: Δm not significantly different from EW (Welch t-test over seeds, p ≥ 0.05); '
-            f"{NEGATIVE_TRANSFER}: the task is worse than its single-task baseline. Click a column to sort.</p>"
-        )
-        per_method = comparison.get((members[0].dataset, members[0].model), {})
-        optimizers = [b.optimizer for b in members]
-        if len(optimizers) > 1 and per_method:
-            body += ["<h2>Optimizers compared</h2>", '<table class="sortable"><thead><tr><th>method</th>']
-            body[-1] += "".join(f"<th>Δm {html_text(o)}</th><th>rank {html_text(o)}</th>" for o in optimizers) + "</tr></thead><tbody>"
-            for method, results in sorted(per_method.items()):
-                cells = [_cell(html_text(method), method)]
-                for o in optimizers:
-                    value, rank = results.get(o, (None, None))
-                    cells += [
-                        _cell("-" if value is None else f"{value:+.2f}", _number(value)),
-                        _cell("-" if rank is None else str(rank), rank),
-                    ]
-                body.append("<tr>" + "".join(cells) + "</tr>")
-            body.append("</tbody></table>")
-        (out / f"{stem}.html").write_text(_page(title, body))
+        (out / f"{stem}.html").write_text(_dataset_page(members, stem, method_pages, out))
         for method, page in method_pages.items():
             rows = [(board, row) for board in members for row in board.rows if row.method == method]
             _method_page(title, method, rows, records, out, page.removesuffix(".html"))
