@@ -3,7 +3,7 @@
 - :func:`plot_sweep_study`: a study sweep's runs (``axes:`` in the spec): a test metric, or
   Delta_m against the single-task runs of the same setting, against the swept axis; one line
   per method and number of tasks (single-task runs are the STL line), the mean over seeds with
-  a band of one standard deviation.
+  a band of one standard deviation (error bars where the axis is categorical: relatedness).
 - :func:`plot_linear_study`: the exact linear-regression study (:mod:`bench.linear_study`):
   test risk against p/n, the median over draws with its interquartile band, on log axes, the
   closed-form STL expectation dashed.
@@ -42,7 +42,7 @@ def _x_value(run: Run, axis: str) -> float | str | None:
         return run.study.get(axis)
     if axis == "tasks":
         return len(run.tasks)
-    return "+".join(run.tasks[1:]) or run.tasks[0]  # relatedness: the auxiliary tasks beside the first
+    return "+".join(run.tasks[1:]) or "none (STL)"  # relatedness: the auxiliary tasks beside the first
 
 
 def _line(run: Run, axis: str, context: dict) -> str:
@@ -50,7 +50,7 @@ def _line(run: Run, axis: str, context: dict) -> str:
     apart; not when the task count is the x axis), plus the values of the other axes that vary."""
     if run.is_single_task:
         name = "STL"
-    elif axis == "tasks":
+    elif axis in TASK_AXES:  # the x axis tells the task sets apart
         name = run.method
     else:
         name = f"{run.method} ({'+'.join(run.tasks) if context['name_tasks'] else f'{len(run.tasks)} tasks'})"
@@ -126,7 +126,7 @@ def plot_sweep_study(runs_dir: Path, axis: str, metric: str | None, out_dir: Pat
     if not series:
         raise RunFileError(f"no run under {runs_dir} has {metric!r} and a value of the axis {axis!r}")
     numeric = all(isinstance(x, (int, float)) for points in series.values() for x in points)
-    categories = sorted({str(x) for points in series.values() for x in points})
+    categories = sorted({str(x) for points in series.values() for x in points}, key=lambda x: (x != "none (STL)", x))
     figure, axes = plt.subplots(figsize=(6.5, 4.2))
     table = [["line", axis, "metric", "mean", "std", "seeds"]]
     for line, points in sorted(series.items(), key=lambda item: _natural(item[0])):
@@ -134,8 +134,12 @@ def plot_sweep_study(runs_dir: Path, axis: str, metric: str | None, out_dir: Pat
         stats = [_mean_std(points[x]) for x in xs]
         position = list(xs) if numeric else [categories.index(str(x)) for x in xs]
         mean = [m for m, _ in stats]
-        axes.plot(position, mean, marker="o", markersize=4, label=plot_text(line))
-        axes.fill_between(position, [m - s for m, s in stats], [m + s for m, s in stats], alpha=0.2)
+        if numeric:
+            axes.plot(position, mean, marker="o", markersize=4, label=plot_text(line))
+            axes.fill_between(position, [m - s for m, s in stats], [m + s for m, s in stats], alpha=0.2)
+        else:  # categories: error bars, since a band needs neighbours
+            bars = {"yerr": [s for _, s in stats], "marker": "o", "markersize": 5, "capsize": 4, "linestyle": "none"}
+            axes.errorbar(position, mean, **bars, label=plot_text(line))
         table += [[line, x, metric, f"{m:.6g}", f"{s:.3g}", len(points[x])] for x, (m, s) in zip(xs, stats, strict=True)]
     values = sorted({x for points in series.values() for x in points}) if numeric else []
     if len(values) > 2 and values[0] > 0:  # sizes and widths grow geometrically: a log axis, ticked at the values

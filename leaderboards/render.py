@@ -131,8 +131,10 @@ def csv_table(boards: list[Board]) -> str:
     stream = io.StringIO()
     writer = csv.writer(stream, lineterminator="\n")
     metrics = sorted({metric for board in boards for metric in board.metrics})
+    study = any(board.setting or board.name_tasks for board in boards)  # a study's boards differ by setting and tasks
     writer.writerow(
-        ["dataset", "model", "optimizer", "method", "lr", "seeds", "delta_m_metric_mean", "delta_m_metric_std"]
+        ["dataset", "model", "optimizer", *(["setting", "tasks"] if study else []), "method", "lr", "seeds"]
+        + ["delta_m_metric_mean", "delta_m_metric_std"]
         + ["delta_m_task_mean", "delta_m_task_std", "mean_rank", "p_value_vs_ew", "relative_cost", "peak_memory_mb"]
         + [csv_text(f"{metric}_{stat}") for metric in metrics for stat in ("mean", "std")]
     )
@@ -140,7 +142,8 @@ def csv_table(boards: list[Board]) -> str:
         for row in board.rows:
             dm, dm_std = _mean_std(row.delta_metric)
             dt, dt_std = _mean_std(row.delta_task)
-            names = [csv_text(name) for name in (board.dataset, board.model, board.optimizer, row.method)]
+            study_names = (board.setting, "+".join(board.tasks)) if study else ()
+            names = [csv_text(name) for name in (board.dataset, board.model, board.optimizer, *study_names, row.method)]
             values = [*names, row.lr, len(row.seeds), dm, dm_std, dt, dt_std]
             values += [row.rank, row.p_value_vs_ew, row.relative_cost, row.peak_memory_mb]
             for metric in metrics:

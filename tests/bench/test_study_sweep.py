@@ -29,6 +29,11 @@ def test_a_train_size_study_runs_plots_and_keeps_its_settings_apart(tiny_cache, 
 
     table = render_leaderboard(runs, tmp_path / "board")
     assert "Adam / train_size=16" in table and "Adam / train_size=48" in table  # one board per setting, not one mixed
+    header, *rows = (tmp_path / "board" / "leaderboard.csv").read_text().splitlines()
+    assert header.startswith("dataset,model,optimizer,setting,tasks,method") and [row.split(",")[3] for row in rows] == [
+        "train_size=16",
+        "train_size=48",
+    ]
 
     assert plot_main([str(runs), "--study", "train_size", "--metric", "delta_m", "--out", str(tmp_path / "fig")]) == 0
     rows = list(csv.DictReader((tmp_path / "fig" / "study_train_size_delta_m.csv").open()))
