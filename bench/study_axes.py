@@ -42,12 +42,7 @@ class AxisValue:
     token: str
     args: tuple[str, ...] = ()
     tasks: tuple[str, ...] | None = None
-    noisy_task: str | None = None  # label noise applies only to runs that train this task
-
-    def args_for(self, tasks: Sequence[str] | None) -> tuple[str, ...]:
-        """The arguments for a run of ``tasks`` (``None``: the base config's): label noise is left
-        out of a run that does not train its task."""
-        return () if self.noisy_task is not None and tasks is not None and self.noisy_task not in tasks else self.args
+    noisy_task: str | None = None  # the task a label-noise value corrupts (a run without it is unaffected)
 
 
 @dataclass(frozen=True)
@@ -70,8 +65,11 @@ class Point:
         """The suffix without the task axes: what the single-task baselines of this point share."""
         return "".join(f"-{value.token}" for value in self.values if value.tasks is None)
 
-    def args_for(self, tasks: Sequence[str] | None) -> tuple[str, ...]:
-        return tuple(arg for value in self.values for arg in value.args_for(tasks))
+    @property
+    def args(self) -> tuple[str, ...]:
+        """The ``mtlbench fit`` arguments of the point, the same for its multi-task runs and its
+        single-task baselines (so that both carry the setting in their configs)."""
+        return tuple(arg for value in self.values for arg in value.args)
 
 
 class _Data:

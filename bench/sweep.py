@@ -204,7 +204,7 @@ def plan(spec: dict, runs_dir: Path) -> list[PlannedRun]:
                     for setting, point in settings.items():
                         for task in stl_tasks(spec):
                             run_id = f"stl-{task}-{opt_name}-lr{lr:g}-s{seed}{setting}"
-                            extra = (*point.args_for([task]), f"--data.init_args.tasks=[{task}]")
+                            extra = (*point.args, f"--data.init_args.tasks=[{task}]")
                             baselines.append(PlannedRun(run_id, make(run_id, ew, optimizer, lr, seed, extra), opt_name, task, setting))
                 for point in points:
                     if spec.get("stl") and point.tasks is not None and len(point.tasks) == 1:
@@ -213,7 +213,7 @@ def plan(spec: dict, runs_dir: Path) -> list[PlannedRun]:
                     for method_name, method in spec["methods"].items():
                         run_id = f"{method_name}-{opt_name}-lr{lr:g}-s{seed}{point.suffix}"
                         extra = (
-                            *point.args_for(point.tasks or spec.get("tasks")),
+                            *point.args,
                             *(() if selection is None else (f"--model.selection_baseline={selection}",)),
                         )
                         methods.append(

@@ -131,14 +131,20 @@ class DenseDataModule(pl.LightningDataModule):
         self.datasets: dict[str, NpyDenseDataset] = {}
 
     def _label_noise(self, level: float, task_name: str | None) -> LabelNoise | None:
+        """The noise on ``task_name``'s training targets: one of the dataset's tasks, and a no-op
+        for a run that does not train it (so a study's single-task baselines of the other tasks
+        share its setting)."""
         if not level and task_name is None:
             return None
-        served = {task.name: task for task in self._tasks}
-        if task_name not in served:
+        known = [task.name for task in self.available_tasks]
+        if task_name not in known:
             raise DatasetError(
-                f"{type(self).__name__}: label_noise needs noisy_task, one of the tasks served {list(served)}; got {task_name!r}"
+                f"{type(self).__name__}: label_noise needs noisy_task, one of the dataset's tasks {known}; got {task_name!r}"
             )
-        return LabelNoise(served[task_name], level) if level else None
+        served = {task.name: task for task in self._tasks}
+        spec = served.get(task_name) or next(task for task in self.available_tasks if task.name == task_name)
+        noise = LabelNoise(spec, level)  # checks the level even where the run does not train the task
+        return noise if level and task_name in served else None
 
     @property
     def tasks(self) -> list[TaskSpec]:

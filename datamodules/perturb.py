@@ -5,11 +5,12 @@ way in every epoch and under every run seed (the generator is seeded by the spli
 index only), so a sweep over seeds measures training noise on one fixed damaged dataset.
 
 - :class:`LabelNoise` corrupts one task's training targets (never validation or test: the
-  model is judged on clean targets). Segmentation: each annotated pixel is replaced, with
-  probability ``level``, by a class drawn uniformly (symmetric label noise; ignored pixels stay
-  ignored). Depth: each valid value is multiplied by ``exp(level * N(0, 1))`` (log-normal
-  noise, so depth stays positive). Normals: ``level * N(0, 1)`` is added to each component of
-  a valid normal, which is then renormalised.
+  model is judged on clean targets; a run that does not train the task is not affected).
+  Segmentation: each annotated pixel is replaced, with probability ``level``, by a class drawn
+  uniformly (symmetric label noise; ignored pixels stay ignored). Depth: each valid value is
+  multiplied by ``exp(level * N(0, 1))`` (log-normal noise, so depth stays positive).
+  Normals: ``level * N(0, 1)`` is added to each component of a valid normal, which is then
+  renormalised.
 - :class:`MissingInput` removes input information from every split (the misspecified setting:
   what is missing at training is missing at test): ``channels`` zeroes the last
   ``round(fraction * 3)`` colour channels of every image; ``patches`` zeroes a random

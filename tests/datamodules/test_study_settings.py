@@ -43,6 +43,15 @@ def test_label_noise_is_fixed_per_sample_and_only_in_training(tiny_datamodule):
         assert torch.equal(noisy.datasets[split][0][1]["segmentation"], clean.datasets[split][0][1]["segmentation"])
 
 
+def test_noise_on_a_task_the_run_does_not_train_changes_nothing(tiny_datamodule):
+    clean, other = (
+        _setup(tiny_datamodule, tasks=["segmentation"]),
+        _setup(tiny_datamodule, tasks=["segmentation"], label_noise=0.5, noisy_task="depth"),
+    )
+    assert other.label_noise is None
+    assert torch.equal(other.datasets["train"][0][1]["segmentation"], clean.datasets["train"][0][1]["segmentation"])
+
+
 def test_depth_and_normal_noise_keep_their_invariants(tiny_datamodule):
     for task in ("depth", "normal"):
         clean = _setup(tiny_datamodule)
@@ -72,7 +81,9 @@ def test_missing_input_removes_the_same_fraction_in_every_split(tiny_datamodule)
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"label_noise": 0.2}, "label_noise needs noisy_task, one of the tasks served"),
+        ({"label_noise": 0.2}, "label_noise needs noisy_task, one of the dataset's tasks"),
+        ({"label_noise": 0.2, "noisy_task": "albedo"}, r"one of the dataset's tasks \['segmentation', .*\]; got 'albedo'"),
+        ({"label_noise": 1.5, "noisy_task": "edges", "tasks": ["depth"]}, r"label_noise=1.5 for task 'edges' must be in \[0, 1.0\]"),
         ({"label_noise": 1.5, "noisy_task": "segmentation"}, r"label_noise=1.5 for task 'segmentation' must be in \[0, 1.0\]"),
         ({"missing_input": 1.0}, r"missing_input=1.0 must be in \[0, 1\)"),
         ({"missing_mode": "pixels"}, "missing_mode 'pixels' is unknown"),
