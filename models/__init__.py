@@ -7,6 +7,7 @@ from models.heads import HEAD_FOR_KIND, HeadSpec, build_head
 from models.mtan import MTANSegNet
 from models.multitask import MultiTaskNet
 from models.neck import FeaturePyramidNeck
+from models.segnet import SegNet
 
 __all__ = [
     "HEAD_FOR_KIND",
@@ -17,6 +18,7 @@ __all__ = [
     "ModelConfigError",
     "MultiTaskModel",
     "MultiTaskNet",
+    "SegNet",
     "build_head",
     "check_backbone_name",
 ]

@@ -18,19 +18,16 @@ Jacobian are zero on the other tasks' masks).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.base import MultiTaskModel, checked_task_names
-from models.errors import ModelConfigError
-from models.heads import HeadSpec, build_head
+from models.heads import HeadSpec
 from models.neck import conv_bn_relu
-from models.norms import Norm, check_norm, convert_norms
-
-SEGNET_WIDTHS = (64, 128, 256, 512, 512)  # the paper's filters per stage
+from models.norms import Norm
+from models.segnet import SEGNET_WIDTHS, SegNetBase
 
 
 def attention(in_channels: int, mid: int, out: int) -> nn.Sequential:
@@ -45,11 +42,7 @@ def attention(in_channels: int, mid: int, out: int) -> nn.Sequential:
     )
 
 
-def stage_convs(channels: int, layers: int) -> nn.Sequential:
-    return nn.Sequential(*(conv_bn_relu(channels, channels) for _ in range(layers)))
-
-
-class MTANSegNet(MultiTaskModel):
+class MTANSegNet(SegNetBase):
     """SegNet with task attention (MTAN), for inputs whose sides are multiples of 32.
 
     Args:
@@ -67,18 +60,8 @@ class MTANSegNet(MultiTaskModel):
     """
 
     def __init__(self, tasks: Sequence[HeadSpec], widths: Sequence[int] = SEGNET_WIDTHS, norm: Norm = "batch") -> None:
-        super().__init__()
-        check_norm(norm)
-        if len(widths) != len(SEGNET_WIDTHS):
-            raise ModelConfigError(f"MTANSegNet has {len(SEGNET_WIDTHS)} stages: give {len(SEGNET_WIDTHS)} widths, got {list(widths)}")
-        self.task_names = checked_task_names(tasks, "MTANSegNet")
-        f = list(widths)
-        count = len(self.task_names)
-        stage_layers = [1, 1, 2, 2, 2]  # the second conv block of each stage: 1, 1, then 2 layers
-        self.encoder_block = nn.ModuleList([conv_bn_relu(3, f[0]), *(conv_bn_relu(f[i], f[i + 1]) for i in range(4))])
-        self.decoder_block = nn.ModuleList([conv_bn_relu(f[0], f[0]), *(conv_bn_relu(f[i + 1], f[i]) for i in range(4))])
-        self.encoder_convs = nn.ModuleList(stage_convs(f[i], stage_layers[i]) for i in range(5))
-        self.decoder_convs = nn.ModuleList(stage_convs(f[max(i - 1, 0)], stage_layers[i]) for i in range(5))  # after decoder_block
+        super().__init__(tasks, widths, norm)
+        f, count = self.widths, len(self.task_names)
         self.encoder_attention = nn.ModuleList(
             nn.ModuleList([attention(f[0], f[0], f[0]), *(attention(2 * f[i], f[i], f[i]) for i in range(1, 5))]) for _ in range(count)
         )
@@ -88,29 +71,11 @@ class MTANSegNet(MultiTaskModel):
         )
         self.encoder_attention_convs = nn.ModuleList([*(conv_bn_relu(f[i], f[i + 1]) for i in range(4)), conv_bn_relu(f[4], f[4])])
         self.decoder_attention_convs = nn.ModuleList([conv_bn_relu(f[0], f[0]), *(conv_bn_relu(f[i + 1], f[i]) for i in range(4))])
-        self.width = f[0]
-        self.heads = nn.ModuleDict({task.name: build_head(task, f[0]) for task in tasks})
-        convert_norms(self, norm)
+        self.add_heads(tasks, norm)
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         """Each task's attended full-resolution features, stacked along the channels (B, T*w, H, W)."""
-        if images.shape[-2] % 32 or images.shape[-1] % 32:
-            raise ModelConfigError(f"MTANSegNet pools five times: image sides must be multiples of 32, got {tuple(images.shape[-2:])}")
-        self._input_size = (images.shape[-2], images.shape[-1])
-        first, last, indices, shapes = [], [], [], []
-        x = images
-        for stage in range(5):  # the shared encoder
-            first.append(self.encoder_block[stage](x))
-            last.append(self.encoder_convs[stage](first[-1]))
-            shapes.append(last[-1].shape[-2:])
-            x, where = F.max_pool2d(last[-1], 2, stride=2, return_indices=True)
-            indices.append(where)
-        unpooled, decoded = [], []
-        for step in range(5):  # the shared decoder, coarsest stage first
-            stage = 4 - step
-            unpooled.append(F.max_unpool2d(x, indices[stage], 2, stride=2, output_size=shapes[stage]))
-            x = self.decoder_convs[stage](self.decoder_block[stage](unpooled[-1]))
-            decoded.append(x)
+        first, last, unpooled, decoded = self.segnet_pass(images)
         attended = []
         for task in range(len(self.task_names)):
             carried = None
@@ -134,15 +99,3 @@ class MTANSegNet(MultiTaskModel):
             own = features[name] if isinstance(features, Mapping) else features
             outputs[name] = head(own[:, k * self.width : (k + 1) * self.width], size)
         return outputs
-
-    def shared_parameters(self) -> Iterator[nn.Parameter]:
-        """Everything but the heads: the SegNet and the attention (Nash-MTL's split)."""
-        heads = {id(p) for p in self.heads.parameters()}
-        yield from (p for p in self.parameters() if id(p) not in heads)
-
-    def last_shared_parameters(self) -> Iterator[nn.Parameter]:
-        """The SegNet's last layer, whose features every task's last mask selects from."""
-        yield from self.decoder_convs[0].parameters()
-
-    def compile_units(self) -> list[nn.Module]:
-        return [self]
