@@ -75,6 +75,9 @@ class MultiTaskModule(pl.LightningModule):
             validation metrics (the sweep writes it). Every validation logs ``val/select``, the
             criterion checkpoints are chosen by (lower is better): the validation Delta_m (%,
             metric-weighted) against these baselines when given, else the summed validation loss.
+        method_lr: learning rate of the method's own parameters (UW's log-variances, the logits of
+            FAMO and DB-MTL ...) in a parameter group of their own; ``None``: the optimizer's lr.
+            The Nash-MTL / FAMO code trains them at 0.025 beside the network's 1e-4.
     """
 
     def __init__(
@@ -91,6 +94,7 @@ class MultiTaskModule(pl.LightningModule):
         channels_last: bool = False,
         compile: bool = False,
         selection_baseline: str | None = None,
+        method_lr: float | None = None,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -134,6 +138,9 @@ class MultiTaskModule(pl.LightningModule):
         self.test_metrics = nn.ModuleDict({task.name: metric_for(task) for task in self.tasks})
         self.val_losses = nn.ModuleDict({task.name: MeanMetric() for task in self.tasks})
         self.selection_baseline = self._load_baseline(selection_baseline) if selection_baseline else None
+        if method_lr is not None and not method_lr > 0:
+            raise ValueError(f"method_lr must be positive or None, got {method_lr}")
+        self.method_lr = method_lr
 
     # ----------------------------------------------------------------------------- helpers
     def _checked_refresh(self, refresh_every: int) -> int:
@@ -450,11 +457,18 @@ class MultiTaskModule(pl.LightningModule):
         self._log_metrics("test", self.test_metrics)
 
     # ----------------------------------------------------------------------------- optimisers
+    def _parameter_groups(self) -> list[nn.Parameter] | list[dict]:
+        """The network's and the method's parameters; two groups when the method has its own lr."""
+        own = list(self.method.trainable_parameters())
+        if self.method_lr is None or not own:
+            return [*self.net.parameters(), *own]
+        return [{"params": list(self.net.parameters())}, {"params": own, "lr": self.method_lr}]
+
     def configure_optimizers(self):
         # torch checks the optimizer's and the scheduler's arguments when they are built: its
         # ValueErrors here are the configuration's, and end the run in one line
         try:
-            optimizer = self.optimizer_factory([*self.net.parameters(), *self.method.trainable_parameters()])
+            optimizer = self.optimizer_factory(self._parameter_groups())
         except (ValueError, TypeError) as error:
             raise MethodConfigError(f"optimizer: {error}; fix --model.optimizer.init_args") from None
         if self.scheduler_factory is None:
