@@ -264,14 +264,19 @@ def start_or_resume(run: PlannedRun, runs_dir: Path, clear: bool = True) -> tupl
     return [*run.args, f"--ckpt_path={checkpoint}"], [*notes, f"resuming from {checkpoint}"]
 
 
-def _run_locally(run: PlannedRun, runs_dir: Path) -> tuple[str, int]:
-    """One run in its own process, its output in ``RUNS/<id>.log``."""
+def _run_locally(run: PlannedRun, runs_dir: Path, jobs: int) -> tuple[str, int]:
+    """One run in its own process, its output in ``RUNS/<id>.log``. Unless ``OMP_NUM_THREADS``
+    is set, each of the ``jobs`` processes gets its share of the cores (torch would otherwise
+    start as many threads as there are cores in each, and they would compete)."""
     args, notes = start_or_resume(run, runs_dir)
+    env = dict(os.environ)
+    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // jobs)))
     log = runs_dir / f"{run.run_id}.log"
     with open(log, "a") as stream:
         stream.writelines(f"mtlbench sweep: {note}\n" for note in notes)
         stream.flush()
-        code = subprocess.run([sys.executable, "-m", "bench.cli", "fit", *args], stdout=stream, stderr=subprocess.STDOUT).returncode
+        command = [sys.executable, "-m", "bench.cli", "fit", *args]
+        code = subprocess.run(command, stdout=stream, stderr=subprocess.STDOUT, env=env).returncode
     return run.run_id, code
 
 
@@ -324,7 +329,7 @@ def _run_all(todo: list[PlannedRun], runs_dir: Path, jobs: int, bar: tqdm) -> li
         if jobs <= 1:
             results = (_run_in_process(run, runs_dir) for run in todo)
         else:
-            results = stack.enter_context(ThreadPoolExecutor(max_workers=jobs)).map(lambda run: _run_locally(run, runs_dir), todo)
+            results = stack.enter_context(ThreadPoolExecutor(max_workers=jobs)).map(lambda run: _run_locally(run, runs_dir, jobs), todo)
         finished = []
         for result in results:
             finished.append(result)
