@@ -10,6 +10,11 @@ A sweep spec (YAML, see ``configs/sweeps/``)::
       SGD: {config: ../optim/sgd.yaml, lr: [0.05]}
     seeds: [0, 1]
     stl: true                         # add one single-task EW run per task, optimizer, lr and seed
+    # or, as a paper's protocol needs: baselines with one optimizer for every optimizer's runs
+    # (Elich et al. 2024), their own lrs, and arguments of their own (a single-task network):
+    # stl: {optimizer: Adam, lr: [0.01, 0.001], args: [--model.net=../model/segnet.yaml]}
+    validation: false                 # optional: the protocol has no validation split, so runs do
+                                      # not select their epoch by validation Delta_m (Nash-MTL's)
     tasks: [segmentation, depth, normal]
     wandb: {project: mtlbench}        # optional: also log to W&B, grouped by sweep name (the file's stem)
     axes: {train_size: [100, 400]}    # optional: a scaling study's grid (bench/study_axes.py)
@@ -63,11 +68,12 @@ class PlannedRun:
     optimizer: str  # the spec's name of the optimizer entry
     baseline_of: str | None = None  # the task, for a single-task baseline run
     setting: str = ""  # the study point's suffix without task axes: runs sharing it share baselines
+    baseline_optimizer: str = ""  # the optimizer whose baselines it selects by ("": its own)
 
     @property
     def selection_group(self) -> str:
         """The runs that select by the same single-task baselines: one optimizer at one setting."""
-        return self.optimizer + self.setting
+        return (self.baseline_optimizer or self.optimizer) + self.setting
 
     def record(self, runs_dir: Path) -> Path:
         return runs_dir / self.run_id / "version_0" / RECORD
@@ -99,6 +105,34 @@ def _method_entry(path: Path, name: str, entry: object) -> dict:
     if not isinstance(entry, dict) or not isinstance(entry.get("config"), str) or not isinstance(args, list):
         raise ValueError(f"sweep spec {path}: method '{name}' must be a config file or {{config: FILE, args: [--model.refresh_every=4]}}")
     return {"config": _relative(path.parent, entry["config"]), "args": [str(arg) for arg in args]}
+
+
+def _stl_entry(path: Path, spec: dict) -> dict | None:
+    """The spec's ``stl`` as ``{optimizer, lr, args}`` (None: no baselines), paths made absolute."""
+    entry = spec.get("stl")
+    if entry is None or entry is False:
+        return None
+    usage = "'stl' takes true or {optimizer: NAME, lr: [...], args: [...]} (each optional)"
+    if entry is True:
+        entry = {}
+    if not isinstance(entry, dict) or not set(entry) <= {"optimizer", "lr", "args"}:
+        raise ValueError(f"sweep spec {path}: {usage}")
+    optimizer, lrs, args = entry.get("optimizer"), entry.get("lr"), entry.get("args", [])
+    if optimizer is not None and optimizer not in spec["optimizers"]:
+        names = ", ".join(spec["optimizers"])
+        raise ValueError(f"sweep spec {path}: stl.optimizer must be one of the optimizers ({names}), got {optimizer!r}")
+    if lrs is not None and (not isinstance(lrs, list) or not lrs or not all(isinstance(lr, (int, float)) for lr in lrs)):
+        raise ValueError(f"sweep spec {path}: stl.lr must be a non-empty list of learning rates, got {lrs!r}")
+    if not isinstance(args, list):
+        raise ValueError(f"sweep spec {path}: {usage}")
+    args = [_config_argument(path.parent, str(arg)) for arg in args]
+    return {"optimizer": optimizer, "lr": lrs, "args": args}
+
+
+def _config_argument(spec_dir: Path, arg: str) -> str:
+    """``--model.net=../model/segnet.yaml``: a relative ``.yaml`` value made absolute."""
+    key, sep, value = arg.partition("=")
+    return f"{key}={_relative(spec_dir, value)}" if sep and value.endswith((".yaml", ".yml")) else arg
 
 
 def load_spec(path: Path) -> dict:
@@ -141,6 +175,9 @@ def load_spec(path: Path) -> dict:
     for record in spec["perf"]:
         if not record.is_file():
             raise FileNotFoundError(f"sweep spec {path}: perf record {record} not found; run mtlbench perf --out {record} or drop it")
+    spec["stl"] = _stl_entry(path, spec)
+    if not isinstance(spec.get("validation", True), bool):
+        raise ValueError(f"sweep spec {path}: 'validation' is true (runs select their epoch on validation) or false")
     task_axes = {"tasks", "relatedness"} & set(spec.get("axes") or {})  # a study's task sets name the baselines' tasks
     if spec.get("stl") and not spec.get("tasks") and not task_axes:
         raise ValueError(f"sweep spec {path}: 'stl: true' needs the list of 'tasks'")
@@ -195,30 +232,34 @@ def plan(spec: dict, runs_dir: Path) -> list[PlannedRun]:
         )
 
     points: list[Point] = spec.get("points") or [Point()]
+    stl = spec.get("stl")
+    settings = {point.setting_suffix: point for point in points}  # one set of baselines per setting
     for opt_name, optimizer in spec["optimizers"].items():
-        for lr in optimizer["lr"]:
-            for seed in spec["seeds"]:
-                settings = {point.setting_suffix: point for point in points}  # one set of baselines per setting
-                if spec.get("stl"):
-                    ew = {"config": (spec["methods"].get("EW") or next(iter(spec["methods"].values())))["config"], "args": []}
+        selects_by = (stl or {}).get("optimizer") or opt_name
+        if stl and selects_by == opt_name:
+            ew = {"config": (spec["methods"].get("EW") or next(iter(spec["methods"].values())))["config"], "args": stl["args"]}
+            for lr in stl["lr"] or optimizer["lr"]:
+                for seed in spec["seeds"]:
                     for setting, point in settings.items():
                         for task in stl_tasks(spec):
                             run_id = f"stl-{task}-{opt_name}-lr{lr:g}-s{seed}{setting}"
                             extra = (*point.args, f"--data.init_args.tasks=[{task}]")
                             baselines.append(PlannedRun(run_id, make(run_id, ew, optimizer, lr, seed, extra), opt_name, task, setting))
+        for lr in optimizer["lr"]:
+            for seed in spec["seeds"]:
                 for point in points:
                     if spec.get("stl") and point.tasks is not None and len(point.tasks) == 1:
                         continue  # a one-task set is its single-task baseline
-                    selection = baseline_file(runs_dir, opt_name + point.setting_suffix) if spec.get("stl") else None
+                    selects = spec.get("stl") and spec.get("validation", True)
+                    selection = baseline_file(runs_dir, selects_by + point.setting_suffix) if selects else None
                     for method_name, method in spec["methods"].items():
                         run_id = f"{method_name}-{opt_name}-lr{lr:g}-s{seed}{point.suffix}"
                         extra = (
                             *point.args,
                             *(() if selection is None else (f"--model.selection_baseline={selection}",)),
                         )
-                        methods.append(
-                            PlannedRun(run_id, make(run_id, method, optimizer, lr, seed, extra), opt_name, setting=point.setting_suffix)
-                        )
+                        args = make(run_id, method, optimizer, lr, seed, extra)
+                        methods.append(PlannedRun(run_id, args, opt_name, setting=point.setting_suffix, baseline_optimizer=selects_by))
     return baselines + methods
 
 
@@ -241,7 +282,8 @@ def write_baselines(planned: list[PlannedRun], runs_dir: Path) -> dict[str, str]
             continue
         records = [parse_record(json.loads(run.record(runs_dir).read_text()), run.record(runs_dir)) for run in complete]
         values, _ = stl_baseline(records, "val")
-        write_json_atomic(baseline_file(runs_dir, group), baseline_table(values))
+        if values:  # (a protocol without validation has none to select by)
+            write_json_atomic(baseline_file(runs_dir, group), baseline_table(values))
     return blocked
 
 
@@ -496,6 +538,11 @@ def main(argv: list[str]) -> int:
         from leaderboards.cli import render_leaderboard
 
         out = args.out if args.out is not None else args.runs / "leaderboard"
-        print(render_leaderboard(args.runs, out, perf=load_spec(args.spec).get("perf")))
+        from leaderboards.records import network_of_arguments
+
+        spec = load_spec(args.spec)
+        stl = spec["stl"] or {}
+        baselines = {"stl_optimizer": stl.get("optimizer"), "stl_model": network_of_arguments(stl.get("args", []), Path.cwd())}
+        print(render_leaderboard(args.runs, out, perf=spec.get("perf"), **baselines))
         print(f"leaderboard written to {out}")
     return 1 if outcome["failed"] or outcome["blocked"] else 0

@@ -284,3 +284,27 @@ def test_a_record_that_does_not_fit_the_schema_is_no_result_of_a_resumed_sweep(t
     run.record(tmp_path).write_text(content)
     assert not run.is_complete(tmp_path)
     assert interrupted_run(tmp_path / "EW-Adam-s0") is None
+
+
+def test_parallel_runs_share_the_cores_instead_of_each_taking_all(tmp_path, monkeypatch):
+    """With --jobs N, each run process is started with OMP_NUM_THREADS = cores / N (at least 1),
+    unless the user set it."""
+    import subprocess
+
+    from bench import sweep
+
+    seen = []
+
+    def fake_run(command, stdout, stderr, env):
+        seen.append(env.get("OMP_NUM_THREADS"))
+        return subprocess.CompletedProcess(command, 0)
+
+    monkeypatch.setattr(sweep.subprocess, "run", fake_run)
+    monkeypatch.setattr(sweep.os, "cpu_count", lambda: 8)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    run = sweep.PlannedRun("EW-Adam-lr0.001-s0", ("--config", "x.yaml"), "Adam")
+    assert sweep._run_locally(run, tmp_path, jobs=2) == ("EW-Adam-lr0.001-s0", 0)
+    assert sweep._run_locally(run, tmp_path, jobs=16)[1] == 0
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    sweep._run_locally(run, tmp_path, jobs=2)
+    assert seen == ["4", "1", "3"]
