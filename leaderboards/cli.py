@@ -72,16 +72,20 @@ def render_leaderboard(
     test_metrics: str = "selected",
     perf: list[Path] | None = None,
     html: Path | None = None,
+    stl_optimizer: str | None = None,
+    stl_model: str | None = None,
 ) -> str:
     """Read every run record under ``runs_dir`` and write the tables into ``out_dir``; the cost
     columns come from the ``perf`` records (``mtlbench perf --out``) of the boards' models.
-    ``html``: also write the static site there (:mod:`leaderboards.site`)."""
+    ``html``: also write the static site there (:mod:`leaderboards.site`). ``stl_optimizer``:
+    every board's baselines are that optimizer's single-task runs (a spec's ``stl.optimizer``),
+    ``stl_model`` likewise for a network (a spec's ``stl.args`` naming ``--model.net``)."""
     if not Path(runs_dir).is_dir():
         raise FileNotFoundError(f"runs folder {runs_dir} not found; pass the folder that holds the runs' results.json files")
     runs, problems = load_runs(runs_dir, test_metrics)
     if not runs and not problems:
         raise FileNotFoundError(f"no results.json under {runs_dir}; run `mtlbench fit` or a sweep first")
-    boards = build_boards(runs)
+    boards = build_boards(runs, stl_optimizer, stl_model)
     apply_perf_costs(boards, [load_perf(path) for path in perf or []])
     excluded = [run for run in runs if not run.usable]
     out_dir = Path(out_dir)
@@ -125,6 +129,18 @@ def main(argv: list[str]) -> int:
         default="selected",
         help="the selected checkpoint's test metrics (default) or their mean over the last epochs",
     )
+    parser.add_argument(
+        "--stl-optimizer",
+        default=None,
+        metavar="NAME",
+        help="baselines of every optimizer's board from this optimizer's single-task runs (a spec's stl.optimizer)",
+    )
+    parser.add_argument(
+        "--stl-model",
+        default=None,
+        metavar="NAME",
+        help="baselines of every board from this network's single-task runs (e.g. SegNet for MTAN's boards)",
+    )
     args = parser.parse_args(argv)
     if (args.runs is None) == (args.wandb is None):
         parser.error("give either a runs folder or --wandb ENTITY/PROJECT")
@@ -138,7 +154,9 @@ def main(argv: list[str]) -> int:
         elif args.keep_records:
             runs = keep_records(runs, args.out)
             args.perf = keep_perf(args.perf, args.out)
-        table = render_leaderboard(runs, args.out, png=not args.no_png, test_metrics=args.test_metrics, perf=args.perf, html=args.html)
+        options = {"test_metrics": args.test_metrics, "perf": args.perf, "html": args.html, "stl_optimizer": args.stl_optimizer}
+        options["stl_model"] = args.stl_model
+        table = render_leaderboard(runs, args.out, png=not args.no_png, **options)
         print(table)
         if args.html is not None:
             print(f"site written to {args.html / 'index.html'}")

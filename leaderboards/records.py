@@ -70,11 +70,39 @@ class Run:
 
 
 def _model_name(config: dict[str, Any] | None) -> str:
+    """The timm backbone's name, else the network's class (``SegNet``, ``MTANSegNet``)."""
     try:
-        init = config["model"]["net"]["init_args"]
+        net = config["model"]["net"]
     except (KeyError, TypeError):
         return "unknown"
-    return str(init.get("backbone", "unknown"))
+    return model_name(net)
+
+
+def model_name(net: Any) -> str:
+    """The name a board shows for a ``model.net`` config: its backbone, else its class."""
+    if not isinstance(net, dict):
+        return "unknown"
+    init = net.get("init_args")
+    if isinstance(init, dict) and init.get("backbone") is not None:
+        return str(init["backbone"])
+    class_path = net.get("class_path")
+    return str(class_path).rsplit(".", 1)[-1] if isinstance(class_path, str) and class_path else "unknown"
+
+
+def network_of_arguments(args: list[str], base: Path) -> str | None:
+    """The model name of a ``--model.net=FILE`` among fit arguments (a spec's ``stl.args``),
+    FILE read as YAML data relative to ``base``; None without one."""
+    import yaml
+
+    for arg in args:
+        key, _, value = str(arg).partition("=")
+        if key == "--model.net" and value:
+            path = Path(value) if Path(value).is_absolute() else base / value
+            try:
+                return model_name(yaml.safe_load(path.read_text()))
+            except (OSError, yaml.YAMLError) as error:
+                raise ValueError(f"the single-task network {path} cannot be read: {type(error).__name__}") from None
+    return None
 
 
 def _gradient_summary(record: dict[str, Any]) -> dict[str, float]:
@@ -85,6 +113,11 @@ def _gradient_summary(record: dict[str, Any]) -> dict[str, float]:
             out[name] = stats[key]["mean"]
     if "inter_task/conflict_rate" in stats:
         out["conflict_rate"] = stats["inter_task/conflict_rate"]
+    for key, name in (("inter_sample/cos", "sample_cos"), ("inter_sample/mag_sim", "sample_mag_sim")):  # Elich et al.'s comparison
+        if isinstance(stats.get(key), dict):
+            out[name] = stats[key]["mean"]
+    if "inter_sample/conflict_rate" in stats:
+        out["sample_conflict_rate"] = stats["inter_sample/conflict_rate"]
     return out
 
 

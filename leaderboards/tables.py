@@ -86,11 +86,15 @@ class Board:
         return " / ".join(parts) + (f" / tasks {'+'.join(self.tasks)}" if self.name_tasks else "")
 
 
-def build_boards(runs: list[Run]) -> list[Board]:
+def build_boards(runs: list[Run], stl_optimizer: str | None = None, stl_model: str | None = None) -> list[Board]:
     """Boards of every (dataset, model, optimizer) that has multi-task runs.
 
     Learning rates are chosen on validation (``leaderboards.selection``): per task for the
     single-task baselines, per method for the rows; a row names its lr when several were run.
+    ``stl_optimizer``: the baselines of every board are the single-task runs of this optimizer
+    (Elich et al. 2024: SGD's rows against Adam's baselines); by default each optimizer's own.
+    ``stl_model``: likewise the single-task runs of this network (Nash-MTL's MTAN rows against
+    single-task SegNets); by default the board's own.
     """
     usable = [run for run in runs if run.usable]
     single: dict[tuple[str, str, str, str], list[Run]] = defaultdict(list)
@@ -105,8 +109,9 @@ def build_boards(runs: list[Run]) -> list[Board]:
     for (dataset, model, optimizer, setting, tasks, method), candidates in sorted(groups.items()):
         key = (dataset, model, optimizer, setting, tasks)
         if key not in boards:
-            test_baseline, _ = stl_baseline(single.get(key[:4], []), "test")
-            val_baseline, _ = stl_baseline(single.get(key[:4], []), "val")
+            baselines = single.get((dataset, stl_model or model, stl_optimizer or optimizer, setting), [])
+            test_baseline, _ = stl_baseline(baselines, "test")
+            val_baseline, _ = stl_baseline(baselines, "val")
             metrics = sorted({metric for run in candidates for metric in run.test})
             boards[key] = Board(dataset, model, optimizer, metrics, dict(candidates[0].higher_is_better), test_baseline, val_baseline)
             boards[key].setting, boards[key].tasks = setting, tasks

@@ -80,3 +80,24 @@ def test_records_can_report_the_last_epochs_mean_instead():
     }
     assert parse_record(record, Path(".")).test == {"depth/abs_err": 0.4}
     assert parse_record(record, Path("."), "last_epochs_mean").test == {"depth/abs_err": 0.45}
+
+
+def test_baselines_of_one_optimizer_or_network_serve_every_board(tmp_path):
+    """Elich et al. measure SGD's rows against Adam's single-task runs; Nash-MTL's MTAN rows are
+    measured against single-task SegNets: `stl_optimizer` and `stl_model` say so."""
+    from leaderboards.cli import main as leaderboard_main
+    from leaderboards.records import load_runs, model_name
+    from leaderboards.tables import build_boards
+    from tests.leaderboards.report_runs import write_report_runs
+
+    runs, _ = load_runs(write_report_runs(tmp_path / "runs", "CityscapesDataModule", ["segmentation", "depth"]))
+    own = {board.optimizer: board for board in build_boards(runs)}
+    assert own["SGD"].missing_baselines == own["SGD"].metrics and not own["Adam"].missing_baselines
+    shared = {board.optimizer: board for board in build_boards(runs, stl_optimizer="Adam")}
+    assert shared["SGD"].baseline == shared["Adam"].baseline and shared["SGD"].rows[0].delta_metric
+    assert build_boards(runs, stl_optimizer="Adam", stl_model="MTANSegNet")[0].missing_baselines  # no such single-task runs
+    assert model_name({"class_path": "models.SegNet", "init_args": {"widths": [8] * 5}}) == "SegNet"
+    assert model_name({"class_path": "models.MultiTaskNet", "init_args": {"backbone": "resnet50"}}) == "resnet50"
+    assert model_name("models.SegNet") == "unknown"
+    assert leaderboard_main([str(tmp_path / "runs"), "--out", str(tmp_path / "out"), "--stl-optimizer", "Adam", "--no-png"]) == 0
+    assert "SegNet / SGD" in (tmp_path / "out" / "leaderboard.md").read_text()
