@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import pytorch_lightning as pl
 import torch
 
@@ -66,3 +67,30 @@ def test_gradient_clipping_argument_is_validated():
 
     with pytest.raises(ValueError, match="grad_clip_norm must be positive"):
         MultiTaskModule([depth_task()], net=lambda t: MultiTaskNet(t, backbone="test_resnet"), grad_clip_norm=0.0)
+
+
+def test_method_lr_gives_the_methods_parameters_a_group_of_their_own():
+    """Nash-MTL's and FAMO's code train a weighting's parameters (UW's log-variances) at 0.025
+    beside the network's 1e-4: one optimizer, two groups; without method_lr, one group."""
+    from bench.methods import UncertaintyWeighting
+    from datamodules import depth_task, segmentation_task
+
+    tasks = [segmentation_task(5), depth_task()]
+
+    def net(specs):
+        return MultiTaskNet(specs, backbone="test_resnet", decoder_channels=8)
+
+    def adam(params):
+        return torch.optim.Adam(params, lr=1e-4)
+
+    module = MultiTaskModule(tasks, net=net, method=UncertaintyWeighting(), optimizer=adam, method_lr=0.025)
+    network, weighting = module.configure_optimizers().param_groups
+    assert (network["lr"], weighting["lr"]) == (1e-4, 0.025)
+    assert {id(p) for p in weighting["params"]} == {id(p) for p in module.method.trainable_parameters()}
+    assert len(network["params"]) == len(list(module.net.parameters()))
+    (single,) = MultiTaskModule(tasks, net=net, method=UncertaintyWeighting(), optimizer=adam).configure_optimizers().param_groups
+    assert single["lr"] == 1e-4
+    (only,) = MultiTaskModule(tasks, net=net, method=EqualWeighting(), optimizer=adam, method_lr=0.025).configure_optimizers().param_groups
+    assert only["lr"] == 1e-4  # EW has no parameters of its own: no empty group
+    with pytest.raises(ValueError, match="method_lr must be positive or None, got 0"):
+        MultiTaskModule(tasks, net=net, optimizer=adam, method_lr=0)

@@ -140,3 +140,32 @@ print(len(matched), len(loaded), all(torch.equal(loaded[key], reference[key]) fo
     done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=Path(__file__).parents[2], timeout=120)
     count, total, equal = done.stdout.split()
     assert count == total and int(total) > 50 and equal == "True", done.stderr[-2000:]
+
+
+SEGNET_PARAMETERS = 25_048_209  # widths 64..512, NYUv2's three heads: MTAN's 44.2 M less its attention
+
+
+def test_segnet_shares_one_encoder_decoder_and_mtan_builds_on_the_same():
+    """Hard parameter sharing: every head reads the same full-resolution features; MTAN is that
+    SegNet plus attention (its shared parameters include all of SegNet's)."""
+    from models import SegNet
+
+    torch.manual_seed(0)
+    net = SegNet(TASKS, widths=(4, 4, 8, 8, 8))
+    features = net.encode(torch.randn(2, 3, 64, 96))
+    assert features.shape == (2, 4, 64, 96)
+    assert {name: tuple(out.shape) for name, out in net.decode(features).items()} == {
+        "segmentation": (2, 5, 64, 96),
+        "depth": (2, 1, 64, 96),
+        "normal": (2, 3, 64, 96),
+    }
+    heads = {id(p) for name in net.task_names for p in net.task_parameters(name)}
+    shared = list(net.shared_parameters())
+    assert len(shared) + len(heads) == len(list(net.parameters())) and not heads & {id(p) for p in shared}
+    mtan = MTANSegNet(TASKS, widths=(4, 4, 8, 8, 8))
+    segnet_names = {name for name, _ in net.named_parameters() if not name.startswith("heads.")}
+    assert segnet_names < {name for name, _ in mtan.named_parameters()}
+    full = SegNet([segmentation_task(13), depth_task(), normal_task()])
+    assert sum(p.numel() for p in full.parameters()) == SEGNET_PARAMETERS
+    with pytest.raises(ModelConfigError, match="SegNet pools five times: image sides must be multiples of 32"):
+        net(torch.zeros(1, 3, 48, 64))
