@@ -1,6 +1,6 @@
 """The ``mtlbench`` console script: dispatches before importing anything heavy.
 
-``leaderboard`` reads run records only and never imports torch; ``sweep`` imports the trainer
+``leaderboard`` and ``report`` read run records only and never import torch; ``sweep`` imports the trainer
 only when it starts a run; ``data``, ``plot`` and ``perf`` import only what they use; everything else is
 LightningCLI (:mod:`bench.cli`).
 """
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    light = {"leaderboard": "leaderboards.cli", "sweep": "bench.sweep", "perf": "bench.perf"}
+    light = {"leaderboard": "leaderboards.cli", "report": "leaderboards.report", "sweep": "bench.sweep", "perf": "bench.perf"}
     if args[:1] and args[0] in light:
         import importlib
 
