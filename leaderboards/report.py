@@ -16,7 +16,8 @@ For each table the report gives (``leaderboards/published.py`` loads and checks 
   and recomputed per task), with each side's rank;
 - where our runs are on the paper's dataset, each metric ours minus the paper's, in the paper's
   units (on another dataset, such as the synthetic scenes, only the claims are compared);
-- the ranking agreement (Kendall's tau over the methods both have) and each of the paper's
+- the ranking agreement (Kendall's tau over the methods both have), how much the order changes
+  from Adam to SGD on each side, and each of the paper's
   claims checked on its own numbers and on ours: which method is best, which beats which,
   whether Adam beats SGD, whether the best method changes with the optimizer, and the
   inter-task against inter-sample gradient statistics of our EW runs.
@@ -271,6 +272,25 @@ def ranking_agreement(paper: Side, ours: Side, optimizer: str) -> str:
     return f"{optimizer}: Kendall's tau {result.statistic:+.2f} over {len(methods)} methods (p = {result.pvalue:.2f})"
 
 
+def optimizer_rank_change(paper: Side, ours: Side) -> str | None:
+    """How much each side's order of the methods changes from Adam to SGD (Kendall's tau
+    between the two orders, over the methods both sides have under both), or None."""
+    methods = sorted(set(_common(paper, ours, "Adam")) & set(_common(paper, ours, "SGD")))
+    if len(methods) < 3:
+        return None
+    parts = []
+    for name, side in (("the paper", paper), ("ours", ours)):
+        tau = scipy_stats.kendalltau([side.delta(m, "Adam") for m in methods], [side.delta(m, "SGD") for m in methods]).statistic
+        moved = sum(a != b for a, b in zip(_places(side, methods, "Adam"), _places(side, methods, "SGD"), strict=True))
+        parts.append(f"{name} tau {tau:+.2f}, {moved} of {len(methods)} methods change place")
+    return "Adam against SGD, the same methods' orders: " + "; ".join(parts)
+
+
+def _places(side: Side, methods: list[str], optimizer: str) -> list[int]:
+    order = [method for method, _ in _ordered(side, methods, optimizer)]
+    return [order.index(method) + 1 for method in methods]
+
+
 # ----------------------------------------------------------------------------------- render
 def data_check(table: PublishedTable) -> list[str]:
     """Rows whose printed Delta_m differs from the one recomputed from their printed metrics."""
@@ -402,6 +422,9 @@ def render_table_report(table: PublishedTable, boards: list[Board]) -> list[str]
         "",
         *(f"- {markdown_text(ranking_agreement(paper, ours, o))}" for o in optimizers or [table.stl_optimizer]),
     ]
+    change = optimizer_rank_change(paper, ours)
+    if change is not None:
+        lines.append(f"- {markdown_text(change)}")
     if table.claims:
         lines += ["", "### The paper's claims", "", "Each claim is checked over the methods and optimizers both tables have.", ""]
         lines += ["| claim | checked as | on the paper's numbers | on ours |", "|---|---|---|---|"]
