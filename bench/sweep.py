@@ -233,6 +233,7 @@ def plan(spec: dict, runs_dir: Path) -> list[PlannedRun]:
 
     points: list[Point] = spec.get("points") or [Point()]
     stl = spec.get("stl")
+    selects = bool(stl) and spec.get("validation", True)  # multi-task runs choose their epoch by validation Delta_m
     settings = {point.setting_suffix: point for point in points}  # one set of baselines per setting
     for opt_name, optimizer in spec["optimizers"].items():
         selects_by = (stl or {}).get("optimizer") or opt_name
@@ -248,9 +249,8 @@ def plan(spec: dict, runs_dir: Path) -> list[PlannedRun]:
         for lr in optimizer["lr"]:
             for seed in spec["seeds"]:
                 for point in points:
-                    if spec.get("stl") and point.tasks is not None and len(point.tasks) == 1:
+                    if stl and point.tasks is not None and len(point.tasks) == 1:
                         continue  # a one-task set is its single-task baseline
-                    selects = spec.get("stl") and spec.get("validation", True)
                     selection = baseline_file(runs_dir, selects_by + point.setting_suffix) if selects else None
                     for method_name, method in spec["methods"].items():
                         run_id = f"{method_name}-{opt_name}-lr{lr:g}-s{seed}{point.suffix}"

@@ -33,7 +33,7 @@ import math
 import statistics
 import sys
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,7 +43,7 @@ from scipy import stats as scipy_stats
 from leaderboards.delta_m import delta_m
 from leaderboards.escape import markdown_text
 from leaderboards.published import Claim, PublishedTable, load_published
-from leaderboards.records import TEST_METRICS, Run, load_runs, network_of_arguments
+from leaderboards.records import TEST_METRICS, load_runs, network_of_arguments
 from leaderboards.tables import Board, build_boards
 
 DATA_CHECK_TOLERANCE = 0.15  # Delta_m points: printed vs recomputed from metrics printed to 2-4 digits
@@ -89,11 +89,18 @@ def _task_of(column: str) -> str:
     return column.split("/", 1)[0]
 
 
-def _deltas(table: PublishedTable, values: dict[str, float]) -> tuple[float, float]:
+def _deltas(
+    columns: Sequence[str], values: Mapping[str, float], baseline: Mapping[str, float], up: Mapping[str, bool]
+) -> tuple[float, float]:
+    """Delta_m over ``columns``: over the metrics, and over the tasks."""
+    values, baseline, up = ({c: mapping[c] for c in columns} for mapping in (values, baseline, up))
+    return delta_m(values, baseline, up), delta_m(values, baseline, up, task_of={c: _task_of(c) for c in columns})
+
+
+def _paper_deltas(table: PublishedTable, values: Mapping[str, float]) -> tuple[float, float]:
+    """Delta_m of a paper's row against the paper's single-task row."""
     baseline = dict(zip(table.columns, table.stl, strict=True))
-    up = dict(zip(table.columns, table.higher_is_better, strict=True))
-    by_task = {column: _task_of(column) for column in table.columns}
-    return delta_m(values, baseline, up), delta_m(values, baseline, up, task_of=by_task)
+    return _deltas(table.columns, values, baseline, dict(zip(table.columns, table.higher_is_better, strict=True)))
 
 
 def paper_side(table: PublishedTable) -> Side:
@@ -103,7 +110,7 @@ def paper_side(table: PublishedTable) -> Side:
         if row.method is None or row.suspect:
             continue
         values = dict(zip(table.columns, row.values, strict=True))
-        metric, task = _deltas(table, values)
+        metric, task = _paper_deltas(table, values)
         printed = row.delta_m if row.delta_m is not None else metric
         entries[(row.method, row.optimizer)] = Entry(row.method, row.optimizer, values, printed, task, row.delta_m_std)
     return Side(entries, {})
@@ -118,7 +125,7 @@ def our_side(table: PublishedTable, boards: list[Board]) -> Side:
             if not all(column in row.metrics for column in table.columns) or not row.delta_metric:
                 continue
             values = {column: row.metrics[column][0] * factor for column, factor in zip(table.columns, table.scale, strict=True)}
-            seeds = [_column_deltas(table, board, run) for run in row.runs]
+            seeds = [_deltas(table.columns, run.test, board.baseline, board.higher_is_better) for run in row.runs]
             metric = [value for value, _ in seeds]
             entries[(row.method, board.optimizer)] = Entry(
                 row.method,
@@ -132,14 +139,6 @@ def our_side(table: PublishedTable, boards: list[Board]) -> Side:
     keys = ("cos", "mag_sim", "sample_cos", "sample_mag_sim")
     gradients = {key: statistics.fmean(run.gradients[key] for run in ew) for key in keys if ew and all(key in run.gradients for run in ew)}
     return Side(entries, gradients)
-
-
-def _column_deltas(table: PublishedTable, board: Board, run: Run) -> tuple[float, float]:
-    """One run's Delta_m over the paper's columns against the board's baselines."""
-    values = {column: run.test[column] for column in table.columns}
-    baseline = {column: board.baseline[column] for column in table.columns}
-    up = {column: board.higher_is_better[column] for column in table.columns}
-    return delta_m(values, baseline, up), delta_m(values, baseline, up, task_of={c: _task_of(c) for c in table.columns})
 
 
 # ------------------------------------------------------------------------------------ claims
@@ -156,7 +155,7 @@ def _ordered(side: Side, methods: Sequence[str], optimizer: str) -> list[tuple[s
     return sorted(((m, d) for m, d in scored if d is not None), key=lambda item: (item[1], item[0]))
 
 
-def _best(side: Side, methods: list[str], optimizer: str, claimed: str, label: str) -> str:
+def _best(side: Side, methods: list[str], optimizer: str, claimed: str) -> str:
     ordered = _ordered(side, methods, optimizer)
     if claimed not in methods or not ordered:
         return f"not checked: {claimed} is not in both tables"
@@ -166,7 +165,7 @@ def _best(side: Side, methods: list[str], optimizer: str, claimed: str, label: s
         runner = f"; next {ordered[1][0]} {_fmt(ordered[1][1])}" if len(ordered) > 1 else ""
         return f"holds: {claimed} {_fmt(value)}{runner}"
     claimed_delta = _fmt(side.delta(claimed, optimizer))
-    return f"does not hold: {first} {_fmt(value)} is lowest; {claimed} {claimed_delta} ({label} {place} of {len(ordered)})"
+    return f"does not hold: {first} {_fmt(value)} is lowest; {claimed} {claimed_delta} (place {place} of {len(ordered)})"
 
 
 def _mean_ranks(table: PublishedTable, side: Side, methods: list[str], optimizer: str) -> dict[str, float]:
@@ -252,7 +251,7 @@ def check_claim(claim: Claim, table: PublishedTable, paper: Side, ours: Side) ->
     if claim.kind in ("magnitude_gap", "sample_conflict"):
         return Verdict(statement, "stated (the paper shows it in figures only)", _gradient_claim(ours, claim.kind))
     checks: dict[str, Callable[[Side], str]] = {
-        "best": lambda side: _best(side, methods, optimizer, claim.method or "", "place"),
+        "best": lambda side: _best(side, methods, optimizer, claim.method or ""),
         "best_rank": lambda side: _best_rank(table, side, methods, optimizer, claim.method or ""),
         "beats": lambda side: _beats(side, optimizer, claim.method or "", claim.reference or ""),
         "adam_beats_sgd": lambda side: _adam_beats_sgd(side, both_optimizers, claim.share or "majority"),
@@ -298,7 +297,7 @@ def data_check(table: PublishedTable) -> list[str]:
     for row in table.rows:
         if row.delta_m is None:
             continue
-        recomputed, _ = _deltas(table, dict(zip(table.columns, row.values, strict=True)))
+        recomputed, _ = _paper_deltas(table, dict(zip(table.columns, row.values, strict=True)))
         if abs(recomputed - row.delta_m) > DATA_CHECK_TOLERANCE:
             name = f"{markdown_text(row.paper_name)} ({markdown_text(row.optimizer)})"
             lines.append(f"{name}: printed {_fmt(row.delta_m)}, recomputed {_fmt(recomputed)}")
