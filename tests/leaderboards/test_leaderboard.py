@@ -102,7 +102,12 @@ def test_reading_a_wandb_project_without_credentials_is_one_line(tmp_path, monke
     monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
     monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "wandb-config"))
     monkeypatch.setenv("HOME", str(tmp_path))
-    assert main(["--wandb", "team/mtlbench", "--out", str(tmp_path / "out")]) == 2
+    import wandb
+
+    try:
+        assert main(["--wandb", "team/mtlbench", "--out", str(tmp_path / "out")]) == 2
+    finally:
+        wandb.teardown()  # wandb.Api leaves process-wide settings that later in-process runs would inherit
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "cannot read W&B project 'team/mtlbench'" in err[0] and "wandb login" in err[0]
 
