@@ -99,7 +99,7 @@ class MultiTaskModule(pl.LightningModule):
         super().__init__()
         self.automatic_optimization = False
         if grad_clip_norm is not None and grad_clip_norm <= 0:
-            raise ValueError(f"grad_clip_norm must be positive or None, got {grad_clip_norm}")
+            raise MethodConfigError(f"grad_clip_norm must be positive or None, got {grad_clip_norm}; fix --model.grad_clip_norm")
         self.tasks = list(tasks)
         self.net = net(self.tasks)
         self.method = method if method is not None else EqualWeighting()
@@ -113,7 +113,8 @@ class MultiTaskModule(pl.LightningModule):
         if self.refresh_every > 1:  # the weights in use: checkpointed, so a resumed run reuses them
             self.register_buffer("task_weights", torch.zeros(len(self.tasks)))
         if jacobian_memory_mb is not None and jacobian_memory_mb <= 0:
-            raise ValueError(f"jacobian_memory_mb must be positive or None, got {jacobian_memory_mb}")
+            memory = jacobian_memory_mb
+            raise MethodConfigError(f"jacobian_memory_mb must be positive or None, got {memory}; fix --model.jacobian_memory_mb")
         self.jacobian_memory_mb = jacobian_memory_mb
         self.jacobian_buffer = JacobianBuffer()
         self.channels_last = channels_last
@@ -139,7 +140,7 @@ class MultiTaskModule(pl.LightningModule):
         self.val_losses = nn.ModuleDict({task.name: MeanMetric() for task in self.tasks})
         self.selection_baseline = self._load_baseline(selection_baseline) if selection_baseline else None
         if method_lr is not None and not method_lr > 0:
-            raise ValueError(f"method_lr must be positive or None, got {method_lr}")
+            raise MethodConfigError(f"method_lr must be positive or None, got {method_lr}; fix --model.method_lr")
         self.method_lr = method_lr
 
     # ----------------------------------------------------------------------------- helpers
