@@ -53,10 +53,11 @@ class JointAugment:
         flip_probability: chance of a horizontal flip.
         color_jitter: strength of brightness / contrast / saturation jitter on the image (0 = off).
 
-    Randomness comes from albumentations' generators, seeded for every sample by one draw from
-    torch's global generator: Lightning's ``seed_everything(workers=True)`` makes that generator
-    distinct per DataLoader worker and reproducible per run, and checkpoints save it, so a resumed
-    run augments its samples as the uninterrupted run does (with or without workers).
+    Randomness comes from albumentations' generators, seeded for every sample by the seed the
+    sampler gives it (:class:`~datamodules.sampling.SampleKey`: a function of the run seed, the
+    epoch and the sample), so a sample is augmented alike with any number of loader workers,
+    persistent or not, and in a resumed run. Called without a seed, it draws one from torch's
+    generator (of the loader worker).
     """
 
     def __init__(
@@ -88,12 +89,14 @@ class JointAugment:
             steps.append(A.ColorJitter(brightness=color_jitter, contrast=color_jitter, saturation=color_jitter, hue=0.0, p=1.0))
         self.pipeline = A.ReplayCompose(steps, additional_targets={name: "mask" for name in self.modality_kinds})
 
-    def _seed(self) -> None:
-        self.pipeline.set_random_seed(int(torch.randint(0, 2**32 - 1, ()).item()))
+    def _seed(self, seed: int | None) -> None:
+        self.pipeline.set_random_seed(int(torch.randint(0, 2**32 - 1, ()).item()) if seed is None else seed)
 
-    def augment(self, image: np.ndarray, targets: dict[str, np.ndarray]) -> tuple[np.ndarray, dict[str, np.ndarray], Applied]:
-        """Transform one sample and report what was applied."""
-        self._seed()
+    def augment(
+        self, image: np.ndarray, targets: dict[str, np.ndarray], seed: int | None = None
+    ) -> tuple[np.ndarray, dict[str, np.ndarray], Applied]:
+        """Transform one sample with draws seeded by ``seed`` and report what was applied."""
+        self._seed(seed)
         out = self.pipeline(image=image, **targets)
         applied = self._read(out["replay"])
         result = {}
@@ -108,8 +111,10 @@ class JointAugment:
             result[name] = value
         return out["image"], result, applied
 
-    def __call__(self, image: np.ndarray, targets: dict[str, np.ndarray]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        image, targets, _ = self.augment(image, targets)
+    def __call__(
+        self, image: np.ndarray, targets: dict[str, np.ndarray], seed: int | None = None
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        image, targets, _ = self.augment(image, targets, seed)
         return image, targets
 
     def _read(self, replay: dict) -> Applied:

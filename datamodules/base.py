@@ -4,22 +4,30 @@ Splits follow the sound protocol of PROTOCOL.md: the release's test folder (call
 the MTAN releases) is the test set and is read only by ``test``; validation is a held-out
 subset of the training folder, chosen by a fixed permutation that does not depend on the run
 seed, so every run of a benchmark selects models on the same images.
+
+Loaders read through the samplers of :mod:`datamodules.sampling`, with one process or many:
+the training order and every sample's augmentation are functions of the run seed and the
+epoch (one process with batch size W x B takes the steps of W processes with B each), and each
+evaluation sample is counted once over all processes.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pytorch_lightning as pl
-from torch.utils.data import DataLoader
+import torch
+from torch.utils.data import DataLoader, DistributedSampler
 
 from datamodules.augment import DepthKind, JointAugment
 from datamodules.errors import DatasetError
 from datamodules.npy_release import NpyDenseDataset, load_float32
 from datamodules.perturb import LabelNoise, MissingInput, MissingMode
 from datamodules.release import ReleaseSpec, spot_check
+from datamodules.sampling import EvalOrder, ResumableLoader, TrainOrder
 from datamodules.tasks import TaskSpec
 
 HOLDOUT_PERMUTATION_SEED = 0  # fixed on purpose: the validation split never changes with the run seed
@@ -193,27 +201,43 @@ class DenseDataModule(pl.LightningDataModule):
                 root / self.test_folder, self._tasks, self.modality_of, range(count), split="test", missing_input=self.missing_input
             )
 
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+    def _processes(self) -> tuple[int, int]:
+        """(world size, this process's rank) of the trainer the loaders serve; (1, 0) without one."""
+        trainer = self.trainer
+        return (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+
+    def _loader(self, split: str, sampler: DistributedSampler, loader: type[DataLoader] = DataLoader) -> DataLoader:
         pin = (
             self.pin_memory
             if self.pin_memory is not None
             else bool(self.trainer and self.trainer.accelerator.__class__.__name__ == "CUDAAccelerator")
         )
-        return DataLoader(
+        return loader(
             self.datasets[split],
             batch_size=self.batch_size,
-            shuffle=shuffle,
-            drop_last=shuffle,
+            sampler=sampler,
+            drop_last=split == "train",
             num_workers=self.num_workers,
             pin_memory=pin,
             persistent_workers=self.num_workers > 0,
+            # the workers' base seed is drawn from this generator, not from torch's global one,
+            # whose sequence (dropout, checkpointed) then does not depend on when loaders start
+            generator=torch.Generator().manual_seed(_run_seed()),
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
+        world, rank = self._processes()
+        order = TrainOrder(self.datasets["train"], num_replicas=world, rank=rank, seed=_run_seed())
+        return self._loader("train", order, ResumableLoader)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
+        return self._loader("val", EvalOrder(self.datasets["val"], *self._processes()))
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
+        return self._loader("test", EvalOrder(self.datasets["test"], *self._processes()))
+
+
+def _run_seed() -> int:
+    """The run's seed (``seed_everything``, which every process of a DDP job shares), 0 without one:
+    the seed Lightning's own distributed sampler takes."""
+    return int(os.environ.get("PL_GLOBAL_SEED", 0))

@@ -17,10 +17,12 @@ from torch.utils.data import Dataset
 
 from datamodules.errors import DatasetError
 from datamodules.perturb import LabelNoise, MissingInput
+from datamodules.sampling import SampleKey, blank_targets
 from datamodules.tasks import TaskSpec
 
 Sample = tuple[torch.Tensor, dict[str, torch.Tensor]]
-JointTransform = Callable[[np.ndarray, dict[str, np.ndarray]], tuple[np.ndarray, dict[str, np.ndarray]]]
+# (image, targets, seed of the sample's draws or None) -> (image, targets)
+JointTransform = Callable[[np.ndarray, dict[str, np.ndarray], "int | None"], tuple[np.ndarray, dict[str, np.ndarray]]]
 
 
 def load_float32(path: Path) -> np.ndarray:
@@ -53,6 +55,10 @@ class NpyDenseDataset(Dataset[Sample]):
     int16 HxW and the others float32 CxHxW. ``split`` names the split for the damage of scaling
     studies (:mod:`datamodules.perturb`), applied before ``transform``: ``label_noise`` on one
     task's targets, ``missing_input`` on the image.
+
+    ``i`` may be a :class:`~datamodules.sampling.SampleKey` (what mtlbench's samplers yield): its
+    seed seeds the transform's draws, and a padding key's targets are blanked to the ignore
+    values, so the sample enters no metric or loss.
     """
 
     def __init__(
@@ -78,8 +84,9 @@ class NpyDenseDataset(Dataset[Sample]):
     def __len__(self) -> int:
         return len(self.indices)
 
-    def __getitem__(self, item: int) -> Sample:
-        index = self.indices[item]
+    def __getitem__(self, item: int | SampleKey) -> Sample:
+        key = item if isinstance(item, SampleKey) else SampleKey(int(item))
+        index = self.indices[key.index]
         image = load_float32(self.split_dir / "image" / f"{index}.npy")
         targets = {task.name: load_float32(self.split_dir / self.modality_of[task.name] / f"{index}.npy") for task in self.tasks}
         if self.missing_input is not None:
@@ -88,5 +95,7 @@ class NpyDenseDataset(Dataset[Sample]):
             noisy = self.label_noise.task.name
             targets[noisy] = self.label_noise(targets[noisy], self.split, index)
         if self.transform is not None:
-            image, targets = self.transform(image, targets)
+            image, targets = self.transform(image, targets, key.seed)
+        if key.padding:
+            targets = blank_targets(targets, {task.name: task.ignore_value for task in self.tasks})
         return to_tensors(image, targets, self.tasks)
