@@ -69,6 +69,29 @@ def loss_for(task: TaskSpec) -> LossFn:
     raise ValueError(f"no loss for task '{task.name}' of kind '{task.kind}'; kinds with a loss: segmentation, depth, normal")
 
 
+def pixel_loss_sum(task: TaskSpec, prediction: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The sum, in float64, of ``task``'s loss over every pixel with ground truth, and their
+    count: the loss of a split is the ratio of the summed sums and counts (each pixel's loss is
+    computed alone, so the result does not depend on how the split is batched or shared).
+
+    Example:
+        >>> from datamodules.tasks import depth_task
+        >>> total, count = pixel_loss_sum(depth_task(), torch.tensor([[[[1.0, 5.0, 4.0]]]]), torch.tensor([[[[2.0, 0.0, 1.0]]]]))
+        >>> total.item(), count.item()
+        (4.0, 2)
+    """
+    prediction = prediction.detach()
+    if task.kind == "segmentation":
+        ignore = int(task.ignore_value)
+        per_pixel = F.cross_entropy(prediction.float(), target.long(), ignore_index=ignore, reduction="none")  # 0 where ignored
+    elif task.kind == "normal":
+        valid = (target.abs().sum(dim=1) > 0).to(prediction.dtype)
+        per_pixel = (1.0 - (F.normalize(prediction, dim=1) * target).sum(dim=1)) * valid
+    else:
+        per_pixel = (prediction - target).abs() * (target != 0).to(prediction.dtype)
+    return per_pixel.double().sum(), valid_pixels(task, target)
+
+
 def valid_pixels(task: TaskSpec, target: torch.Tensor) -> torch.Tensor:
     """How many pixels of ``target`` enter ``task``'s loss (the denominator of its mean).
 

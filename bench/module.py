@@ -19,15 +19,14 @@ from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
 from pytorch_lightning.utilities import rank_zero_warn
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torchmetrics import MeanMetric
 
 from bench.checkpoints import check_model_state
 from bench.distributed import Collective, step_rng
 from bench.errors import BaselineError, Diverged, MethodConfigError
 from bench.jacobian import JacobianBuffer, aggregated_backward, jacobian_fits, reweighted_losses, shared_gradient_norms
-from bench.losses import loss_for, valid_pixels
+from bench.losses import loss_for, pixel_loss_sum, valid_pixels
 from bench.methods import EqualWeighting, GradientAggregator, LossWeighting
-from bench.metrics import HIGHER_IS_BETTER, METRICS_OF_KIND, metric_for
+from bench.metrics import HIGHER_IS_BETTER, METRICS_OF_KIND, PooledLoss, metric_for
 from bench.rng import collect_rng_states, set_rng_states
 from datamodules.tasks import TaskSpec
 from leaderboards.delta_m import delta_m
@@ -137,7 +136,8 @@ class MultiTaskModule(pl.LightningModule):
         self.loss_fns = {task.name: loss_for(task) for task in self.tasks}
         self.val_metrics = nn.ModuleDict({task.name: metric_for(task) for task in self.tasks})
         self.test_metrics = nn.ModuleDict({task.name: metric_for(task) for task in self.tasks})
-        self.val_losses = nn.ModuleDict({task.name: MeanMetric() for task in self.tasks})
+        self.val_losses = nn.ModuleDict({task.name: PooledLoss() for task in self.tasks})
+        self.test_losses = nn.ModuleDict({task.name: PooledLoss() for task in self.tasks})
         self.selection_baseline = self._load_baseline(selection_baseline) if selection_baseline else None
         if method_lr is not None and not method_lr > 0:
             raise MethodConfigError(f"method_lr must be positive or None, got {method_lr}; fix --model.method_lr")
@@ -411,28 +411,41 @@ class MultiTaskModule(pl.LightningModule):
             set_rng_states(checkpoint["rng_states"])
 
     # ----------------------------------------------------------------------------- evaluation
-    def _evaluate(self, batch: Batch, stage: str, metrics: nn.ModuleDict) -> None:
+    # Every sample of a split is counted once, on one process (the datamodule's samplers blank
+    # the targets of the samples that only pad a process's share), and every value logged is
+    # computed from metric states summed over processes: the same on every process and equal to
+    # a one-process evaluation.
+    def _evaluate(self, batch: Batch, metrics: nn.ModuleDict, losses: nn.ModuleDict) -> None:
         images, targets = batch
         outputs = self.net(images)
-        losses = self.task_losses(outputs, targets)
-        for name, loss in zip(self.task_names, losses, strict=True):
-            metrics[name].update(outputs[name], targets[name])
-            self.log(f"{stage}/{name}/loss", loss, on_step=False, on_epoch=True, batch_size=images.shape[0])
-            if stage == "val":
-                self.val_losses[name].update(loss.detach().float(), weight=images.shape[0])
+        for task in self.tasks:
+            metrics[task.name].update(outputs[task.name], targets[task.name])
+            losses[task.name].update(*pixel_loss_sum(task, outputs[task.name], targets[task.name]))
 
-    def _log_metrics(self, stage: str, metrics: nn.ModuleDict) -> dict[str, float]:
-        """Compute, log and reset the split's metrics; returns ``{"task/metric": value}``."""
-        logged = {}
+    def _log_global(self, values: dict[str, float | torch.Tensor]) -> None:
+        """Log values every process holds alike (computed from summed states). Reduced with max,
+        which returns them bit for bit where a mean could change the last bit, so Lightning knows
+        them synchronised and every process's checkpoint callbacks see the same numbers."""
+        self.log_dict(values, sync_dist=True, reduce_fx="max")
+
+    def _log_metrics(self, stage: str, metrics: nn.ModuleDict, losses: nn.ModuleDict) -> tuple[dict[str, float], float]:
+        """Compute, log and reset the split's metrics and pooled losses; returns
+        ``{"task/metric": value}`` and the sum of the task losses."""
+        logged, scalars, total_loss = {}, {}, 0.0
         for name in self.task_names:
             values = metrics[name].compute()
-            self.log_dict({f"{stage}/{name}/{key}": value for key, value in values.items()})
+            loss = losses[name].compute()
+            scalars.update({f"{stage}/{name}/{key}": value for key, value in values.items()})
+            scalars[f"{stage}/{name}/loss"] = loss
             logged.update({f"{name}/{key}": float(value) for key, value in values.items()})
+            total_loss += float(loss)
             metrics[name].reset()
-        return logged
+            losses[name].reset()
+        self._log_global(scalars)
+        return logged, total_loss
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
-        self._evaluate(batch, "val", self.val_metrics)
+        self._evaluate(batch, self.val_metrics, self.val_losses)
 
     def selection_score(self, val_metrics: dict[str, float], val_loss: float) -> float:
         """``val/select``: validation Delta_m against the baselines if given, else the summed loss."""
@@ -443,19 +456,14 @@ class MultiTaskModule(pl.LightningModule):
         return delta_m(val_metrics, self.selection_baseline, self._flat_directions())
 
     def on_validation_epoch_end(self) -> None:
-        val_metrics = self._log_metrics("val", self.val_metrics)
-        val_loss = 0.0
-        for name in self.task_names:
-            val_loss += float(self.val_losses[name].compute())
-            self.val_losses[name].reset()
-        self.log("val/loss", val_loss)
-        self.log("val/select", self.selection_score(val_metrics, val_loss))
+        val_metrics, val_loss = self._log_metrics("val", self.val_metrics, self.val_losses)
+        self._log_global({"val/loss": val_loss, "val/select": self.selection_score(val_metrics, val_loss)})
 
     def test_step(self, batch: Batch, batch_idx: int) -> None:
-        self._evaluate(batch, "test", self.test_metrics)
+        self._evaluate(batch, self.test_metrics, self.test_losses)
 
     def on_test_epoch_end(self) -> None:
-        self._log_metrics("test", self.test_metrics)
+        self._log_metrics("test", self.test_metrics, self.test_losses)
 
     # ----------------------------------------------------------------------------- optimisers
     def _parameter_groups(self) -> list[nn.Parameter] | list[dict]:
