@@ -44,6 +44,7 @@ import os
 import shutil
 import subprocess
 import sys
+import traceback
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -355,7 +356,8 @@ def _run_in_process(run: PlannedRun, runs_dir: Path) -> tuple[str, int]:
         code = 1
         try:
             code = cli_main(["fit", *args])
-        except Exception as error:
+        except Exception as error:  # the whole traceback in the run's log; the console gets one line
+            traceback.print_exc(file=stream)
             print(f"run failed: {type(error).__name__}: {error}", file=stream)
         finally:
             wandb = sys.modules.get("wandb")

@@ -308,3 +308,21 @@ def test_parallel_runs_share_the_cores_instead_of_each_taking_all(tmp_path, monk
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
     sweep._run_locally(run, tmp_path, jobs=2)
     assert seen == ["4", "1", "3"]
+
+
+def test_a_failed_run_keeps_its_traceback_in_its_log_and_one_console_line(tiny_cache, tmp_path, capsys):
+    from bench.sweep import main as sweep_main
+
+    spec_path = tiny_spec(tmp_path, tiny_cache)
+    spec = yaml.safe_load(spec_path.read_text())
+    spec["methods"], spec["stl"] = {"EW": spec["methods"]["EW"]}, False
+    spec["overrides"].append('--trainer.callbacks+={"class_path": "tests.bench.killer.FailAt", "init_args": {"step": 1}}')
+    spec_path.write_text(yaml.safe_dump(spec))
+    assert sweep_main([str(spec_path), "--runs", str(tmp_path / "runs")]) == 1
+    log = (tmp_path / "runs" / "EW-Adam-lr0.003-s0.log").read_text()
+    assert "Traceback (most recent call last)" in log and "tests/bench/killer.py" in log, log[-2000:]
+    assert "RuntimeError: injected failure at step 1" in log
+    printed = capsys.readouterr()
+    failures = [line for line in printed.out.splitlines() if line.startswith("failed:")]
+    assert failures == [f"failed: EW-Adam-lr0.003-s0 (log: {tmp_path / 'runs' / 'EW-Adam-lr0.003-s0.log'})"]
+    assert "Traceback" not in printed.out + printed.err
