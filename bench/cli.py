@@ -37,7 +37,7 @@ from pytorch_lightning import Trainer
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.cli import LightningCLI
 
-from bench.callbacks import RunRecord, StepCost
+from bench.callbacks import MidEpochCheckpoint, RunRecord, StepCost
 from bench.checkpoints import AtomicCheckpointIO, check_checkpoint, not_plain_data, resumable_checkpoint
 from bench.errors import DIVERGED_EXIT, BaselineError, CheckpointError, Diverged, MethodConfigError, RunFileError
 from bench.module import MultiTaskModule
@@ -79,16 +79,28 @@ class MtlbenchCLI(LightningCLI):
     def add_arguments_to_parser(self, parser) -> None:
         parser.link_arguments("data.tasks", "model.tasks", apply_on="instantiate")
         parser.add_argument("--test_after_fit", type=bool, default=True, help="after fit, test the last epochs and then the selected one")
+        parser.add_argument(
+            "--checkpoint_every_n_steps",
+            type=int | None,
+            default=None,
+            help="also write last.ckpt every N training steps, so a killed run resumes mid-epoch (default: at epoch ends only)",
+        )
+        # A resumed run writes its checkpoints under their own names again (no 'last-v1.ckpt'):
+        # the folder is the run's, and last.ckpt is always its newest state.
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         selected = {"monitor": SELECTION_MONITOR, "mode": "min", "filename": "best-{epoch}", "save_last": True}
+        selected["enable_version_counter"] = False
         parser.set_defaults({f"checkpoint.{key}": value for key, value in selected.items()})
         parser.add_lightning_class_args(ModelCheckpoint, "last_epochs")
         last = {"monitor": "epoch", "mode": "max", "save_top_k": 10, "filename": "epoch-{epoch}", "save_weights_only": True}
+        last["enable_version_counter"] = False
         parser.set_defaults({f"last_epochs.{key}": value for key, value in last.items()})
 
     def _instantiate_trainer(self, config: dict, callbacks: list) -> Trainer:
         if config.get("enable_checkpointing") is False:  # no checkpoints: the final weights are tested
             callbacks = [callback for callback in callbacks if not isinstance(callback, ModelCheckpoint)]
+        elif (every := self._get(self.config, "checkpoint_every_n_steps")) is not None:
+            callbacks = [*callbacks, MidEpochCheckpoint(every)]  # after the probe: its step is in the checkpoint
         # the checkpoint that writes last.ckpt saves last, so last.ckpt holds every other
         # checkpoint callback's state after its save of the same epoch (a resume knows those files)
         callbacks = sorted(callbacks, key=lambda callback: isinstance(callback, ModelCheckpoint) and bool(callback.save_last))
@@ -183,7 +195,17 @@ class MtlbenchCLI(LightningCLI):
         record = next((cb for cb in self.trainer.callbacks if isinstance(cb, RunRecord)), None)
         for keeper in self._checkpoints("epoch"):
             epochs = {path: int(score) for path, score in keeper.best_k_models.items()}  # the monitored value is the epoch
+            if record is not None:
+                record.keep_last_epochs(set(epochs.values()))
             for path in sorted(epochs, key=epochs.get):
+                if not Path(path).is_file():  # tested, then deleted, by an earlier fit of this run (continued since)
+                    if record is not None and epochs[path] not in record.tested_epochs() and self.trainer.is_global_zero:
+                        print(
+                            f"mtlbench: epoch {epochs[path]}'s weights are gone ({path}) and no record of this run holds "
+                            "their test metrics: test_last_epochs_mean leaves that epoch out",
+                            file=sys.stderr,
+                        )
+                    continue
                 if record is not None:
                     record.evaluating = ("last_epoch", epochs[path])
                 self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=path, verbose=False)

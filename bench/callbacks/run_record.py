@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib.metadata
+import json
 import os
 import platform
 import subprocess
@@ -19,9 +20,11 @@ from pytorch_lightning.callbacks import Callback
 
 from bench.errors import Diverged
 from bench.record_io import write_json_atomic
+from leaderboards.schema import validate_record
 
 SCHEMA = "mtlbench.run/1"
 RECORD_NAME = "results.json"
+MAX_RECORD_BYTES = 64 * 2**20  # an earlier record of the run folder larger than this is not read
 _PACKAGES = ("mtlbench", "torch", "torchvision", "pytorch-lightning", "timm", "torchmetrics", "numpy", "albumentations", "torchjd")
 
 
@@ -67,6 +70,38 @@ def _task_metrics(metrics: dict[str, Any], stage: str, task_names: list[str]) ->
 def _mean_tasks(tables: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:
     """Metric-wise mean of several ``{task: {metric: value}}`` tables."""
     return {task: {metric: sum(t[task][metric] for t in tables) / len(tables) for metric in tables[0][task]} for task in tables[0]}
+
+
+def _is_test_entry(entry: Any, tasks: set[str]) -> bool:
+    """Whether ``entry`` is ``{"epoch": int, "tasks": {task: {metric: number}}}`` over ``tasks``."""
+    if not isinstance(entry, dict) or type(entry.get("epoch")) is not int or not isinstance(entry.get("tasks"), dict):
+        return False
+    table = entry["tasks"]
+    return set(table) == tasks and all(
+        isinstance(metrics, dict) and all(isinstance(value, (int, float)) and not isinstance(value, bool) for value in metrics.values())
+        for metrics in table.values()
+    )
+
+
+def earlier_last_epoch_tests(path: Path, history: list[dict[str, Any]], tasks: set[str]) -> list[dict[str, Any]]:
+    """The last epochs' test metrics held by the record at ``path``, written by an earlier fit of
+    this run (a finished run continued for more epochs: those epochs' weights were deleted once
+    tested). Taken only from a valid record whose validation history is ``history``, the one
+    the resumed checkpoint holds, so they belong to the very weights that were trained; else []."""
+    try:
+        if not path.is_file() or path.stat().st_size > MAX_RECORD_BYTES:
+            return []
+        earlier = json.loads(path.read_text())
+        validate_record(earlier)
+    except (OSError, ValueError, RecursionError):  # unreadable, not JSON, or not a run record
+        return []
+    metrics = earlier["metrics"]
+    entries = metrics.get("test_last_epochs")
+    if not history or metrics.get("val") != history or not isinstance(entries, list):
+        return []
+    validated = {entry["epoch"]: entry for entry in entries if _is_test_entry(entry, tasks)}
+    validated_epochs = {entry["epoch"] for entry in history}
+    return [validated[epoch] for epoch in sorted(validated) if epoch in validated_epochs]
 
 
 class RunRecord(Callback):
@@ -161,8 +196,11 @@ class RunRecord(Callback):
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._start(trainer, pl_module, "fit")
         if self._restored is not None:  # resumed from a checkpoint (a requeued job): keep what it saw
-            self.record["metrics"]["val"] = list(self._restored.get("val", []))
+            history = list(self._restored.get("val", []))
+            self.record["metrics"]["val"] = history
             self.record["resumed"] = list(self._restored.get("resumed", []))
+            tested = earlier_last_epoch_tests(self._target(trainer), history, set(pl_module.task_names))
+            self._set_last_epoch_tests(tested)
         self._write(trainer)
         self._tell_loggers(trainer, "describe_run", self.record)
 
@@ -203,15 +241,28 @@ class RunRecord(Callback):
             self._start(trainer, pl_module, "test")
             self._tell_loggers(trainer, "describe_run", self.record)
 
+    def _set_last_epoch_tests(self, entries: list[dict[str, Any]]) -> None:
+        metrics = self.record["metrics"]
+        metrics["test_last_epochs"] = sorted(entries, key=lambda entry: entry["epoch"])
+        metrics["test_last_epochs_mean"] = _mean_tasks([entry["tasks"] for entry in entries]) if entries else None
+
+    def tested_epochs(self) -> set[int]:
+        """The epochs whose test metrics the record holds (``test_last_epochs``)."""
+        return {entry["epoch"] for entry in self.record.get("metrics", {}).get("test_last_epochs", [])}
+
+    def keep_last_epochs(self, epochs: set[int]) -> None:
+        """Keep the test metrics of ``epochs`` only (the last-epochs checkpoint callback's choice)."""
+        if self.record:
+            self._set_last_epoch_tests([e for e in self.record["metrics"]["test_last_epochs"] if e["epoch"] in epochs])
+
     def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         tasks = _task_metrics(trainer.callback_metrics, "test", pl_module.task_names)
         metrics = self.record["metrics"]
         if self.evaluating != "selected":
             _, epoch = self.evaluating
-            metrics["test_last_epochs"] = [e for e in metrics.get("test_last_epochs", []) if e["epoch"] != epoch]
-            metrics["test_last_epochs"].append({"epoch": epoch, "tasks": tasks})
-            metrics["test_last_epochs"].sort(key=lambda entry: entry["epoch"])
-            metrics["test_last_epochs_mean"] = _mean_tasks([entry["tasks"] for entry in metrics["test_last_epochs"]])
+            self._set_last_epoch_tests(
+                [e for e in metrics.get("test_last_epochs", []) if e["epoch"] != epoch] + [{"epoch": epoch, "tasks": tasks}]
+            )
             self._write(trainer)
             return
         metrics["test"] = tasks

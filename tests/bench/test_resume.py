@@ -119,3 +119,25 @@ def test_a_stateful_method_resumed_from_its_checkpoint_ends_with_the_same_record
     straight = json.loads(next((tmp_path / "straight").rglob("results.json")).read_text())
     again = json.loads(next((tmp_path / "resumed").rglob("results.json")).read_text())
     assert again["metrics"]["val"] == straight["metrics"]["val"]
+
+
+def test_a_finished_run_continued_for_more_epochs_ends_as_one_run_of_that_length(tiny_cache, tmp_path):
+    """2 epochs, then the same run continued to 3 from its last.ckpt: one complete record that
+    trains, selects and tests as a 3-epoch run (the epochs tested and deleted by the first fit
+    keep their recorded test metrics)."""
+    from bench.cli import main
+
+    common = [*tiny_cli_args(tiny_cache, tmp_path / "x", QUICKSTART), "--data.init_args.num_train=16"]
+    assert main(["fit", *common, "--trainer.max_epochs=3", f"--trainer.logger.init_args.save_dir={tmp_path / 'straight'}"]) == 0
+    continued = [*common, f"--trainer.logger.init_args.save_dir={tmp_path / 'continued'}"]
+    assert main(["fit", *continued, "--trainer.max_epochs=2"]) == 0
+    last = next((tmp_path / "continued").rglob("last.ckpt"))
+    assert main(["fit", *continued, "--trainer.max_epochs=3", f"--ckpt_path={last}"]) == 0
+    records = sorted((tmp_path / "continued").rglob("results.json"))
+    assert len(records) == 1
+    again = json.loads(records[0].read_text())
+    straight = json.loads(next((tmp_path / "straight").rglob("results.json")).read_text())
+    assert again["status"] == "complete" and len(again["resumed"]) == 1
+    assert [entry["epoch"] for entry in again["metrics"]["test_last_epochs"]] == [0, 1, 2]
+    assert _metrics(again) == _metrics(straight)
+    assert again["selection"]["epoch"] == straight["selection"]["epoch"]
