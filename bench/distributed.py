@@ -2,9 +2,12 @@
 random draws that agree on every rank.
 
 Every collective here is a no-op in a single process, so the one training step serves 1 or N
-processes. Shards are assumed equal in size (Lightning's ``DistributedSampler`` pads the
-dataset so that every rank gets the same number of samples), so the global mean of a per-batch
-quantity is the mean of the ranks' local means.
+processes. Shards are equal in size (the datamodules' samplers, :mod:`datamodules.sampling`,
+give every rank the same number of samples), so the global mean of a per-batch quantity is the
+mean of the ranks' local means. The samplers deal a global batch's samples out in turn, as
+torch's ``DistributedSampler`` does: rank ``r``'s ``j``-th sample is the batch's
+``(j W + r)``-th (:func:`global_positions`); whatever depends on the order of the samples in a
+batch puts them back in that order.
 """
 
 from __future__ import annotations
@@ -77,6 +80,26 @@ class Collective:
         dist.all_gather(parts, tensor.contiguous())
         return torch.cat(parts, dim=dim)
 
+    def gather_samples(self, tensor: torch.Tensor, dim: int) -> torch.Tensor:
+        """Every rank's samples (along ``dim``) in the order of the global batch, the order one
+        process holds them in (:func:`global_positions`)."""
+        if not _active():
+            return tensor
+        parts = [torch.empty_like(tensor) for _ in range(self.world_size)]
+        dist.all_gather(parts, tensor.contiguous())
+        return torch.stack(parts, dim=dim + 1).flatten(dim, dim + 1)
+
+    def own_samples(self, tensor: torch.Tensor, dim: int) -> torch.Tensor:
+        """This rank's samples out of a tensor of the global batch's samples along ``dim``."""
+        if not _active():
+            return tensor
+        shape = (*tensor.shape[:dim], -1, self.world_size, *tensor.shape[dim + 1 :])
+        return tensor.reshape(shape).select(dim + 1, self.rank)
+
+    def global_positions(self, local_size: int, device: torch.device | None = None) -> torch.Tensor:
+        """Where this rank's ``local_size`` samples stand in the global batch."""
+        return global_positions(local_size, self.rank, self.world_size, device)
+
     def broadcast_int(self, value: int, device: torch.device) -> int:
         """Rank 0's ``value`` on every rank (a tensor on ``device``, which NCCL needs on the GPU)."""
         if not _active():
@@ -88,6 +111,17 @@ class Collective:
     def mean_grads_(self, params: Sequence[torch.nn.Parameter]) -> None:
         """Average the ``.grad`` of ``params`` over ranks (what DDP's reducer would do)."""
         self.mean_([param.grad for param in params if param.grad is not None])
+
+
+def global_positions(local_size: int, rank: int, world_size: int, device: torch.device | None = None) -> torch.Tensor:
+    """The positions in the global batch of rank ``rank``'s ``local_size`` samples: the samplers
+    deal samples out in turn, so its ``j``-th is the ``(j W + r)``-th.
+
+    Example:
+        >>> global_positions(3, rank=1, world_size=2).tolist()
+        [1, 3, 5]
+    """
+    return rank + world_size * torch.arange(local_size, device=device)
 
 
 def _buckets(tensors: Sequence[torch.Tensor]) -> Iterator[list[torch.Tensor]]:

@@ -29,8 +29,9 @@ T-float all-reduce) and every method sees those. Then, per space:
 - ``features``: the representation is per sample, so the global Jacobian is the local ones side
   by side (scaled by 1/N) and the global Gramian is the sum of the local Gramians over N^2 (a
   T x T all-reduce). A method of the form ``J^T w(G)`` gives its weights from that Gramian and
-  each rank back-propagates its own ``J_r^T w``; any other method has the Jacobian gathered,
-  runs on the whole of it, and each rank back-propagates its slice. The parameter gradients
+  each rank back-propagates its own ``J_r^T w``; any other method has the Jacobian gathered
+  (its columns in the global batch's sample order), runs on the whole of it, and each rank
+  back-propagates its own samples' part. The parameter gradients
   are then averaged over ranks, as DDP's reducer would (which aggregators bypass: they never
   call ``manual_backward``).
 
@@ -197,13 +198,14 @@ def combine(method: GradientAggregator, jacobian: torch.Tensor, losses: torch.Te
 
 
 def feature_update(
-    method: GradientAggregator, rows: torch.Tensor, losses: torch.Tensor, collective: Collective
+    method: GradientAggregator, rows: torch.Tensor, losses: torch.Tensor, collective: Collective, samples: int
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """This rank's slice of the aggregated representation gradient, scaled so that the rank
     mean of the back-propagated slices is the gradient one process would get on the whole
     batch, and the task weights when the method reports them.
 
-    ``rows``: this rank's ``[T, m]`` task gradients of its own shard's representation.
+    ``rows``: this rank's ``[T, m]`` task gradients of its own shard's representation, whose
+    ``samples`` samples each take ``m / samples`` columns.
     """
     world = collective.world_size
     if world == 1:
@@ -212,8 +214,12 @@ def feature_update(
     weights = method.weights_from_gramian(gramian, losses)
     if weights is not None:  # J^T w = (1/N) [J_1^T w, ..., J_N^T w]; the rank mean supplies the 1/N
         return weights.to(rows.dtype) @ rows, weights
-    everything = collective.gather(rows, dim=1) / world
-    return method(everything, losses).view(world, -1)[collective.rank] * world, None
+    # the whole Jacobian with its columns in the global batch's sample order (a method may treat
+    # samples or coordinates differently: GradDrop draws per coordinate)
+    local = rows.view(rows.shape[0], samples, -1)
+    everything = collective.gather_samples(local, dim=1).flatten(1) / world
+    update = method(everything, losses).view(samples * world, -1)
+    return collective.own_samples(update, dim=0).flatten() * world, None
 
 
 def parameter_groups(params: Sequence[nn.Parameter], max_entries: int) -> list[list[nn.Parameter]]:
@@ -282,7 +288,7 @@ def aggregated_backward(
     global_losses = collective.mean(losses.detach().float())
     if method.space == "features":
         with method_context():
-            update, weights = feature_update(method, feature_jacobian.float(), global_losses, collective)
+            update, weights = feature_update(method, feature_jacobian.float(), global_losses, collective, features.shape[0])
         features.backward(update.view_as(features).to(features.dtype))
         collective.mean_grads_(list(net.parameters()))
         return AggregatedStep(losses, global_losses, None, None, weights)

@@ -140,11 +140,12 @@ class GradientProbe(Callback):
 
     def _local_chunks(self, local_size: int, collective, device: torch.device) -> list[torch.Tensor]:
         """This rank's samples in each sub-batch. Sub-batches are contiguous chunks of the global
-        batch (the ranks' shards in rank order), so their gradients, averaged over ranks, are
-        those one process computes on the whole batch; a rank may hold none of a chunk."""
-        start = collective.rank * local_size
+        batch in the order one process holds it (the samplers deal its samples out to the ranks
+        in turn), so their gradients, averaged over ranks, are those one process computes on the
+        whole batch; a rank may hold none of a chunk."""
+        mine = collective.global_positions(local_size, device)
         positions = torch.arange(collective.world_size * local_size, device=device)
-        return [chunk[(chunk >= start) & (chunk < start + local_size)] - start for chunk in positions.chunk(self.sub_batches)]
+        return [torch.nonzero(torch.isin(mine, chunk)).flatten() for chunk in positions.chunk(self.sub_batches)]
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module, outputs: Any, batch: Any, batch_idx: int) -> None:
         state, self._state = self._state, None

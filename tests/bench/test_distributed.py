@@ -33,3 +33,25 @@ def test_step_draws_depend_on_the_step_only_and_leave_the_global_generator_alone
     with step_rng(11, 4, torch.device("cpu")):
         assert torch.equal(torch.randperm(10), first)
     assert step_seed(11, 4) != step_seed(11, 5) != step_seed(12, 4)
+
+
+def _sample_order(rank: int, world: int, init_file: str, out: str) -> None:
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    collective = Collective()
+    local = collective.global_positions(2).float().view(2, 1).expand(2, 3) * 10  # [samples, features]
+    everything = collective.gather_samples(local[None], dim=1)[0]
+    torch.save({"everything": everything, "own": collective.own_samples(everything, dim=0), "local": local}, f"{out}-{rank}.pt")
+    dist.destroy_process_group()
+
+
+def test_gathered_samples_stand_in_the_global_batch_order_and_each_rank_gets_its_own_back(tmp_path):
+    """The samplers deal samples out in turn: 3 ranks with 2 samples each hold positions
+    (0, 3), (1, 4), (2, 5); gathered, they are in order 0..5 as one process holds them."""
+    world = 3
+    torch.multiprocessing.spawn(_sample_order, args=(world, str(tmp_path / "init"), str(tmp_path / "out")), nprocs=world)
+    for rank in range(world):
+        result = torch.load(tmp_path / f"out-{rank}.pt", weights_only=True)
+        assert torch.equal(result["everything"][:, 0], torch.arange(6.0) * 10)
+        assert torch.equal(result["own"], result["local"])
