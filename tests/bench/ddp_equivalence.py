@@ -1,25 +1,42 @@
-"""Trains every method of the DDP exactness test on fixed batches, with 1 or 2 processes.
+"""Trains the DDP exactness test's configurations with 1, 2 or 3 processes, on the path users take.
 
-    python -m tests.bench.ddp_equivalence OUT WORLD [CONFIG ...]
+    python -m tests.bench.ddp_equivalence CACHE OUT WORLD [CONFIG ...]
 
-With WORLD=1 each step sees the whole batch of 8 samples; with WORLD=2 (gloo DDP on CPU,
-launched by Lightning) rank r sees samples 4r..4r+3 of the same batch. The network uses
-GroupNorm (per-sample normalisation: torch's SyncBatchNorm has no CPU path), so the two runs
-should take the same steps. Rank 0 writes the final parameters and the gradient-probe history
-of every config to OUT/<config>-world<WORLD>.pt; rank 1 writes its parameters too, so the test
-can check that the ranks agree.
+The real datamodule (synthetic scenes, whose images differ in their ignored labels and their
+depth and normal holes), Lightning's DDP with gloo on CPU reading through the datamodule's
+distributed samplers (nothing sharded by hand), validation after every epoch on an odd split
+(7 images: padded under 2 and 3 processes), 7 training images in one global batch of 6 per
+epoch (6, 3 or 2 per process; the seventh is dropped), 3 epochs. The network uses GroupNorm
+(per-sample normalisation: torch's SyncBatchNorm has no CPU path), so every world size should
+take the same steps.
+
+Rank 0 writes OUT/<config>-world<W>-rank0.pt: the initial and final parameters, the method's
+state, the validation history and the gradient-probe history; the other ranks write their
+final parameters, so the test can check that the ranks agree.
+
+``NEGATIVE`` configurations are the positive ones with one reduction removed (the mean of
+per-rank means, a weighting evaluated at the local losses, a local Gramian, draws that differ
+by rank); run with 2 or 3 processes they must differ from the 1-process run by more than the
+tolerance, or the test could not catch the loss of that reduction.
 """
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
+from unittest import mock
 
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset
+import torch.distributed as dist
+from pytorch_lightning.callbacks import Callback
 
+import bench.jacobian
+import bench.module
 from bench.callbacks import GradientProbe
 from bench.methods import (
     IMTLG,
@@ -37,11 +54,12 @@ from bench.methods import (
     UPGrad,
 )
 from bench.module import MultiTaskModule
-from datamodules.tasks import depth_task, normal_task, segmentation_task
+from datamodules import SyntheticScenesDataModule
 from models import MultiTaskNet
 
-TASKS = [segmentation_task(4), depth_task(), normal_task()]
-GLOBAL_BATCH, STEPS_PER_EPOCH, EPOCHS, SIZE = 8, 2, 3, 32
+RELEASE = {"num_train": 7, "num_val": 7, "num_test": 2, "height": 32, "width": 32}
+GLOBAL_BATCH, EPOCHS, PROBE_EVERY = 6, 3, 2
+STEPS_PER_EPOCH = RELEASE["num_train"] // GLOBAL_BATCH
 
 LOSS_WEIGHTINGS = {
     "EW": EqualWeighting,
@@ -60,7 +78,7 @@ AGGREGATORS = {
     "DB-MTL": DualBalancing,
     "GradDrop": GradDrop,
 }
-CONFIGS = {
+CONFIGS: dict[str, Callable[[], Any]] = {
     **{name: make for name, make in LOSS_WEIGHTINGS.items()},
     **{
         f"{name}-{space}": (lambda make=make, space=space: make(space=space))
@@ -80,35 +98,64 @@ MODULE_OPTIONS = {
 }
 
 
-def batches() -> list[tuple[torch.Tensor, dict[str, torch.Tensor]]]:
-    """Fixed global batches with ignored pixels in every task, unevenly spread over samples."""
-    generator = torch.Generator().manual_seed(1234)
-    out = []
-    for _ in range(STEPS_PER_EPOCH):
-        images = torch.randn(GLOBAL_BATCH, 3, SIZE, SIZE, generator=generator)
-        labels = torch.randint(-1, 4, (GLOBAL_BATCH, SIZE, SIZE), generator=generator)
-        depth = torch.rand(GLOBAL_BATCH, 1, SIZE, SIZE, generator=generator) * 5
-        depth[depth < 0.5 + 0.5 * torch.arange(GLOBAL_BATCH).view(-1, 1, 1, 1) / GLOBAL_BATCH] = 0  # fewer valid pixels later on
-        normal = torch.nn.functional.normalize(torch.randn(GLOBAL_BATCH, 3, SIZE, SIZE, generator=generator), dim=1)
-        normal[:, :, : SIZE // 4] = 0
-        out.append((images, {"segmentation": labels, "depth": depth, "normal": normal}))
-    return out
+# ----------------------------------------------------------------------------- negative controls
+class PerRankMeans(MultiTaskModule):
+    """Each rank's loss is the mean over its own shard's valid pixels: the gradient is the mean
+    of per-rank means, not the batch's mean (the valid-pixel shares are dropped)."""
+
+    def training_losses(self, outputs, targets):
+        return self.task_losses(outputs, targets)
 
 
-class Shards(Dataset):
-    """Batch ``i`` of :func:`batches`, or this rank's half of it."""
+class LocalWeighting(MultiTaskModule):
+    """A loss weighting evaluated at this rank's losses instead of the global ones."""
 
-    def __init__(self, world: int, rank: int) -> None:
-        self.items = batches()
-        self.world, self.rank = world, rank
+    def _weighted_loss(self, losses, global_losses):
+        return super()._weighted_loss(losses, losses.detach())
 
-    def __len__(self) -> int:
-        return len(self.items)
 
-    def __getitem__(self, index: int):
-        images, targets = self.items[index]
-        part = slice(self.rank * GLOBAL_BATCH // self.world, (self.rank + 1) * GLOBAL_BATCH // self.world)
-        return images[part], {name: target[part] for name, target in targets.items()}
+def _local_gramian_update(method, rows, losses, collective, samples):
+    """feature_update with this rank's Gramian in place of the sum over ranks."""
+    weights = method.weights_from_gramian(rows @ rows.T / collective.world_size, losses)
+    return weights.to(rows.dtype) @ rows, weights
+
+
+@contextlib.contextmanager
+def _local_gramian() -> Iterator[None]:
+    with mock.patch.object(bench.jacobian, "feature_update", _local_gramian_update):
+        yield
+
+
+@contextlib.contextmanager
+def _draws_by_rank() -> Iterator[None]:
+    """Randomised methods draw from generators seeded by step and rank: unsynchronised draws (on
+    every rank other than those of one process)."""
+    synchronised = bench.module.step_rng
+    with mock.patch.object(
+        bench.module, "step_rng", lambda seed, step, device: synchronised(seed + 7919 * (dist.get_rank() + 1), step, device)
+    ):
+        yield
+
+
+# name: (the configuration it breaks, module class, patch)
+NEGATIVE: dict[str, tuple[str, type[MultiTaskModule], Callable[[], contextlib.AbstractContextManager]]] = {
+    "EW-per-rank-means": ("EW", PerRankMeans, contextlib.nullcontext),
+    "DWA-local-weighting": ("DWA", LocalWeighting, contextlib.nullcontext),
+    "GradNorm-local-weighting": ("GradNorm", LocalWeighting, contextlib.nullcontext),
+    "MGDA-features-local-gramian": ("MGDA-features", MultiTaskModule, _local_gramian),
+    "PCGrad-parameters-draws-by-rank": ("PCGrad-parameters", MultiTaskModule, _draws_by_rank),
+}
+
+
+# ----------------------------------------------------------------------------- one run
+class ValidationHistory(Callback):
+    """Every validation's logged values (``val/...``), as one process would log them."""
+
+    def __init__(self) -> None:
+        self.history: list[dict[str, float]] = []
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        self.history.append({key: float(value) for key, value in trainer.callback_metrics.items() if key.startswith("val/")})
 
 
 def make_net(tasks):
@@ -119,29 +166,19 @@ def sgd(params):
     return torch.optim.SGD(params, lr=0.05, momentum=0.9)
 
 
-def run(name: str, world: int, out: Path) -> None:
-    pl.seed_everything(0, verbose=False)
-    probe = GradientProbe(every_n_steps=2)
-    trainer = pl.Trainer(
-        max_epochs=EPOCHS,
-        accelerator="cpu",
-        devices=world,
-        strategy="ddp" if world > 1 else "auto",
-        use_distributed_sampler=False,
-        callbacks=[probe],
-        logger=False,
-        enable_progress_bar=False,
-        enable_checkpointing=False,
-        enable_model_summary=False,
-        limit_val_batches=0,
-        default_root_dir=out,
-    )
-    module = MultiTaskModule(TASKS, net=make_net, method=CONFIGS[name](), optimizer=sgd, **MODULE_OPTIONS.get(name, {}))
-    loader = DataLoader(Shards(world, trainer.global_rank), batch_size=None, shuffle=False)
-    initial = flat_parameters(module)
-    trainer.fit(module, train_dataloaders=loader)
-    result = {"initial": initial, "params": flat_parameters(module), "probes": probe.history}
-    torch.save(result, out / f"{name}-world{world}-rank{trainer.global_rank}.pt")
+def method_state(module: MultiTaskModule) -> dict[str, torch.Tensor]:
+    """The method's parameters, buffers and saved state values, as float64 tensors by name."""
+    state: dict[str, torch.Tensor] = {}
+    for name, value in module.method.state_dict().items():
+        if isinstance(value, torch.Tensor):
+            state[name] = value.detach().double().clone()
+        elif isinstance(value, dict):  # the method's extra state: {"values": {slot: value}}
+            for slot, item in value.get("values", {}).items():
+                if isinstance(item, torch.Tensor):
+                    state[f"{name}.{slot}"] = item.detach().double().clone()
+                elif isinstance(item, (int, float)):
+                    state[f"{name}.{slot}"] = torch.tensor(float(item), dtype=torch.float64)
+    return state
 
 
 def flat_parameters(module: MultiTaskModule) -> torch.Tensor:
@@ -149,9 +186,37 @@ def flat_parameters(module: MultiTaskModule) -> torch.Tensor:
     return torch.cat([p.detach().flatten().clone() for p in module.parameters()])
 
 
+def run(name: str, world: int, cache: str, out: Path) -> None:
+    base, module_class, patch = NEGATIVE.get(name, (name, MultiTaskModule, contextlib.nullcontext))
+    pl.seed_everything(0, verbose=False)
+    probe, history = GradientProbe(every_n_steps=PROBE_EVERY), ValidationHistory()
+    trainer = pl.Trainer(
+        max_epochs=EPOCHS,
+        accelerator="cpu",
+        devices=world,
+        strategy="ddp" if world > 1 else "auto",
+        callbacks=[probe, history],
+        logger=False,
+        enable_progress_bar=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        default_root_dir=out,
+    )
+    datamodule = SyntheticScenesDataModule(cache_dir=cache, batch_size=GLOBAL_BATCH // world, **RELEASE)
+    module = module_class(datamodule.tasks, net=make_net, method=CONFIGS[base](), optimizer=sgd, **MODULE_OPTIONS.get(base, {}))
+    initial = flat_parameters(module)
+    with patch():
+        trainer.fit(module, datamodule=datamodule)
+    result = {"params": flat_parameters(module)}
+    if trainer.is_global_zero:
+        result.update(initial=initial, method_state=method_state(module), val=history.history, probes=probe.history)
+    torch.save(result, out / f"{name}-world{world}-rank{trainer.global_rank}.pt")
+
+
 if __name__ == "__main__":
     warnings.filterwarnings("ignore")
     torch.set_num_threads(1)
-    out, world = Path(sys.argv[1]), int(sys.argv[2])
-    for name in sys.argv[3:] or CONFIGS:
-        run(name, world, out)
+    cache, out, world = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
+    for config in sys.argv[4:] or [*CONFIGS, *(NEGATIVE if world > 1 else [])]:
+        run(config, world, cache, out)
