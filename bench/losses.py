@@ -80,16 +80,19 @@ def pixel_loss_sum(task: TaskSpec, prediction: torch.Tensor, target: torch.Tenso
         >>> total.item(), count.item()
         (4.0, 2)
     """
-    prediction = prediction.detach()
+    # float64 throughout: vectorised float32 reductions (a softmax over classes, a norm over the
+    # three normal components) round differently with the batch's size, float64 ones far below
+    # the float32 result
+    prediction = prediction.detach().double()
     if task.kind == "segmentation":
         ignore = int(task.ignore_value)
-        per_pixel = F.cross_entropy(prediction.float(), target.long(), ignore_index=ignore, reduction="none")  # 0 where ignored
+        per_pixel = F.cross_entropy(prediction, target.long(), ignore_index=ignore, reduction="none")  # 0 where ignored
     elif task.kind == "normal":
-        valid = (target.abs().sum(dim=1) > 0).to(prediction.dtype)
-        per_pixel = (1.0 - (F.normalize(prediction, dim=1) * target).sum(dim=1)) * valid
+        valid = (target.abs().sum(dim=1) > 0).double()
+        per_pixel = (1.0 - (F.normalize(prediction, dim=1) * target.double()).sum(dim=1)) * valid
     else:
-        per_pixel = (prediction - target).abs() * (target != 0).to(prediction.dtype)
-    return per_pixel.double().sum(), valid_pixels(task, target)
+        per_pixel = (prediction - target.double()).abs() * (target != 0).double()
+    return per_pixel.sum(), valid_pixels(task, target)
 
 
 def valid_pixels(task: TaskSpec, target: torch.Tensor) -> torch.Tensor:
