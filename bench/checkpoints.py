@@ -42,6 +42,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             raise TypeError("AtomicCheckpointIO takes no storage_options")
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
+        discard_partial_writes(target.parent, target.name)
         handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
         try:
             with os.fdopen(handle, "wb") as stream:
@@ -66,6 +67,13 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             return super().load_checkpoint(path, map_location=map_location, weights_only=True)
         except pickle.UnpicklingError as error:  # torch's weights-only loader refused a global
             raise not_plain_data(path, error) from None
+
+
+def discard_partial_writes(folder: Path, name: str = "*") -> None:
+    """Remove the temporary files that writes of checkpoint ``name`` (all: ``*``) in ``folder``
+    left when a kill cut them short (one process writes a run's checkpoints, one at a time)."""
+    for leftover in Path(folder).glob(f".{name}.*.tmp"):
+        leftover.unlink(missing_ok=True)
 
 
 def not_plain_data(path: Any, error: pickle.UnpicklingError) -> CheckpointError:
@@ -100,9 +108,11 @@ def check_checkpoint(path: Path) -> None:
 
 
 def resumable_checkpoint(run_dir: Path) -> tuple[Path | None, list[str]]:
-    """The newest readable full checkpoint of a run folder, and one line per unreadable one skipped
-    (``last.ckpt`` first, then the selected epochs' ``best-*.ckpt``, newest first)."""
+    """The newest readable full checkpoint of a run folder to resume, and one line per unreadable
+    one skipped (``last.ckpt`` first, then the selected epochs' ``best-*.ckpt``, newest first).
+    The partial writes the interrupted run left are removed."""
     folder = Path(run_dir) / "checkpoints"
+    discard_partial_writes(folder)
     candidates = [path for pattern in RESUMABLE for path in sorted(folder.glob(pattern), key=lambda p: p.stat().st_mtime, reverse=True)]
     skipped = []
     for path in candidates:

@@ -16,7 +16,7 @@ LAST = "last.ckpt"
 class MidEpochCheckpoint(Callback):
     """Writes the run's whole state (weights, optimizer, method state, generators, loops, the
     training loader's place in its epoch) to ``last.ckpt`` after every ``every_n_steps``-th
-    training step, beside the checkpoints of the epochs' ends. A run resumed from it continues
+    training step but an epoch's last, beside the checkpoints of the epochs' ends. A run resumed from it continues
     with the next batch, as if it had not been stopped (:mod:`datamodules.sampling`).
 
     Args:
@@ -37,5 +37,8 @@ class MidEpochCheckpoint(Callback):
         self._folder = Path(keeper.dirpath)
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
-        if self._folder is not None and trainer.global_step % self.every_n_steps == 0:
+        # Not after an epoch's last batch: the epoch's validation and its own checkpoints follow,
+        # and Lightning resumes such a checkpoint in the next epoch, without that validation.
+        last_batch = batch_idx + 1 >= trainer.num_training_batches
+        if self._folder is not None and trainer.global_step % self.every_n_steps == 0 and not last_batch:
             trainer.save_checkpoint(self._folder / LAST)  # every process calls it; the first writes
