@@ -1,5 +1,7 @@
-"""A run or a sweep killed with SIGKILL at a random step, rerun, ends with the records of the
-uninterrupted one (every validation and test metric equal on CPU), in one run folder."""
+"""A run or a sweep SIGKILLed from outside at random points (in a training step, in validation,
+while a checkpoint is written), run again, ends with the records of the uninterrupted one (every
+validation and test metric equal on CPU), in one run folder; with loader workers and
+augmentation, resuming in the middle of an epoch."""
 
 from __future__ import annotations
 
@@ -12,54 +14,81 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.bench.killer import run_until_killed
 from tests.conftest import tiny_cli_args
 
 REPO = Path(__file__).resolve().parents[2]
 QUICKSTART = str(REPO / "configs" / "quickstart.yaml")
 EPOCHS, STEPS_PER_EPOCH = 3, 6  # 48 training images, batch 8
 COMPARED = ("val", "test", "test_last_epochs", "test_last_epochs_mean")
+SEED = random.randrange(2**16)  # the kill points of this session, drawn from it (given in failures)
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "bench.cli", *args], cwd=REPO, capture_output=True, text=True, timeout=300)
+def _pause(marker: Path, **where: int) -> str:
+    pause = {"class_path": "tests.bench.killer.PauseAt", "init_args": {"marker": str(marker), **where}}
+    return f"--trainer.callbacks+={json.dumps(pause)}"
 
 
-def _killer(step: int, marker: Path) -> str:
-    killer = {"class_path": "tests.bench.killer.KillAt", "init_args": {"step": step, "marker": str(marker)}}
-    return f"--trainer.callbacks+={json.dumps(killer)}"
+def _pausing_writer(marker: Path, save: int, from_step: int = 0) -> str:
+    writer = {
+        "class_path": "tests.bench.killer.PausingCheckpointIO",
+        "init_args": {"marker": str(marker), "save": save, "from_step": from_step},
+    }
+    return f"--trainer.plugins={json.dumps(writer)}"
 
 
 def _metrics(record: dict) -> dict:
     return {key: record["metrics"][key] for key in COMPARED}
 
 
-@pytest.mark.parametrize(
-    "window",
-    [pytest.param((1, STEPS_PER_EPOCH), marks=pytest.mark.slow), (STEPS_PER_EPOCH + 1, EPOCHS * STEPS_PER_EPOCH)],
-    ids=["before", "after"],
-)
-def test_a_fit_killed_at_a_random_step_and_run_again_ends_with_the_same_record(tiny_cache, tmp_path, window):
-    """Killed before its first checkpoint (it starts afresh in its folder) or after (it resumes);
-    either way the same command, run again, continues the interrupted run."""
-    step = random.randrange(*window)
-    common = ["fit", *tiny_cli_args(tiny_cache, tmp_path / "x", QUICKSTART), f"--trainer.max_epochs={EPOCHS}"]
-    common += ["--model.method", str(REPO / "configs" / "method" / "pcgrad.yaml")]  # randomised and through the producer
-    assert _cli(*common, f"--trainer.logger.init_args.save_dir={tmp_path / 'straight'}").returncode == 0
-    killed = [*common, f"--trainer.logger.init_args.save_dir={tmp_path / 'killed'}", _killer(step, tmp_path / "marker")]
-    first = _cli(*killed)
-    assert first.returncode == -9, f"the run was not killed at step {step}: {first.stderr[-2000:]}"
-    again = _cli(*killed)  # the very same command
+def _fit_arguments(cache: str, folder: Path) -> list[str]:
+    """PCGrad (randomised, through the Jacobian producer) with 2 persistent loader workers,
+    augmentation, the gradient probe every 3 steps and last.ckpt every 2 steps."""
+    args = [*tiny_cli_args(cache, folder, QUICKSTART), f"--trainer.max_epochs={EPOCHS}", "--checkpoint_every_n_steps=2"]
+    args += ["--model.method", str(REPO / "configs" / "method" / "pcgrad.yaml"), "--data.init_args.num_workers=2"]
+    args += ["--data.init_args.augment=true", "--data.init_args.num_val=9"]
+    probe = {"class_path": "bench.callbacks.GradientProbe", "init_args": {"every_n_steps": 3}}
+    return [*args, f"--trainer.callbacks=[{json.dumps(probe)}]"]
+
+
+def test_a_fit_killed_in_a_step_in_validation_and_while_writing_a_checkpoint_ends_with_the_same_record(tiny_cache, tmp_path):
+    """The same command, run again after each kill, continues the interrupted run: first killed in
+    epoch 0 after its mid-epoch checkpoint, then in a validation batch of epoch 1, then halfway
+    through writing one of the checkpoints of the end of epoch 1 or of epoch 2; the fourth run
+    completes it."""
+    from bench.cli import main
+
+    draw = random.Random(SEED)
+    step, val_batch, save = draw.randrange(3, STEPS_PER_EPOCH), draw.randrange(2), draw.randrange(1, 6)
+    where = f"(seed {SEED}: step {step}, validation batch {val_batch} of epoch 1, save {save} from step {2 * STEPS_PER_EPOCH})"
+    assert main(["fit", *_fit_arguments(tiny_cache, tmp_path / "straight")]) == 0
+    killed = [sys.executable, "-m", "bench.cli", "fit", *_fit_arguments(tiny_cache, tmp_path / "killed")]
+    kills = [
+        _pause(tmp_path / "step.kill", step=step),
+        _pause(tmp_path / "validation.kill", val_epoch=1, val_batch=val_batch),
+        _pausing_writer(tmp_path / "checkpoint.kill", save, from_step=2 * STEPS_PER_EPOCH),
+    ]
+    command = [*killed, *kills]
+    for marker in ("step.kill", "validation.kill", "checkpoint.kill"):
+        run_until_killed(command, tmp_path / marker, tmp_path / "killed.log", REPO)
+    again = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and "continuing the interrupted run" in again.stderr, again.stderr[-2000:]
     records = sorted((tmp_path / "killed").rglob("results.json"))
-    assert len(records) == 1, f"killed at step {step}: {records}"
+    assert len(records) == 1, f"{where}: {records}"
     resumed = json.loads(records[0].read_text())
     expected = json.loads(next((tmp_path / "straight").rglob("results.json")).read_text())
-    assert resumed["status"] == "complete"
-    assert _metrics(resumed) == _metrics(expected), f"killed at step {step}"
-    assert resumed["gradient_statistics"] == expected["gradient_statistics"]
+    # each resume that reached a checkpoint is recorded (the third may be cut short before one)
+    assert resumed["status"] == "complete" and 2 <= len(resumed["resumed"]) <= 3, where
+    assert _metrics(resumed) == _metrics(expected), where
+    assert resumed["gradient_statistics"] == expected["gradient_statistics"], where
+    assert sorted((tmp_path / "killed").rglob("*.tmp")) == [], "a resumed run clears the writes its kill cut short"
 
 
-def test_a_sweep_killed_mid_run_resumes_to_the_same_records(tiny_cache, tmp_path):
+def test_a_sweep_killed_at_a_random_point_resumes_to_the_same_records(tiny_cache, tmp_path):
+    """The sweep's process is killed from outside, after the first run's first checkpoints, in a
+    training step, in a validation or while a checkpoint is written (drawn), and the same sweep,
+    run again, ends with the uninterrupted sweep's records."""
+    from bench.sweep import run_sweep
     from tests.bench.test_sweep import tiny_spec
 
     def spec(folder: Path, extra: list[str]) -> Path:
@@ -74,25 +103,29 @@ def test_a_sweep_killed_mid_run_resumes_to_the_same_records(tiny_cache, tmp_path
         path.write_text(yaml.safe_dump(loaded))
         return path
 
-    def sweep(path: Path, runs: Path) -> subprocess.CompletedProcess:
-        command = [sys.executable, "-m", "bench.entry", "sweep", str(path), "--runs", str(runs)]
-        return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
-
+    draw = random.Random(SEED + 1)
+    marker = tmp_path / "b" / "sweep.kill"
+    kind, kill = draw.choice(
+        [
+            ("a training step", _pause(marker, step=draw.randrange(STEPS_PER_EPOCH + 1, EPOCHS * STEPS_PER_EPOCH))),
+            ("a validation", _pause(marker, val_epoch=draw.randrange(1, EPOCHS))),
+            ("a checkpoint write", _pausing_writer(marker, draw.randrange(4, 7))),  # the first 3 end epoch 0
+        ]
+    )
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
-    assert sweep(spec(tmp_path / "a", []), tmp_path / "a" / "runs").returncode == 0
-    step = random.Random(7).randrange(STEPS_PER_EPOCH + 1, EPOCHS * STEPS_PER_EPOCH)  # the first run, after a checkpoint
-    killing = spec(tmp_path / "b", [_killer(step, tmp_path / "b" / "marker")])
-    assert sweep(killing, tmp_path / "b" / "runs").returncode == -9
-    rerun = sweep(killing, tmp_path / "b" / "runs")
+    assert run_sweep(spec(tmp_path / "a", []), tmp_path / "a" / "runs")["failed"] == []
+    command = [sys.executable, "-m", "bench.entry", "sweep", str(spec(tmp_path / "b", [kill])), "--runs", str(tmp_path / "b" / "runs")]
+    run_until_killed(command, marker, tmp_path / "b" / "killed.log", REPO)
+    rerun = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     logs = "".join(path.read_text() for path in (tmp_path / "b" / "runs").glob("*.log"))
-    assert "mtlbench sweep: resuming from" in logs
+    assert "mtlbench sweep: resuming from" in logs, f"killed in {kind} (seed {SEED})"
     for run in ("EW-Adam-lr0.003-s0", "UW-Adam-lr0.003-s0"):
         records = sorted((tmp_path / "b" / "runs" / run).rglob("results.json"))
         assert len(records) == 1
         expected = json.loads(next((tmp_path / "a" / "runs" / run).rglob("results.json")).read_text())
-        assert _metrics(json.loads(records[0].read_text())) == _metrics(expected), run
+        assert _metrics(json.loads(records[0].read_text())) == _metrics(expected), f"{run}, killed in {kind} (seed {SEED})"
 
 
 STATEFUL_CONFIGS = [
