@@ -115,9 +115,9 @@ class ResumableLoader(DataLoader):
         return self._batches()
 
     def _batches(self) -> Iterator[Any]:
-        order = self.sampler
-        self._epoch, self._yielded = order.epoch, 0
-        if self._resume is not None and self._resume[0] == order.epoch:
+        order = self.sampler  # a TrainOrder, unless Lightning put another in (overfit_batches)
+        self._epoch, self._yielded = getattr(order, "epoch", 0), 0
+        if self._resume is not None and self._resume[0] == self._epoch and isinstance(order, TrainOrder):
             self._yielded = self._resume[1]
             order.skip_next(self._yielded * self.batch_size)
         self._resume = None

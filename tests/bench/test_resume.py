@@ -174,3 +174,23 @@ def test_a_finished_run_continued_for_more_epochs_ends_as_one_run_of_that_length
     assert [entry["epoch"] for entry in again["metrics"]["test_last_epochs"]] == [0, 1, 2]
     assert _metrics(again) == _metrics(straight)
     assert again["selection"]["epoch"] == straight["selection"]["epoch"]
+
+
+@pytest.mark.slow
+def test_a_fit_killed_before_its_first_checkpoint_starts_afresh_in_its_folder(tiny_cache, tmp_path):
+    """Killed in epoch 0 with no checkpoint yet: the same command, run again, starts the run
+    over in its folder and ends with the uninterrupted record."""
+    from bench.cli import main
+
+    step = random.Random(SEED + 2).randrange(1, STEPS_PER_EPOCH)
+    arguments = [arg for arg in _fit_arguments(tiny_cache, tmp_path / "straight") if not arg.startswith("--checkpoint_every")]
+    assert main(["fit", *arguments]) == 0
+    killed = [arg.replace(str(tmp_path / "straight"), str(tmp_path / "killed")) for arg in arguments]
+    command = [sys.executable, "-m", "bench.cli", "fit", *killed, _pause(tmp_path / "first.kill", step=step)]
+    run_until_killed(command, tmp_path / "first.kill", tmp_path / "killed.log", REPO)
+    again = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and "continuing the interrupted run" in again.stderr, again.stderr[-2000:]
+    records = sorted((tmp_path / "killed").rglob("results.json"))
+    assert len(records) == 1
+    expected = json.loads(next((tmp_path / "straight").rglob("results.json")).read_text())
+    assert _metrics(json.loads(records[0].read_text())) == _metrics(expected), f"killed at step {step} (seed {SEED})"
