@@ -45,19 +45,55 @@ TOLERANCES = {
 }
 
 
-def _train(cache: Path, out: Path, world: int) -> None:
-    command = [sys.executable, "-m", "tests.bench.ddp_equivalence", str(cache), str(out), str(world)]
+# The default run trains one configuration of every path the reductions take: the loss
+# weightings (global losses, GradNorm's norms, the valid-pixel shares), the parameter-space
+# Jacobian with draws (PCGrad) and with a solver's state (Nash-MTL), chunked and reused
+# weights, the features-space Gramian (MGDA, with reuse; Nash-MTL) and the gathered Jacobian
+# (GradDrop's draws per coordinate, DB-MTL's state). The slow run adds the other 10.
+DEFAULT = (
+    "EW",
+    "UW",
+    "DWA",
+    "FAMO",
+    "GradNorm",
+    "PCGrad-parameters",
+    "Nash-MTL-parameters",
+    "UPGrad-chunked",
+    "UPGrad-parameters-k3",
+    "MGDA-features",
+    "MGDA-features-k3",
+    "Nash-MTL-features",
+    "GradDrop-features",
+    "DB-MTL-features",
+)
+MORE = tuple(name for name in CONFIGS if name not in DEFAULT)
+
+
+def _train(cache: Path, out: Path, world: int, configs: list[str]) -> None:
+    command = [sys.executable, "-m", "tests.bench.ddp_equivalence", str(cache), str(out), str(world), *configs]
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-4000:]
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("ddp-exactness")
+def _train_all(out: Path, configs: tuple[str, ...], negative: tuple[str, ...]) -> Path:
     SyntheticScenesDataModule(cache_dir=str(out / "cache"), **RELEASE).prepare_data()
     for world in (1, *WORLDS):
-        _train(out / "cache", out, world)
+        _train(out / "cache", out, world, [*configs, *(negative if world > 1 else ())])
     return out
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> Path:
+    return _train_all(tmp_path_factory.mktemp("ddp-exactness"), DEFAULT, tuple(NEGATIVE))
+
+
+@pytest.fixture(scope="module")
+def more_runs(tmp_path_factory) -> Path:
+    return _train_all(tmp_path_factory.mktemp("ddp-exactness-more"), MORE, ())
+
+
+def _folder(request, name: str) -> Path:
+    return request.getfixturevalue("runs" if name in DEFAULT or name in NEGATIVE else "more_runs")
 
 
 def _load(runs: Path, name: str, world: int, rank: int = 0) -> dict:
@@ -85,8 +121,9 @@ def excess(one: dict, other: dict, ranks: list[dict], tolerance: Tolerance) -> f
 
 
 @pytest.mark.parametrize("world", WORLDS)
-@pytest.mark.parametrize("name", list(CONFIGS))
-def test_processes_take_the_steps_of_one(runs, name, world):
+@pytest.mark.parametrize("name", [*DEFAULT, *(pytest.param(name, marks=pytest.mark.slow) for name in MORE)])
+def test_processes_take_the_steps_of_one(request, name, world):
+    runs = _folder(request, name)
     one, many = _load(runs, name, 1), _load(runs, name, world)
     assert (one["params"] - one["initial"]).abs().max().item() > 1e-2, "the run should train"
     for rank in range(1, world):

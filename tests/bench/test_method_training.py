@@ -24,6 +24,7 @@ METHOD_CONFIGS = sorted((REPO / "configs" / "method").glob("*.yaml"))
 def tiny_cli(tiny_cache: str, tmp_path: Path, *extra: str) -> MtlbenchCLI:
     quickstart = str(REPO / "configs" / "quickstart.yaml")
     args = [*tiny_cli_args(tiny_cache, tmp_path, quickstart), "--model.optimizer.init_args.lr=0.003", *extra]
+    args.append("--trainer.enable_checkpointing=false")
     return MtlbenchCLI(args=args, run=False)
 
 

@@ -20,6 +20,7 @@ from tests.conftest import tiny_cli_args
 REPO = Path(__file__).resolve().parents[2]
 QUICKSTART = str(REPO / "configs" / "quickstart.yaml")
 EPOCHS, STEPS_PER_EPOCH = 3, 6  # 48 training images, batch 8
+KILLED_EPOCHS = 2  # of the fits killed from outside
 COMPARED = ("val", "test", "test_last_epochs", "test_last_epochs_mean")
 SEED = random.randrange(2**16)  # the kill points of this session, drawn from it (given in failures)
 
@@ -44,7 +45,7 @@ def _metrics(record: dict) -> dict:
 def _fit_arguments(cache: str, folder: Path) -> list[str]:
     """PCGrad (randomised, through the Jacobian producer) with 2 persistent loader workers,
     augmentation, the gradient probe every 3 steps and last.ckpt every 2 steps."""
-    args = [*tiny_cli_args(cache, folder, QUICKSTART), f"--trainer.max_epochs={EPOCHS}", "--checkpoint_every_n_steps=2"]
+    args = [*tiny_cli_args(cache, folder, QUICKSTART), f"--trainer.max_epochs={KILLED_EPOCHS}", "--checkpoint_every_n_steps=2"]
     args += ["--model.method", str(REPO / "configs" / "method" / "pcgrad.yaml"), "--data.init_args.num_workers=2"]
     args += ["--data.init_args.augment=true", "--data.init_args.num_val=9"]
     probe = {"class_path": "bench.callbacks.GradientProbe", "init_args": {"every_n_steps": 3}}
@@ -53,20 +54,20 @@ def _fit_arguments(cache: str, folder: Path) -> list[str]:
 
 def test_a_fit_killed_in_a_step_in_validation_and_while_writing_a_checkpoint_ends_with_the_same_record(tiny_cache, tmp_path):
     """The same command, run again after each kill, continues the interrupted run: first killed in
-    epoch 0 after its mid-epoch checkpoint, then in a validation batch of epoch 1, then halfway
-    through writing one of the checkpoints of the end of epoch 1 or of epoch 2; the fourth run
+    epoch 0 after its mid-epoch checkpoint, then in a validation batch of epoch 0, then halfway
+    through writing one of the checkpoints of the end of epoch 0 or of epoch 1; the fourth run
     completes it."""
     from bench.cli import main
 
     draw = random.Random(SEED)
     step, val_batch, save = draw.randrange(3, STEPS_PER_EPOCH), draw.randrange(2), draw.randrange(1, 6)
-    where = f"(seed {SEED}: step {step}, validation batch {val_batch} of epoch 1, save {save} from step {2 * STEPS_PER_EPOCH})"
+    where = f"(seed {SEED}: step {step}, validation batch {val_batch} of epoch 0, save {save} from step {STEPS_PER_EPOCH})"
     assert main(["fit", *_fit_arguments(tiny_cache, tmp_path / "straight")]) == 0
     killed = [sys.executable, "-m", "bench.cli", "fit", *_fit_arguments(tiny_cache, tmp_path / "killed")]
     kills = [
         _pause(tmp_path / "step.kill", step=step),
-        _pause(tmp_path / "validation.kill", val_epoch=1, val_batch=val_batch),
-        _pausing_writer(tmp_path / "checkpoint.kill", save, from_step=2 * STEPS_PER_EPOCH),
+        _pause(tmp_path / "validation.kill", val_epoch=0, val_batch=val_batch),
+        _pausing_writer(tmp_path / "checkpoint.kill", save, from_step=STEPS_PER_EPOCH),
     ]
     command = [*killed, *kills]
     for marker in ("step.kill", "validation.kill", "checkpoint.kill"):
