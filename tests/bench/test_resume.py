@@ -78,8 +78,9 @@ def test_a_fit_killed_in_a_step_in_validation_and_while_writing_a_checkpoint_end
     assert len(records) == 1, f"{where}: {records}"
     resumed = json.loads(records[0].read_text())
     expected = json.loads(next((tmp_path / "straight").rglob("results.json")).read_text())
-    # each resume that reached a checkpoint is recorded (the third may be cut short before one)
-    assert resumed["status"] == "complete" and 2 <= len(resumed["resumed"]) <= 3, where
+    # the record lists the resumes behind the checkpoint the last run continued from: a run killed
+    # before it wrote a checkpoint of its own leaves no trace
+    assert resumed["status"] == "complete" and 1 <= len(resumed["resumed"]) <= 3, where
     assert _metrics(resumed) == _metrics(expected), where
     assert resumed["gradient_statistics"] == expected["gradient_statistics"], where
     assert sorted((tmp_path / "killed").rglob("*.tmp")) == [], "a resumed run clears the writes its kill cut short"
