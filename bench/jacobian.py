@@ -28,7 +28,8 @@ T-float all-reduce) and every method sees those. Then, per space:
   gradient's dtype) and every rank runs the same aggregator on the same input;
 - ``features``: the representation is per sample, so the global Jacobian is the local ones side
   by side (scaled by 1/N) and the global Gramian is the sum of the local Gramians over N^2 (a
-  T x T all-reduce). A method of the form ``J^T w(G)`` gives its weights from that Gramian and
+  T x T all-reduce, in float64 like every Gramian here: :mod:`bench.methods.gramian`). A
+  method of the form ``J^T w(G)`` gives its weights from that Gramian and
   each rank back-propagates its own ``J_r^T w``; any other method has the Jacobian gathered
   (its columns in the global batch's sample order), runs on the whole of it, and each rank
   back-propagates its own samples' part. The parameter gradients
@@ -51,6 +52,7 @@ from torch import nn
 from bench.distributed import Collective
 from bench.errors import MethodConfigError
 from bench.methods import GradientAggregator
+from bench.methods.gramian import gramian64
 
 JACOBIAN_DTYPE_BYTES = 4  # aggregators work on a float32 Jacobian
 
@@ -191,7 +193,7 @@ def combine(method: GradientAggregator, jacobian: torch.Tensor, losses: torch.Te
     method, where a solver given ``J`` may read it more often (Nash-MTL's norm of ``w @ J``)."""
     if not method.weighted:
         return method(jacobian, losses), None
-    weights = method.weights_from_gramian(jacobian @ jacobian.T, losses)
+    weights = method.weights_from_gramian(gramian64(jacobian), losses)
     if weights is None:
         weights = method.weights(jacobian, losses)
     return weights.to(jacobian.dtype) @ jacobian, weights
@@ -210,7 +212,7 @@ def feature_update(
     world = collective.world_size
     if world == 1:
         return combine(method, rows, losses)
-    gramian = collective.sum(rows @ rows.T) / world**2
+    gramian = collective.sum(gramian64(rows)) / world**2
     weights = method.weights_from_gramian(gramian, losses)
     if weights is not None:  # J^T w = (1/N) [J_1^T w, ..., J_N^T w]; the rank mean supplies the 1/N
         return weights.to(rows.dtype) @ rows, weights
@@ -252,11 +254,11 @@ def chunked_gramian(
     """The global parameter-space Gramian ``J J^T`` accumulated over groups of parameters, with at
     most ``max_bytes`` of Jacobian alive at once (one backward per task and group, graph kept)."""
     rows = grad_outputs.shape[0]
-    gramian = torch.zeros(rows, rows, dtype=torch.float32, device=features.device)
+    gramian = torch.zeros(rows, rows, dtype=torch.float64, device=features.device)
     for group in parameter_groups(shared, max(1, int(max_bytes // jacobian_bytes(rows, 1)))):
         block = task_gradients(features, group, grad_outputs, batched, retain_graph=True).float()
         collective.mean_([block])
-        gramian += block @ block.T
+        gramian += gramian64(block)
     return gramian
 
 

@@ -130,7 +130,8 @@ class GradientAggregator(_Method, ABC):
 
     def weights(self, jacobian: torch.Tensor, losses: torch.Tensor) -> torch.Tensor:
         """The task weights ``w`` of this step's update, ``forward(J) == w @ J``, in place of
-        ``forward`` (one call per step: stateful methods advance). Only for ``weighted`` methods."""
+        ``forward`` (one call per step: stateful methods advance). Only for ``weighted`` methods.
+        Methods that solve the Gramian return float64 weights."""
         raise NotImplementedError(f"{self} does not combine the task gradients with weights")
 
     def weights_from_gramian(self, gramian: torch.Tensor, losses: torch.Tensor) -> torch.Tensor | None:

@@ -10,34 +10,44 @@ import torch
 import torchjd.aggregation as jd
 
 from bench.methods.base import GradientAggregator, Space
+from bench.methods.gramian import equilibrate, gramian64
+
+RIDGE = 1e-12  # added to the cosine matrix (unit diagonal): rank-deficient Gramians stay solvable
 
 
 def min_norm_weights(gramian: torch.Tensor) -> torch.Tensor:
-    """argmin_{w in simplex} w^T G w, solved exactly as a quadratic program (quadprog).
+    """argmin_{w in simplex} w^T G w, solved exactly as a quadratic program (quadprog), in float64.
 
-    G is rescaled to unit largest diagonal and given a tiny ridge, so zero, huge and
-    rank-deficient Gramians are all well posed (a zero Gramian gives uniform weights).
+    Solved on the cosines (:func:`~bench.methods.gramian.equilibrate`, ``G = D C D``): with
+    ``y = D w`` the problem is ``min y^T C y`` subject to ``sum y_i / s_i = 1, y >= 0``, whose
+    conditioning does not depend on the tasks' scales. A tiny ridge keeps rank-deficient
+    Gramians well posed; a zero Gramian gives uniform weights, a zero task gradient all the
+    weight (the hull then holds 0). The weights are returned in float64.
 
     Example:
         >>> min_norm_weights(torch.tensor([[1.0, 0.0], [0.0, 4.0]]))
-        tensor([0.8000, 0.2000])
+        tensor([0.8000, 0.2000], dtype=torch.float64)
     """
     num_tasks = gramian.shape[0]
-    matrix = gramian.double().cpu().numpy()
-    scale = float(np.max(np.diag(matrix)))
-    matrix = matrix / scale if scale > 0 and np.isfinite(scale) else np.zeros_like(matrix)
-    matrix = 0.5 * (matrix + matrix.T) + 1e-10 * np.eye(num_tasks)
-    constraints = np.concatenate([np.ones((num_tasks, 1)), np.eye(num_tasks)], axis=1)
+    if not bool(gramian.any()):
+        return torch.full((num_tasks,), 1.0 / num_tasks, dtype=torch.float64, device=gramian.device)
+    gramian = gramian.double()
+    cosines, scale = equilibrate(gramian / gramian.diagonal().max())  # the weights do not depend on G's scale
+    matrix = cosines.cpu().numpy() + RIDGE * np.eye(num_tasks)
+    inverse_scale = 1.0 / scale.cpu().numpy()
+    constraints = np.concatenate([inverse_scale[:, None], np.eye(num_tasks)], axis=1)
     bounds = np.concatenate([[1.0], np.zeros(num_tasks)])
-    weights = quadprog.solve_qp(matrix, np.zeros(num_tasks), constraints, bounds, meq=1)[0]
-    weights = np.clip(weights, 0.0, None)
-    return torch.from_numpy(weights / weights.sum()).to(dtype=gramian.dtype, device=gramian.device)
+    weights = np.clip(quadprog.solve_qp(matrix, np.zeros(num_tasks), constraints, bounds, meq=1)[0], 0.0, None) * inverse_scale
+    return torch.from_numpy(weights / weights.sum()).to(gramian.device)
 
 
 class MGDA(GradientAggregator):
     """The minimum-norm point of the convex hull of the task gradients,
     d = sum_k w_k g_k with w = argmin_{w in simplex} ||sum_k w_k g_k||.
     With ``space="features"`` this is MGDA-UB.
+
+    The task gradients are used as they are (the paper's problem); Sener & Koltun's code can
+    normalise each one first (by its norm or its loss), which changes the point.
 
     ``solver="qp"`` (default) solves the T-variable problem on the Gramian exactly with
     quadprog. ``solver="frank_wolfe"`` uses torchjd's MGDA, the paper's Frank-Wolfe algorithm;
@@ -69,7 +79,7 @@ class MGDA(GradientAggregator):
         self.frank_wolfe = jd.MGDA(epsilon=epsilon, max_iters=max_iters)
 
     def forward(self, jacobian: torch.Tensor, losses: torch.Tensor) -> torch.Tensor:
-        return self.weights(jacobian, losses) @ jacobian
+        return self.weights(jacobian, losses).to(jacobian.dtype) @ jacobian
 
     @property
     def weighted(self) -> bool:
@@ -77,12 +87,12 @@ class MGDA(GradientAggregator):
 
     def weights(self, jacobian: torch.Tensor, losses: torch.Tensor) -> torch.Tensor:
         if self.solver == "frank_wolfe":
-            return self.frank_wolfe.weighting(jacobian)
-        return min_norm_weights(jacobian @ jacobian.T)
+            return self.frank_wolfe.gramian_weighting(gramian64(jacobian))
+        return min_norm_weights(gramian64(jacobian))
 
     def weights_from_gramian(self, gramian: torch.Tensor, losses: torch.Tensor) -> torch.Tensor:
         if self.solver == "frank_wolfe":
-            return self.frank_wolfe.gramian_weighting(gramian)
+            return self.frank_wolfe.gramian_weighting(gramian.double())
         return min_norm_weights(gramian)
 
     def extra_repr(self) -> str:

@@ -18,11 +18,11 @@ from typing import TypeVar
 
 import torch
 from torch import nn
-from torchjd._linalg._gramian import compute_gramian
 from torchjd.aggregation import Aggregator, GramianWeightedAggregator, WeightedAggregator
 from torchjd.scalarization import Scalarizer
 
 from bench.methods.base import GradientAggregator, LossWeighting, Space
+from bench.methods.gramian import gramian64
 
 Part = TypeVar("Part", bound=nn.Module)
 
@@ -96,11 +96,12 @@ class TorchJDAggregator(_WrapsTorchJD, GradientAggregator):
     Subclasses build the torchjd object in ``make_inner()`` from their own hyperparameters, so
     ``repr`` lists them and configs set them as constructor arguments.
 
-    ``weights`` answers for torchjd's weighted aggregators (its weighting, then ``w @ J``, is
-    exactly what their forward computes). ``weights_from_gramian`` answers for torchjd's
-    Gramian-weighted aggregators (their weighting reads only ``J J^T``) and for weighted
-    aggregators whose weighting depends on the matrix only through its Gramian
-    (``gramian_determined``): those are given a ``T x T`` factor of it.
+    Methods whose weights depend on ``J`` only through ``J J^T`` (torchjd's Gramian-weighted
+    aggregators, and weighted ones marked ``gramian_determined``, which are given a ``T x T``
+    factor of it) take one path whatever calls them: ``forward``, ``weights`` and
+    ``weights_from_gramian`` all solve the float64 Gramian (:mod:`bench.methods.gramian`) in
+    :meth:`solve`, which a method overrides to equilibrate or to finish torchjd's answer; the
+    weights are float64 and ``forward`` returns ``w @ J`` in the Jacobian's dtype.
     """
 
     gramian_determined: bool = False  # a WeightedAggregator whose weights depend on J only through J J^T
@@ -110,10 +111,17 @@ class TorchJDAggregator(_WrapsTorchJD, GradientAggregator):
         self.inner: Aggregator | None = None
 
     def forward(self, jacobian: torch.Tensor, losses: torch.Tensor) -> torch.Tensor:
-        inner = self.bound_inner()
         if not bool(jacobian.any()):  # no gradient signal: some torchjd solvers divide by its norm
             return torch.zeros_like(jacobian[0])
-        return inner(jacobian)
+        if self.from_gramian:  # the training step's path: weights from the float64 Gramian, then w @ J
+            return self.weights_from_gramian(gramian64(jacobian), losses).to(jacobian.dtype) @ jacobian
+        return self.bound_inner()(jacobian)
+
+    @property
+    def from_gramian(self) -> bool:
+        """Whether the weights depend on ``J`` only through its Gramian (and are solved from it)."""
+        inner = self.bound_inner()
+        return isinstance(inner, GramianWeightedAggregator) or (isinstance(inner, WeightedAggregator) and self.gramian_determined)
 
     @property
     def weighted(self) -> bool:
@@ -121,8 +129,8 @@ class TorchJDAggregator(_WrapsTorchJD, GradientAggregator):
 
     def weights(self, jacobian: torch.Tensor, losses: torch.Tensor) -> torch.Tensor:
         inner = self.bound_inner()
-        if isinstance(inner, GramianWeightedAggregator):  # what its weighting does: the weighting of J's Gramian
-            return self.weights_from_gramian(compute_gramian(jacobian), losses)
+        if self.from_gramian:
+            return self.weights_from_gramian(gramian64(jacobian), losses)
         if not isinstance(inner, WeightedAggregator):
             return super().weights(jacobian, losses)
         if not bool(jacobian.any()):  # as forward: no gradient signal, no update
@@ -130,18 +138,22 @@ class TorchJDAggregator(_WrapsTorchJD, GradientAggregator):
         return inner.weighting(jacobian)
 
     def weights_from_gramian(self, gramian: torch.Tensor, losses: torch.Tensor) -> torch.Tensor | None:
+        """The weights solved in float64 (:mod:`bench.methods.gramian`), or ``None`` when the
+        method is not of the form ``J^T w(J J^T)``."""
+        if not self.from_gramian:
+            return None
+        gramian = gramian.double()
+        if not bool(gramian.any()):  # as forward: no gradient signal, no update
+            return gramian.new_zeros(gramian.shape[0])
+        return self.solve(gramian)
+
+    def solve(self, gramian: torch.Tensor) -> torch.Tensor:
+        """Task weights from a non-zero float64 Gramian: torchjd's weighting of it, or of a ``T x T``
+        factor of it for weightings that take a matrix. Methods override this to equilibrate."""
         inner = self.bound_inner()
         if isinstance(inner, GramianWeightedAggregator):
-            weighting = inner.gramian_weighting
-            stat = gramian
-        elif isinstance(inner, WeightedAggregator) and self.gramian_determined:
-            weighting = inner.weighting
-            stat = gramian_factor(gramian)
-        else:
-            return None
-        if not bool(gramian.any()):  # as forward: no gradient signal, no update
-            return torch.zeros(gramian.shape[0], dtype=gramian.dtype, device=gramian.device)
-        return weighting(stat)
+            return inner.gramian_weighting(gramian)
+        return inner.weighting(gramian_factor(gramian))
 
     def trainable_parameters(self) -> Iterator[nn.Parameter]:
         return iter(())

@@ -158,7 +158,7 @@ def test_weights_from_the_gramian_give_the_update(cls):
             assert weights is None
             return
         assert weights is not None and weights.shape == (3,)
-        torch.testing.assert_close(weights @ jacobian, expected, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(weights.to(jacobian.dtype) @ jacobian, expected, rtol=1e-4, atol=1e-5)
 
 
 def test_a_zero_gramian_gives_no_update():
@@ -185,4 +185,4 @@ def test_reported_weights_combine_the_jacobian_into_the_update(cls):
             torch.manual_seed(seed)
             weights = twin.weights(jacobian, losses)
             assert weights.shape == (3,)
-            torch.testing.assert_close(weights @ jacobian, expected, atol=1e-6, rtol=1e-5)
+            torch.testing.assert_close(weights.to(jacobian.dtype) @ jacobian, expected, atol=1e-6, rtol=1e-5)
