@@ -4,16 +4,28 @@ from __future__ import annotations
 
 from typing import Literal
 
+import torch
 import torchjd.aggregation as jd
+from torchjd.aggregation._aligned_mtl import AlignedMTLWeighting
 
 from bench.methods.base import Space
+from bench.methods.gramian import equilibrate
 from bench.methods.torchjd_adapter import TorchJDAggregator
+
+RANK_TOLERANCE = 1e-10  # an eigenvalue of the cosine matrix below this is a linear dependence
 
 
 class AlignedMTL(TorchJDAggregator):
     """Replaces the task gradients by the closest orthogonal system with equal singular values
     (condition number 1, via the Gramian's eigendecomposition) scaled by the smallest
-    (scale_mode="min") singular value, and sums it.
+    (scale_mode="min") singular value, and averages it: weights ``B 1 / T`` (torchjd's
+    convention; the paper's Algorithm 1 and LibMTL sum, a step-size factor of T).
+
+    The rank is read from the cosines of the task gradients (:func:`~bench.methods.gramian.equilibrate`),
+    not from the Gramian's eigenvalues: a duplicated task leaves an eigenvalue of float64
+    rounding noise that torchjd's relative threshold can keep, and inverting it blows the update
+    up by 10^15. torchjd's balance transformation is applied to the Gramian restricted to its
+    range.
     """
 
     short_name = "Aligned-MTL"
@@ -25,3 +37,11 @@ class AlignedMTL(TorchJDAggregator):
 
     def make_inner(self) -> jd.Aggregator:
         return jd.AlignedMTL(scale_mode=self.scale_mode)
+
+    def solve(self, gramian: torch.Tensor) -> torch.Tensor:
+        tasks = len(gramian)
+        cosines, _ = equilibrate(gramian)
+        rank = int((torch.linalg.eigvalsh(cosines) > RANK_TOLERANCE).sum())
+        vectors = torch.linalg.eigh(gramian).eigenvectors[:, tasks - rank :]  # the range: the largest eigenvalues
+        balance = vectors @ AlignedMTLWeighting._compute_balance_transformation(vectors.T @ gramian @ vectors, self.scale_mode) @ vectors.T
+        return balance @ torch.full((tasks,), 1.0 / tasks, dtype=gramian.dtype, device=gramian.device)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torchjd.aggregation as jd
 
+from bench.methods.gramian import EquilibratedProjector
 from bench.methods.torchjd_adapter import TorchJDAggregator
 
 
@@ -16,4 +17,4 @@ class DualProj(TorchJDAggregator):
     non_conflicting = True
 
     def make_inner(self) -> jd.Aggregator:
-        return jd.DualProj()
+        return jd.DualProj(projector=EquilibratedProjector())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 import torchjd.aggregation as jd
 
 from bench.methods.base import Space
@@ -14,8 +15,14 @@ class GradVac(TorchJDAggregator):
     of their cosine similarity instead of only removing conflicts, visiting the other tasks in
     a random order (torch's global generator). Stateful (the EMA).
 
+    The target of every ordered pair (i, j) is updated at every step, whether or not the pair
+    was altered, from the cosine of g_i as already altered earlier in the step with g_j
+    (torchjd's and LibMTL's reading); the paper applies the method per layer, here it acts on
+    all shared parameters (or features) at once. Solved from the float64 Gramian.
+
     Args:
         beta: EMA coefficient of the target similarities.
+        eps: added to norm products, relative to the Jacobian's squared Frobenius norm.
     """
 
     short_name = "GradVac"
@@ -29,6 +36,10 @@ class GradVac(TorchJDAggregator):
 
     def make_inner(self) -> jd.Aggregator:
         return jd.GradVac(beta=self.beta, eps=self.eps)
+
+    def solve(self, gramian: torch.Tensor) -> torch.Tensor:
+        # its weights are ratios of norms: on the trace-normalised Gramian eps is relative
+        return self.bound_inner().gramian_weighting(gramian / gramian.trace())
 
     def state_slots(self) -> dict[str, Slot]:
         return {"phi": Slot("tensor", ("T", "T"), optional=True)}  # the EMA of pairwise cosines

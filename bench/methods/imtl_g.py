@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
+import torch
 import torchjd.aggregation as jd
 
+from bench.methods.gramian import equilibrate
 from bench.methods.torchjd_adapter import TorchJDAggregator
 
 
 class IMTLG(TorchJDAggregator):
     """Weights such that the update has equal projections onto every task's unit gradient,
     computed in closed form from the Gramian.
+
+    torchjd computes ``w ∝ G^+ sqrt(diag G)``. With ``G = D C D`` (:func:`~bench.methods.gramian.equilibrate`)
+    that is ``w ∝ D^{-1} C^+ 1``, which is what is solved here: on the cosines, in float64,
+    so neither the tasks' relative scales (a pseudo-inverse drops the Gramian's small
+    eigenvalues) nor their overall scale (torchjd's absolute 1e-12 test of ``sum v``) matter.
+    A zero task gradient gets no weight.
     """
+
+    def solve(self, gramian: torch.Tensor) -> torch.Tensor:
+        cosines, scale = equilibrate(gramian)
+        weights = self.bound_inner().gramian_weighting(cosines) / scale
+        total = weights.sum()
+        return weights / total if bool(total != 0) else weights
 
     short_name = "IMTL-G"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torchjd.aggregation as jd
 
+from bench.methods.gramian import EquilibratedProjector
 from bench.methods.torchjd_adapter import TorchJDAggregator
 
 
@@ -17,4 +18,4 @@ class UPGrad(TorchJDAggregator):
     non_conflicting = True
 
     def make_inner(self) -> jd.Aggregator:
-        return jd.UPGrad()
+        return jd.UPGrad(projector=EquilibratedProjector())
