@@ -180,7 +180,7 @@ def test_a_value_of_the_wrong_kind_is_refused(value, shown):
 def test_a_state_with_missing_or_extra_values_or_another_layout_is_refused():
     state = state_of(NashMTL)
     state["values"]["code"] = "os.system"
-    with pytest.raises(MethodStateError, match=r"values \['code', 'normalization_factor', 'prvs_alpha', 'step'\]"):
+    with pytest.raises(MethodStateError, match=r"values \['code', 'normalization_factor', 'prvs_alpha', 'solved_scale', 'step'\]"):
         make(NashMTL).set_extra_state(state)
     state = state_of(NashMTL) | {"layout": "mtlbench.method_state/0"}
     with pytest.raises(MethodStateError, match=r"^holds method state in layout 'mtlbench.method_state/0'; the run expects"):
