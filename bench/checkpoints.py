@@ -173,3 +173,13 @@ def check_model_state(saved: Any, model: nn.Module, method: _Method, source: str
     raise CheckpointError(
         f"{source} does not fit the configured model: {'; '.join(parts)}; load it with the model, tasks and method of the run that wrote it"
     )
+
+
+MAX_COUNT = 2**62
+
+
+def read_count(value: Any, what: str) -> int:
+    """A checkpoint's step count, checked: an int in ``[0, 2^62]``, else one line naming it."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_COUNT:
+        raise CheckpointError(f"{what} must be an int from 0 to 2^62, got {_plain(value)}: the checkpoint is not one this version writes")
+    return value

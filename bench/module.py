@@ -20,7 +20,7 @@ from pytorch_lightning.utilities import rank_zero_warn
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from bench.checkpoints import check_model_state
+from bench.checkpoints import check_model_state, read_count
 from bench.distributed import Collective, step_rng
 from bench.errors import BaselineError, Diverged, MethodConfigError
 from bench.jacobian import JacobianBuffer, aggregated_backward, jacobian_fits, reweighted_losses, shared_gradient_norms
@@ -131,6 +131,7 @@ class MultiTaskModule(pl.LightningModule):
         self.capture_jacobian = False
         self.captured: dict[str, torch.Tensor] | None = None
         self.reported_weights: torch.Tensor | None = None  # the last exact step's task weights
+        self.zero_update_steps = 0  # steps whose update of the shared parameters was exactly zero
         self.collective = Collective()
         self.rng_seed = 0
         self.loss_fns = {task.name: loss_for(task) for task in self.tasks}
@@ -341,7 +342,7 @@ class MultiTaskModule(pl.LightningModule):
             if self.capture_jacobian and result.jacobian is not None:
                 self.captured = {"jacobian": result.jacobian.detach().float(), "update": result.update.detach().clone()}
             if result.weights is not None:
-                self.reported_weights = result.weights.detach()
+                self.reported_weights = result.weights.detach().float()  # float64 where solved from the Gramian
                 if self.refresh_every > 1:
                     self.task_weights.copy_(result.weights)
             logged, total = result.global_losses, result.global_losses.sum()
@@ -374,12 +375,20 @@ class MultiTaskModule(pl.LightningModule):
         return total.detach()
 
     def _stop_if_diverged(self, losses: torch.Tensor, total: torch.Tensor) -> None:
-        """Raise :class:`Diverged` before the optimizer applies a non-finite loss or update. The
-        losses are the global ones and the gradients are already averaged over processes, so every
-        rank stops at the same step. One device-to-host sync per step."""
-        grads = [p.grad for p in self.parameters() if p.grad is not None]
-        grad_norm = torch.nn.utils.get_total_norm(grads) if grads else losses.new_zeros(())
-        if bool(torch.isfinite(losses).all() & torch.isfinite(total.detach()) & torch.isfinite(grad_norm)):
+        """Raise :class:`Diverged` before the optimizer applies a non-finite loss or update, and
+        count the steps whose update of the shared parameters is exactly zero (every task
+        gradient zero, or a method that returned none): the record reports them. The losses are
+        the global ones and the gradients are already averaged over processes, so every rank
+        stops and counts alike. One device-to-host sync per step."""
+        shared = {id(p) for p in self.net.shared_parameters()}
+        grads = [p.grad for p in self.parameters() if p.grad is not None and id(p) in shared]
+        others = [p.grad for p in self.parameters() if p.grad is not None and id(p) not in shared]
+        shared_norm = torch.nn.utils.get_total_norm(grads) if grads else losses.new_zeros(())
+        others_norm = torch.nn.utils.get_total_norm(others) if others else losses.new_zeros(())
+        finite = torch.isfinite(losses).all() & torch.isfinite(total.detach()) & torch.isfinite(shared_norm) & torch.isfinite(others_norm)
+        finite, zero = torch.stack([finite, shared_norm == 0]).tolist()
+        if finite:
+            self.zero_update_steps += int(zero)
             return
         bad = [name for name, value in zip(self.task_names, losses.tolist(), strict=True) if not math.isfinite(value)]
         what = "the loss" if bad else ("the weighted loss" if not math.isfinite(float(total.detach())) else "the gradient")
@@ -398,8 +407,10 @@ class MultiTaskModule(pl.LightningModule):
             scheduler.step()
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        """Every random generator's state (torch, CUDA, numpy, Python), as plain tensors and lists."""
+        """Every random generator's state (torch, CUDA, numpy, Python), as plain tensors and lists,
+        and the count of steps without an update."""
         checkpoint["rng_states"] = collect_rng_states()
+        checkpoint["zero_update_steps"] = self.zero_update_steps
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         # before Lightning loads the state dict: what does not fit is one line naming the file
@@ -409,6 +420,7 @@ class MultiTaskModule(pl.LightningModule):
         # nothing draws between the checkpoint and the next epoch's iterator in the uninterrupted run.
         if "rng_states" in checkpoint:
             set_rng_states(checkpoint["rng_states"])
+        self.zero_update_steps = read_count(checkpoint.get("zero_update_steps", 0), f"checkpoint {path}: zero_update_steps")
 
     # ----------------------------------------------------------------------------- evaluation
     # Every sample of a split is counted once, on one process (the datamodule's samplers blank

@@ -229,11 +229,20 @@ class RunRecord(Callback):
             if f"val/{key}" in metrics:
                 entry[key] = float(metrics[f"val/{key}"])
         self.record["metrics"]["val"].append(entry)
+        self._note_zero_updates(pl_module)
         self._write(trainer)
+
+    def _note_zero_updates(self, pl_module: pl.LightningModule) -> None:
+        """Steps that left the shared parameters where they were (every task gradient zero, or
+        a method that returned no update), so that no such step passes silently."""
+        count = getattr(pl_module, "zero_update_steps", 0)
+        if count:
+            self.record["zero_update_steps"] = count
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.record["status"] = "fitted"
         self.record["epochs_completed"] = trainer.current_epoch
+        self._note_zero_updates(pl_module)
         self._write(trainer)
 
     def on_test_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

@@ -77,6 +77,14 @@ def test_a_checkpoint_naming_code_outside_the_method_is_refused(nash_fit, tmp_pa
     assert error_line(capsys).startswith(expected)
 
 
+@pytest.mark.parametrize("count", ["12", -1, 2**70, True])
+def test_a_checkpoint_step_count_that_is_no_count_is_refused_in_one_line(nash_fit, tmp_path, capsys, count):
+    args, last = nash_fit
+    crafted = rewritten(last, tmp_path / "count.ckpt", lambda checkpoint: checkpoint.update(zero_update_steps=count))
+    assert main(["fit", *args, "--trainer.max_epochs=2", f"--ckpt_path={crafted}"]) == 2
+    assert error_line(capsys).startswith(f"mtlbench: error: checkpoint {crafted}: zero_update_steps must be an int from 0 to 2^62, got ")
+
+
 def test_loading_without_weights_only_is_refused(nash_fit, capsys):
     args, last = nash_fit
     assert main(["test", *args, f"--ckpt_path={last}", "--weights_only=false"]) == 2

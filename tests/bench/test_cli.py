@@ -38,6 +38,17 @@ def test_fit_then_test_writes_a_complete_run_record(tiny_cache, tmp_path):
     assert record["config"]["model"]["net"]["init_args"]["backbone"] == "test_resnet"
     assert record["environment"]["versions"]["torch"]
     assert "commit" in record["environment"]["git"]
+    assert "zero_update_steps" not in record  # every step moved the shared parameters
+
+
+def test_steps_that_update_nothing_are_counted_in_the_record(tiny_cache, tmp_path):
+    """A step whose shared-parameter update is exactly zero (here every task weight is 0, as every
+    task gradient being zero would give) is not silent: the record counts such steps."""
+    args = [*tiny_args(tiny_cache, tmp_path), "--trainer.max_epochs=1", "--model.method=bench.methods.FixedWeights"]
+    assert main(["fit", *args, "--model.method.init_args.weights=[0, 0, 0]"]) == 0
+    record = json.loads(next(tmp_path.rglob("results.json")).read_text())
+    steps = record["metrics"]["val"][-1]["step"]
+    assert steps > 0 and record["zero_update_steps"] == steps
 
 
 def test_single_task_run_uses_the_same_pipeline(tiny_cache, tmp_path):
