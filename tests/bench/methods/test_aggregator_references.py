@@ -1,0 +1,208 @@
+"""Every Gramian-based aggregator against a float64 reference written from its paper
+(:mod:`tests.bench.methods.references`), at any task scale.
+
+Cases: random task gradients with norm ratios 1 to 10^6 (T = 2, 3, 5, 10), all norms near
+10^-6 or 10^6, nearly parallel (cos 0.9999), nearly opposite (cos -0.99), a duplicated task (rank-deficient Gramian) and one
+task's gradient exactly zero. The Jacobian is float32, as in training; the reference sees the
+same numbers in float64. Both paths a method is called by are checked: ``forward(J)`` and the
+training step's ``combine`` (weights from the Gramian, then ``w @ J``).
+
+``python -m tests.bench.methods.test_aggregator_references`` prints, per method, the worst
+relative error ``|d - d_ref| / |d_ref|`` over all cases.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+import torch
+
+from bench.jacobian import combine
+from bench.methods import IMTLG, MGDA, AlignedMTL, CAGrad, DualProj, FairGrad, GradientAggregator, NashMTL, PCGrad, UPGrad
+from tests.bench.methods import references as ref
+
+warnings.filterwarnings("ignore", message=".*not DPP.*")
+
+WIDTH = 1000
+
+
+def _directions(tasks: int, generator: torch.Generator) -> torch.Tensor:
+    rows = torch.randn(tasks, WIDTH, generator=generator, dtype=torch.float64)
+    return rows / rows.norm(dim=1, keepdim=True)
+
+
+def _with_norms(rows: torch.Tensor, norms: list[float]) -> torch.Tensor:
+    return (rows * torch.tensor(norms, dtype=torch.float64)[:, None]).float()
+
+
+def _pair_at(cosine: float, generator: torch.Generator) -> torch.Tensor:
+    base = _directions(2, generator)
+    other = base[1] - (base[1] @ base[0]) * base[0]
+    other = other / other.norm()
+    return torch.stack([base[0], cosine * base[0] + math.sqrt(1 - cosine**2) * other])
+
+
+def jacobian_cases() -> dict[str, torch.Tensor]:
+    """The float32 Jacobians of the battery, by name."""
+    cases: dict[str, torch.Tensor] = {}
+    for tasks in (2, 3, 5, 10):
+        for ratio in (1.0, 1e2, 1e4, 1e6):
+            generator = torch.Generator().manual_seed(tasks * 100 + int(math.log10(ratio)))
+            spread = np.logspace(0, math.log10(ratio), tasks).tolist()
+            cases[f"T{tasks}-ratio{ratio:.0e}"] = _with_norms(_directions(tasks, generator), spread)
+    for tasks in (3, 5):  # one task 1.01 x 10^4 times larger: the others are 9.9e-5 of the Frobenius norm
+        generator = torch.Generator().manual_seed(7 + tasks)
+        cases[f"T{tasks}-one-large"] = _with_norms(_directions(tasks, generator), [1.0] * (tasks - 1) + [1.01e4])
+    for scale in (1e-6, 1e6):  # the whole problem small or large: no threshold may be absolute
+        generator = torch.Generator().manual_seed(5)
+        cases[f"T3-scaled{scale:.0e}"] = _with_norms(_directions(3, generator), [scale, 3 * scale, 0.5 * scale])
+    generator = torch.Generator().manual_seed(11)
+    third = _directions(1, generator)
+    cases["T3-parallel"] = _with_norms(torch.cat([_pair_at(0.9999, generator), third]), [1.0, 3.0, 2.0])
+    cases["T2-opposite"] = _with_norms(_pair_at(-0.99, generator), [1.0, 2.0])
+    cases["T3-opposite-ratio1e4"] = _with_norms(torch.cat([_pair_at(-0.99, generator), third]), [1.0, 1e2, 1e4])
+    rows = _directions(3, generator)
+    cases["T3-duplicated"] = _with_norms(torch.stack([rows[0], rows[1], rows[0]]), [1.0, 2.0, 1.0])
+    cases["T3-zero-task"] = _with_norms(torch.stack([rows[0], rows[1], torch.zeros(WIDTH, dtype=torch.float64)]), [1.0, 2.0, 0.0])
+    return cases
+
+
+@dataclass(frozen=True)
+class Checked:
+    """One aggregator of the battery: how to build it and its float64 reference."""
+
+    build: Callable[[], GradientAggregator]
+    reference: Callable[[np.ndarray], np.ndarray]
+    tolerance: float  # worst relative error |d - d_ref| / |d_ref| allowed (measured, with margin)
+    tasks: tuple[int, ...] = (2, 3, 5, 10)
+
+
+CHECKED: dict[str, Checked] = {
+    "MGDA": Checked(MGDA, ref.mgda, 1e-6),
+    "CAGrad": Checked(CAGrad, lambda j: ref.cagrad(j, 0.4), 1e-6),
+    "IMTL-G": Checked(IMTLG, ref.imtl_g, 1e-6),
+    "Nash-MTL": Checked(lambda: NashMTL(max_norm=0.0), ref.nash_mtl, 1e-6),
+    "UPGrad": Checked(UPGrad, ref.upgrad, 1e-6),
+    "DualProj": Checked(DualProj, ref.dualproj, 1e-6),
+    "Aligned-MTL": Checked(AlignedMTL, ref.aligned_mtl, 3e-6),  # 1.2e-6 with cos 0.9999: w @ J in float32
+    "FairGrad-2": Checked(lambda: FairGrad(alpha=2.0), lambda j: ref.fairgrad(j, 2.0), 1e-6),
+    "PCGrad": Checked(PCGrad, ref.pcgrad_two_tasks, 1e-6, tasks=(2,)),
+}
+
+
+@functools.cache
+def cases() -> dict[str, torch.Tensor]:
+    return jacobian_cases()
+
+
+@functools.cache
+def method_updates(name: str) -> dict[str, dict[str, torch.Tensor]]:
+    """``{case: {path: update}}`` of a method of ``CHECKED`` over its cases, computed once."""
+    checked = CHECKED[name]
+    return {case: updates(checked.build, jacobian) for case, jacobian in cases().items() if len(jacobian) in checked.tasks}
+
+
+def updates(build: Callable[[], GradientAggregator], jacobian: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The update by ``forward(J)`` and by the training step's path, each from a fresh method."""
+    losses = torch.ones(len(jacobian))
+    found = {}
+    for path in ("forward", "training"):
+        method = build()
+        method.bind(len(jacobian))
+        found[path] = method(jacobian, losses) if path == "forward" else combine(method, jacobian, losses)[0]
+    return found
+
+
+def relative_error(update: torch.Tensor, reference: np.ndarray) -> float:
+    scale = np.linalg.norm(reference)
+    return float(np.linalg.norm(update.double().numpy() - reference) / (scale if scale > 0 else 1.0))
+
+
+def errors(name: str) -> dict[str, float]:
+    """Worst relative error of ``name`` over its paths, per case (``nan`` where undefined)."""
+    found: dict[str, float] = {}
+    for case, paths in method_updates(name).items():
+        try:
+            reference = CHECKED[name].reference(cases()[case].double().numpy())
+        except ref.Undefined:
+            continue
+        found[case] = max(relative_error(update, reference) for update in paths.values())
+    return found
+
+
+@pytest.mark.parametrize("name", list(CHECKED))
+def test_aggregator_equals_its_float64_reference_in_every_case(name):
+    measured = errors(name)
+    worst = max(measured, key=measured.get)
+    assert measured[worst] <= CHECKED[name].tolerance, f"{name}: {measured[worst]:.2e} on {worst} ({measured})"
+
+
+def ratio_cases(ratio: float) -> dict[str, torch.Tensor]:
+    return {name: jacobian for name, jacobian in jacobian_cases().items() if f"ratio{ratio:.0e}" in name}
+
+
+@pytest.mark.parametrize("case", list(ratio_cases(1e6)))
+def test_imtl_g_projects_equally_onto_every_task_at_a_norm_ratio_of_a_million(case):
+    jacobian = ratio_cases(1e6)[case]
+    for path, update in updates(IMTLG, jacobian).items():
+        spread = ref.projection_spread(jacobian.double().numpy(), update.double().numpy())
+        assert spread < 1e-5, f"{case}, {path}: projections spread by {spread:.2e}"
+
+
+@pytest.mark.parametrize("tasks", [3, 5])
+def test_cagrad_updates_where_the_small_tasks_are_below_its_old_absolute_threshold(tasks):
+    jacobian = jacobian_cases()[f"T{tasks}-one-large"]  # torchjd's norm_eps 1e-4 zeroed this update
+    reference = ref.cagrad(jacobian.double().numpy(), 0.4)
+    for path, update in updates(CAGrad, jacobian).items():
+        assert update.norm() > 0.1 * np.linalg.norm(reference), path
+        assert relative_error(update, reference) < 1e-6, path
+        worst = ref.cagrad_objective(jacobian.double().numpy(), update.double().numpy())
+        assert worst >= ref.cagrad_objective(jacobian.double().numpy(), reference) * (1 - 1e-5), path
+
+
+@pytest.mark.parametrize("case", ["T3-ratio1e+04", "T5-ratio1e+04", "T3-opposite-ratio1e4", "T10-ratio1e+06"])
+def test_nash_mtl_training_path_is_forward_and_meets_the_bargaining_condition_unclipped(case):
+    jacobian = jacobian_cases()[case]
+    found = updates(lambda: NashMTL(max_norm=0.0), jacobian)
+    torch.testing.assert_close(found["training"], found["forward"], rtol=0, atol=0)
+    method = NashMTL(max_norm=0.0)
+    method.bind(len(jacobian))
+    weights = method.weights(jacobian, torch.ones(len(jacobian))).numpy()
+    residual = ref.bargaining_residual(jacobian.double().numpy(), weights @ jacobian.double().numpy(), weights)
+    assert residual < 1e-12, f"alpha_i <g_i, d> - 1 off by {residual:.2e}"  # measured 7e-14 at most
+
+
+def test_nash_mtl_clips_the_bargaining_update_to_max_norm():
+    jacobian = jacobian_cases()["T3-ratio1e+04"]
+    reference = ref.nash_mtl(jacobian.double().numpy())
+    for update in updates(NashMTL, jacobian).values():  # max_norm 1
+        assert relative_error(update, reference / np.linalg.norm(reference)) < 1e-6
+
+
+@pytest.mark.parametrize("name", ["UPGrad", "DualProj", "MGDA", "Nash-MTL"])
+def test_non_conflicting_methods_conflict_with_no_task_at_any_scale(name):
+    for case, paths in method_updates(name).items():
+        jacobian = cases()[case]
+        for update in paths.values():
+            dots = jacobian.double() @ update.double()
+            tolerance = 1e-6 * jacobian.double().norm(dim=1) * update.double().norm()
+            assert bool((dots >= -tolerance).all()), f"{name} on {case}: {dots.tolist()}"
+
+
+def main() -> None:
+    print("| method | worst relative error | on | cases |")
+    print("|---|---|---|---|")
+    for name in CHECKED:
+        measured = errors(name)
+        worst = max(measured, key=measured.get)
+        print(f"| {name} | {measured[worst]:.1e} | {worst} | {len(measured)} |")
+
+
+if __name__ == "__main__":
+    main()
