@@ -20,7 +20,13 @@ from tests.bench import ddp_cli
 
 REPO = Path(__file__).resolve().parents[2]
 WORLDS = (1, 2, 3)
-RELATIVE = 1e-6  # validation values of the 1- and 2-process fits
+# The 1- and 2-process fits agree to float32 rounding (1e-7) until a kink (a ReLU at 0, the L1
+# depth loss at a pixel's target) puts an activation or pixel on the other side in one of them:
+# that step's Jacobian then differs by 8e-5 (measured at the 9th step, the same batch, parameters
+# 3e-9 apart) and the runs part by about that much.
+RELATIVE = 3e-5  # continuous validation values: measured 3.3e-6 (depth rel_err, epoch 2)
+PIXEL_SHARE = 3e-4  # shares of pixels (mIoU, accuracy, within an angle): measured 7.3e-5, 2 of 27,648 pixels
+COUNTED = {"miou", "pix_acc", "within_11_25", "within_22_5", "within_30"}
 
 
 @pytest.fixture(scope="module")
@@ -72,8 +78,8 @@ def test_validate_and_test_of_one_checkpoint_give_identical_metrics_with_1_2_and
 
 def test_a_two_process_fit_selects_and_validates_as_one_process(runs):
     """Same data, global batch 8 (4 per process), SGD: the same selected epoch and validation
-    history up to float32 rounding, as in the exactness test (measured: parameters 1.2e-7 apart
-    after 9 steps, validation values at most 2.7e-7 relative)."""
+    history up to float32 rounding and the kinks (above). A duplicated validation
+    sample moves them by 1e-2 (depth abs_err 3.7528 against 3.6436 before the fix)."""
     one, two = _record(runs / "fit-1"), _record(runs / "fit-2")
     assert one["status"] == two["status"] == "complete" and two["trainer"]["world_size"] == 2
     assert [entry["epoch"] for entry in two["metrics"]["val"]] == list(range(ddp_cli.EPOCHS))
@@ -81,7 +87,8 @@ def test_a_two_process_fit_selects_and_validates_as_one_process(runs):
         assert entry_two["select"] == pytest.approx(entry_one["select"], rel=RELATIVE)
         for task, metrics in entry_one["tasks"].items():
             for metric, value in metrics.items():
-                assert entry_two["tasks"][task][metric] == pytest.approx(value, rel=RELATIVE, abs=1e-12), f"{task}/{metric}"
+                tolerance = {"abs": PIXEL_SHARE} if metric in COUNTED else {"rel": RELATIVE, "abs": 1e-12}
+                assert entry_two["tasks"][task][metric] == pytest.approx(value, **tolerance), f"{task}/{metric}"
     assert two["selection"]["epoch"] == one["selection"]["epoch"]
     assert two["gradient_statistics"]["probes"] == one["gradient_statistics"]["probes"] > 0
     assert sorted((runs / "fit-2").rglob("gradient_stats.json")) != []
