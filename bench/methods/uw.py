@@ -9,7 +9,8 @@ from bench.methods.torchjd_adapter import TorchJDScalarizer
 
 class UncertaintyWeighting(TorchJDScalarizer):
     """L = sum_k 0.5 exp(-s_k) L_k + 0.5 s_k with learned log-variances s_k (trained by the
-    model's optimizer; s = 0 at the start, so the first step is EW at half the scale).
+    model's optimizer; s = 0 at the start, torchjd's and the paper's choice, so the first step
+    is EW at half the scale; LibMTL starts at s = -0.5).
 
     Example:
         >>> import torch
