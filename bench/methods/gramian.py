@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 from torchjd.linalg import DualConeProjector, QuadprogProjector
 
-COLUMNS_PER_CHUNK = 1 << 22  # float64 copies of at most this many Jacobian columns at once
+COLUMNS_PER_CHUNK = 1 << 18  # float64 copies of at most this many Jacobian columns at once (6 MB for 3 tasks)
 
 
 def gramian64(matrix: torch.Tensor) -> torch.Tensor:
