@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench.checkpoints import METHOD_STATE_KEY, check_model_state
+from bench.checkpoints import METHOD_STATE_KEY, check_model_state, read_count
 from bench.cli import main
 from bench.errors import CheckpointError
 from bench.methods import GRADIENT_AGGREGATORS, LOSS_WEIGHTINGS, DualBalancing, EqualWeighting, NashMTL, UPGrad
@@ -77,12 +77,18 @@ def test_a_checkpoint_naming_code_outside_the_method_is_refused(nash_fit, tmp_pa
     assert error_line(capsys).startswith(expected)
 
 
-@pytest.mark.parametrize("count", ["12", -1, 2**70, True])
-def test_a_checkpoint_step_count_that_is_no_count_is_refused_in_one_line(nash_fit, tmp_path, capsys, count):
+def test_a_checkpoint_step_count_that_is_no_count_is_refused_in_one_line(nash_fit, tmp_path, capsys):
     args, last = nash_fit
-    crafted = rewritten(last, tmp_path / "count.ckpt", lambda checkpoint: checkpoint.update(zero_update_steps=count))
+    crafted = rewritten(last, tmp_path / "count.ckpt", lambda checkpoint: checkpoint.update(zero_update_steps=2**70))
     assert main(["fit", *args, "--trainer.max_epochs=2", f"--ckpt_path={crafted}"]) == 2
     assert error_line(capsys).startswith(f"mtlbench: error: checkpoint {crafted}: zero_update_steps must be an int from 0 to 2^62, got ")
+
+
+@pytest.mark.parametrize("count", ["12", -1, True, 1.0])
+def test_a_step_count_is_an_int_in_range(count):
+    with pytest.raises(CheckpointError, match=r"^c: zero_update_steps must be an int from 0 to 2\^62, got "):
+        read_count(count, "c: zero_update_steps")
+    assert read_count(12, "c") == 12
 
 
 def test_loading_without_weights_only_is_refused(nash_fit, capsys):
