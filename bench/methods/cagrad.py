@@ -57,10 +57,12 @@ class CAGrad(TorchJDAggregator):
 
     torchjd solves the dual with CLARABEL, to about 1e-5 relative; the active set its answer
     points to is then solved exactly (:func:`active_set_weights`: the tasks by decreasing part
-    of ``g_w``, the first prefix whose solution meets the optimality conditions). torchjd returns no update when ``|g_w|`` falls below
-    ``norm_eps``: it is given the Gramian divided by its trace, so that threshold is relative
-    to the Jacobian's Frobenius norm, and below it (0 in the tasks' hull, a Pareto-stationary
-    point) the update is the mean gradient g_0, the limit of the official code there.
+    of ``g_w``, the first prefix whose solution meets the optimality conditions).
+
+    torchjd returns no update when ``|g_w|`` falls below ``norm_eps``: it is given the Gramian
+    divided by its trace, so that threshold is relative to the Jacobian's Frobenius norm, and
+    below it (0 in the tasks' hull, a Pareto-stationary point) the update is the mean gradient
+    g_0, the limit of the official code there.
 
     Args:
         c: ball radius relative to the mean gradient norm (0.4 on NYUv2 in the paper).

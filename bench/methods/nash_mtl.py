@@ -22,9 +22,10 @@ class NashMTL(TorchJDAggregator):
     gradient norms, ``C`` their cosines), ``alpha = beta / D`` where ``C beta = 1 / beta``.
     torchjd is given a factor of ``C`` (float64), so its solver, whose stopping rule is absolute,
     meets a problem of unit scale whatever the tasks' norms. Its answer is then polished by
-    Newton's method on the bargaining equation (:func:`~bench.methods.fairness.alpha_fair_weights`): torchjd's
-    iterations stop at a residual of 1e-3, and where ECOS fails (nearly opposite tasks) they
-    return their starting point unchanged. The clipping is applied here, on the float64
+    Newton's method on the bargaining equation
+    (:func:`~bench.methods.fairness.alpha_fair_weights`): torchjd's iterations stop at a
+    residual of 1e-3, and where ECOS fails (nearly opposite tasks) they return their starting
+    point unchanged. The clipping is applied here, on the float64
     Gramian, to the weights in the tasks' own scale.
     """
 
