@@ -175,6 +175,41 @@ def check_model_state(saved: Any, model: nn.Module, method: _Method, source: str
     )
 
 
+def stored_hyperparameters(path: Path) -> dict:
+    """The ``hyper_parameters`` a checkpoint carries, loaded as plain data (``weights_only``,
+    tensors memory-mapped, nothing imported or called); {} without any."""
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except pickle.UnpicklingError as error:
+        raise not_plain_data(path, error) from None
+    stored = checkpoint.get("hyper_parameters") if isinstance(checkpoint, dict) else None
+    return stored if isinstance(stored, dict) else {}
+
+
+def _flat(value: Any, prefix: str = "", depth: int = 0) -> dict[str, Any]:
+    if isinstance(value, dict) and value and depth < 16:
+        flat: dict[str, Any] = {}
+        for key, item in value.items():
+            flat.update(_flat(item, f"{prefix}{key}." if isinstance(key, str) else f"{prefix}?.", depth + 1))
+        return flat
+    return {prefix.rstrip("."): value}
+
+
+def differing_keys(stored: dict, command: dict, limit: int = 4) -> str:
+    """The dotted keys of ``stored`` whose values differ from (or are absent in) ``command``,
+    printable and at most ``limit`` named; '' when they agree."""
+    theirs, ours = _flat(stored), _flat(command)
+    keys = sorted(key for key, value in theirs.items() if not key.startswith("_") and (key not in ours or not _equal(ours[key], value)))
+    return _listed(keys, limit) if keys else ""
+
+
+def _equal(ours: Any, theirs: Any) -> bool:
+    try:
+        return type(ours) is type(theirs) and bool(ours == theirs)
+    except Exception:  # a tensor among them: not a configuration value mtlbench writes
+        return False
+
+
 MAX_COUNT = 2**62
 
 

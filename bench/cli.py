@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import os
-import pickle  # for its error type only: nothing here unpickles
 import platform
 import re
 import shutil
@@ -38,11 +37,12 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.cli import LightningCLI
 
 from bench.callbacks import MidEpochCheckpoint, RunRecord, StepCost
-from bench.checkpoints import AtomicCheckpointIO, check_checkpoint, not_plain_data, resumable_checkpoint
+from bench.checkpoints import AtomicCheckpointIO, check_checkpoint, differing_keys, resumable_checkpoint, stored_hyperparameters
 from bench.errors import DIVERGED_EXIT, BaselineError, CheckpointError, Diverged, MethodConfigError, RunFileError
 from bench.module import MultiTaskModule
 from datamodules import DatasetError, DenseDataModule
 from leaderboards.records import selected_validation
+from leaderboards.untrusted import load_json
 from models import ModelConfigError
 
 USER_ERRORS = (
@@ -166,16 +166,28 @@ class MtlbenchCLI(LightningCLI):
             init.version = int(run_dir.name.removeprefix("version_"))
 
     def _parse_ckpt_path(self) -> None:
-        """Check an explicit ``--ckpt_path`` before anything reads it (LightningCLI reads its
-        hyperparameters first, with ``weights_only=True``: a checkpoint is data, never code)."""
+        """Check an explicit ``--ckpt_path`` before anything reads it. LightningCLI would merge
+        the checkpoint's stored ``hyper_parameters`` into the config (and so import and call what
+        they name); here a checkpoint carries weights and state only: the run's configuration
+        comes from its command and config files. Stored hyper-parameters (mtlbench writes none;
+        other Lightning code does) are read as plain data, compared with the command's model
+        config and ignored, with one note naming the keys that differ."""
         subcommand = self.config.get("subcommand")
         path = self.config[subcommand].get("ckpt_path") if subcommand else None
-        if path is not None and path not in LIGHTNING_CKPT_KEYWORDS:
-            check_checkpoint(Path(path))
-        try:
-            super()._parse_ckpt_path()
-        except pickle.UnpicklingError as error:  # its hyperparameters name code
-            raise not_plain_data(path, error) from None
+        if path is None or path in LIGHTNING_CKPT_KEYWORDS:
+            return
+        check_checkpoint(Path(path))
+        stored = stored_hyperparameters(Path(path))
+        if not stored or os.environ.get("LOCAL_RANK", "0") != "0" or os.environ.get("NODE_RANK", "0") != "0":
+            return
+        command = json.loads(self.parser.dump(self.config, format="json", skip_check=True)).get(subcommand, {}).get("model", {})
+        differing = differing_keys(stored, command)
+        if differing:
+            print(
+                f"mtlbench: note: checkpoint {path} carries hyper-parameters that differ from this command's "
+                f"({differing}); ignored: a run's configuration comes from its command and config files only",
+                file=sys.stderr,
+            )
 
     def before_fit(self) -> None:
         self._attach_config()
@@ -273,8 +285,8 @@ def interrupted_run(log_root: Path) -> dict | None:
         return None
     folder = max(versions, key=lambda path: int(path.name.removeprefix("version_")))
     try:
-        record = json.loads((folder / "results.json").read_text())
-    except (OSError, ValueError):
+        record = load_json(folder / "results.json", folder, what="run record")
+    except ValueError:
         return None
     if not isinstance(record, dict) or record.get("status") != "running" or not _process_gone(record):
         return None

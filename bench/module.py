@@ -8,7 +8,6 @@ synchronisation: the comparison between methods is fair by construction.
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -30,6 +29,7 @@ from bench.metrics import HIGHER_IS_BETTER, METRICS_OF_KIND, PooledLoss, metric_
 from bench.rng import collect_rng_states, set_rng_states
 from datamodules.tasks import TaskSpec
 from leaderboards.delta_m import delta_m
+from leaderboards.untrusted import MAX_SPEC_BYTES, UntrustedFileError, load_json
 from models import MultiTaskModel, MultiTaskNet
 
 NetFactory = Callable[[Sequence[TaskSpec]], MultiTaskModel]
@@ -193,9 +193,11 @@ class MultiTaskModule(pl.LightningModule):
         if not file.is_file():
             raise BaselineError(f"selection baseline {path} not found; give the single-task validation metrics or drop selection_baseline")
         try:
-            table = json.loads(file.read_text())
+            table = load_json(file, limit=MAX_SPEC_BYTES, what="selection baseline")
             baseline = {f"{task}/{metric}": float(value) for task, metrics in table.items() for metric, value in metrics.items()}
-        except (ValueError, AttributeError, TypeError) as error:
+        except UntrustedFileError as error:
+            raise BaselineError(str(error)) from None
+        except (ValueError, AttributeError, TypeError, OverflowError) as error:
             raise BaselineError(f"selection baseline {path} is not a JSON object {{task: {{metric: value}}}} ({error})") from None
         wanted = list(self._flat_directions())
         missing = [key for key in wanted if key not in baseline]

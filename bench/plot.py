@@ -14,7 +14,6 @@ naming what does not fit) and its task names are drawn as text, never as mathtex
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import matplotlib
@@ -25,6 +24,7 @@ import matplotlib.pyplot as plt
 from bench.callbacks.gradient_probe import STATS_FILE
 from bench.errors import RunFileError
 from leaderboards.escape import plot_text
+from leaderboards.untrusted import UntrustedFileError, load_json
 
 
 def _series(probes: list[dict], prefix: str) -> list[float]:
@@ -41,9 +41,9 @@ def read_stats(path: Path) -> tuple[list[str], list[dict]]:
         )
 
     try:
-        stats = json.loads(path.read_text())
-    except (ValueError, RecursionError) as error:
-        raise refuse(f"not JSON: {type(error).__name__}") from None
+        stats = load_json(path, what="gradient statistics file")
+    except UntrustedFileError as error:
+        raise RunFileError(f"{error}; plot a run folder that a GradientProbe wrote") from None
     tasks, probes = (stats.get("tasks"), stats.get("probes")) if isinstance(stats, dict) else (None, None)
     if not isinstance(tasks, list) or not all(isinstance(task, str) and 0 < len(task) <= 200 for task in tasks):
         raise refuse("'tasks' must be a list of names")

@@ -26,9 +26,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 from leaderboards.study import CONFIG_AXES, TASK_AXES
+from leaderboards.untrusted import load_yaml
 
 AXES = (*CONFIG_AXES, *TASK_AXES)
 MISSING_MODES = ("patches", "channels")
@@ -84,10 +83,10 @@ class _Data:
 
 def data_class(base_config: Path) -> type:
     """The datamodule class a run config names (inline, or in the file its ``data:`` points to)."""
-    config = yaml.safe_load(Path(base_config).read_text()) or {}
+    config = load_yaml(Path(base_config), what="base config") or {}
     data = config.get("data") if isinstance(config, dict) else None
     if isinstance(data, str):
-        data = yaml.safe_load((Path(base_config).parent / data).read_text())
+        data = load_yaml(Path(base_config).parent / data, what="data config")
     class_path = data.get("class_path") if isinstance(data, dict) else None
     if not isinstance(class_path, str) or "." not in class_path:
         raise ValueError(f"base config {base_config}: no data class_path found; a study's axes are checked against the datamodule")

@@ -29,9 +29,10 @@ import matplotlib.pyplot as plt
 from bench.errors import RunFileError
 from bench.linear_study import Curve, LinearStudy
 from bench.record_io import write_text_atomic
+from leaderboards.admission import load_admitted_runs
 from leaderboards.delta_m import delta_m
 from leaderboards.escape import plot_text
-from leaderboards.records import Run, load_runs
+from leaderboards.records import Run
 from leaderboards.study import CONFIG_AXES, TASK_AXES
 
 DELTA_M = "delta_m"
@@ -114,7 +115,7 @@ def plot_sweep_study(runs_dir: Path, axis: str, metric: str | None, out_dir: Pat
     """Write ``study_<axis>_<metric>.png`` and ``.csv`` for the runs under ``runs_dir``."""
     if axis not in (*CONFIG_AXES, *TASK_AXES):
         raise RunFileError(f"unknown study axis {axis!r}; choose one of {', '.join((*CONFIG_AXES, *TASK_AXES))}")
-    runs, _ = load_runs(Path(runs_dir))
+    runs, _ = load_admitted_runs(Path(runs_dir))
     if not any(run.usable for run in runs):
         raise RunFileError(f"{runs_dir} holds no complete run record; run the study's sweep first")
     if metric is None:  # the first metric of the task every run trains

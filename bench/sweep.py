@@ -56,6 +56,7 @@ from tqdm import tqdm
 from bench.errors import DIVERGED_EXIT
 from bench.record_io import write_json_atomic
 from bench.study_axes import Point, grid
+from leaderboards.untrusted import MAX_SPEC_BYTES, UntrustedFileError, parse_yaml, read_text
 
 RECORD = "results.json"
 FINAL_STATUSES = ("complete", "diverged")
@@ -82,12 +83,13 @@ class PlannedRun:
     def is_complete(self, runs_dir: Path) -> bool:
         """Whether the run has its final record: complete, or diverged (a result: rerunning the
         same seed would diverge again)."""
+        from leaderboards.records import read_record
         from leaderboards.schema import validate_record
 
         try:
-            record = json.loads(self.record(runs_dir).read_text())
+            record = read_record(self.record(runs_dir), runs_dir)
             validate_record(record)  # another's folder may hold anything: a record that does not fit is no result
-        except (OSError, ValueError, RecursionError):
+        except ValueError:
             return False
         return record["status"] in FINAL_STATUSES
 
@@ -142,11 +144,15 @@ def load_spec(path: Path) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"sweep spec {path} not found")
     try:
-        spec = yaml.safe_load(path.read_text()) or {}
+        spec = parse_yaml(read_text(path, limit=MAX_SPEC_BYTES, what="sweep spec")) or {}
     except yaml.YAMLError as error:
         where = getattr(error, "problem_mark", None)
         line = f" at line {where.line + 1}" if where is not None else ""
         raise ValueError(f"sweep spec {path} is not valid YAML{line}: {getattr(error, 'problem', error)}") from None
+    except UntrustedFileError:
+        raise
+    except (ValueError, RecursionError) as error:
+        raise ValueError(f"sweep spec {path} is not read: {error}") from None
     if not isinstance(spec, dict):
         raise ValueError(f"sweep spec {path}: expected a mapping of base, methods, optimizers, seeds (see configs/sweeps/quickstart.yaml)")
     spec.setdefault("name", path.stem)
@@ -270,7 +276,7 @@ def write_baselines(planned: list[PlannedRun], runs_dir: Path) -> dict[str, str]
     Returns ``{selection group: reason}`` for the optimizers (at a study setting) whose
     baselines are incomplete (their multi-task runs cannot select by validation Delta_m and
     are not started)."""
-    from leaderboards.records import parse_record
+    from leaderboards.records import parse_record, read_record
     from leaderboards.selection import baseline_table, stl_baseline
 
     blocked = {}
@@ -281,7 +287,7 @@ def write_baselines(planned: list[PlannedRun], runs_dir: Path) -> dict[str, str]
         if missing:
             blocked[group] = f"no complete single-task baseline for {', '.join(missing)}"
             continue
-        records = [parse_record(json.loads(run.record(runs_dir).read_text()), run.record(runs_dir)) for run in complete]
+        records = [parse_record(read_record(run.record(runs_dir), runs_dir), run.record(runs_dir)) for run in complete]
         values, _ = stl_baseline(records, "val")
         if values:  # (a protocol without validation has none to select by)
             write_json_atomic(baseline_file(runs_dir, group), baseline_table(values))
@@ -519,8 +525,8 @@ def main(argv: list[str]) -> int:
     if args.runs is None:
         args.runs = Path("runs") / Path(args.spec).stem
     try:
-        raw = yaml.safe_load(args.spec.read_text()) if args.spec.is_file() else None
-    except yaml.YAMLError:
+        raw = parse_yaml(read_text(args.spec, limit=MAX_SPEC_BYTES, what="sweep spec")) if args.spec.is_file() else None
+    except (yaml.YAMLError, ValueError, RecursionError):
         raw = None  # load_spec says where
     if isinstance(raw, dict) and raw.get("study") == "linear_regression":  # the exact study: no runs, one process
         from bench.linear_study import write_study

@@ -16,6 +16,7 @@ import torch
 from torch.utils.data import Dataset
 
 from datamodules.errors import DatasetError
+from datamodules.npy_file import NpyError, open_npy
 from datamodules.perturb import LabelNoise, MissingInput
 from datamodules.sampling import SampleKey, blank_targets
 from datamodules.tasks import TaskSpec
@@ -28,8 +29,8 @@ JointTransform = Callable[[np.ndarray, dict[str, np.ndarray], "int | None"], tup
 def load_float32(path: Path) -> np.ndarray:
     """One .npy as a float32 array (one copy out of the memory map); HxWx1 becomes HxW."""
     try:
-        array = np.array(np.load(path, mmap_mode="r"), dtype=np.float32)
-    except (OSError, ValueError) as error:
+        array = np.array(open_npy(path), dtype=np.float32)
+    except NpyError as error:
         raise DatasetError(f"{path}: unreadable .npy ({error}); replace the file, and run `mtlbench data check` on the release") from None
     return array[..., 0] if array.ndim == 3 and array.shape[2] == 1 else array
 

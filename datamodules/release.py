@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from datamodules.errors import DatasetError
+from datamodules.npy_file import NpyError, open_npy
 
 NORMAL_TOLERANCE = 1e-2  # |norm - 1| allowed for stored unit normals (float16 storage included)
 
@@ -47,8 +48,8 @@ class ReleaseSpec:
 def sample_problems(path: Path, spec: ModalitySpec, size: tuple[int, int] | None) -> list[str]:
     """Problems of one file (empty when it is fine); ``size`` is the expected HxW if known."""
     try:
-        array = np.load(path, mmap_mode="r")
-    except (OSError, ValueError) as error:
+        array = open_npy(path)
+    except NpyError as error:
         return [f"{path}: unreadable .npy ({error})"]
     problems = []
     shape = array.shape
@@ -122,8 +123,8 @@ def _structure(root: Path, spec: ReleaseSpec, splits: Sequence[str], folders: Se
 def _image_size(path: Path) -> tuple[int, int] | None:
     """HxW of an image file, or ``None`` when it cannot be read (its own check says why)."""
     try:
-        image = np.load(path, mmap_mode="r")
-    except (OSError, ValueError):
+        image = open_npy(path)
+    except NpyError:
         return None
     return tuple(image.shape[:2]) if image.ndim >= 2 else None
 

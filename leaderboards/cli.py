@@ -16,17 +16,33 @@ import sys
 import tempfile
 from pathlib import Path
 
+from leaderboards.admission import load_admitted_runs
 from leaderboards.costs import load_perf
-from leaderboards.records import TEST_METRICS, load_runs, record_paths
+from leaderboards.records import TEST_METRICS, record_paths
 from leaderboards.render import csv_table, latex, left_out_lines, markdown, pareto_png
+from leaderboards.site_folder import SiteFolder
 from leaderboards.tables import apply_perf_costs, build_boards
+from leaderboards.untrusted import MAX_RECORD_BYTES, MAX_SPEC_BYTES, UntrustedFileError, read_bytes
 
 
 def _write(path: Path, text: str) -> None:
+    """Replace ``path`` atomically, readable as any new file would be (mkstemp's 0600 is not);
+    a write that fails leaves the old file and no temporary one."""
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(handle, "w") as stream:
-        stream.write(text)
-    os.replace(temporary, path)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+        os.chmod(temporary, 0o666 & ~_umask())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def keep_perf(perf: list[Path], out_dir: Path) -> list[Path]:
@@ -34,7 +50,8 @@ def keep_perf(perf: list[Path], out_dir: Path) -> list[Path]:
     target = Path(out_dir) / "perf"
     for path in perf:
         load_perf(path)  # checked before anything is replaced
-    sources = {Path(path).resolve(): Path(path).read_bytes() for path in perf}  # read before clearing: one may live there
+    # read before clearing (one may live there), as the checked bytes: never through a FIFO or device
+    sources = {Path(path).resolve(): read_bytes(Path(path), limit=MAX_SPEC_BYTES, what="perf record") for path in perf}
     shutil.rmtree(target, ignore_errors=True)
     kept = []
     for path, data in sources.items():
@@ -49,20 +66,28 @@ def published_perf(folder: Path) -> list[Path]:
     return sorted((Path(folder) / "perf").glob("*.json"))
 
 
-def keep_records(runs_dir: Path, out_dir: Path) -> Path:
+def keep_records(runs_dir: Path, out_dir: Path) -> tuple[Path, list[str]]:
     """Copy every run record under ``runs_dir`` to ``out_dir/records`` (same relative paths), so
-    a published table can be regenerated from the files beside it."""
+    a published table can be regenerated from the files beside it. Only regular files of
+    bounded size that lie inside ``runs_dir`` are copied (never what a link points to outside
+    it, a FIFO or a device). Returns the folder and one line per record left behind, for the
+    table's "Runs left out"."""
     if not Path(runs_dir).is_dir():
         raise FileNotFoundError(f"runs folder {runs_dir} not found; pass the folder that holds the runs' results.json files")
     target = Path(out_dir) / "records"
     if target.resolve() == Path(runs_dir).resolve():  # republishing from the published records: keep them
-        return target
-    shutil.rmtree(target, ignore_errors=True)
+        return target, []
+    kept, left = {}, []
     for path in record_paths(runs_dir):
-        relative = path.relative_to(runs_dir)
+        try:
+            kept[path.relative_to(runs_dir)] = read_bytes(path, Path(runs_dir), MAX_RECORD_BYTES, what="run record")
+        except UntrustedFileError as error:
+            left.append(f"{path.relative_to(runs_dir)}: not kept: {error.reason}")
+    shutil.rmtree(target, ignore_errors=True)
+    for relative, data in kept.items():
         (target / relative).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, target / relative)
-    return target
+        (target / relative).write_bytes(data)
+    return target, left
 
 
 def render_leaderboard(
@@ -74,6 +99,7 @@ def render_leaderboard(
     html: Path | None = None,
     stl_optimizer: str | None = None,
     stl_model: str | None = None,
+    not_kept: list[str] | None = None,
 ) -> str:
     """Read every run record under ``runs_dir`` and write the tables into ``out_dir``; the cost
     columns come from the ``perf`` records (``mtlbench perf --out``) of the boards' models.
@@ -82,9 +108,11 @@ def render_leaderboard(
     ``stl_model`` likewise for a network (a spec's ``stl.args`` naming ``--model.net``)."""
     if not Path(runs_dir).is_dir():
         raise FileNotFoundError(f"runs folder {runs_dir} not found; pass the folder that holds the runs' results.json files")
-    runs, problems = load_runs(runs_dir, test_metrics)
+    runs, problems = load_admitted_runs(runs_dir, test_metrics)
+    problems = [*(not_kept or []), *problems]
     if not runs and not problems:
         raise FileNotFoundError(f"no results.json under {runs_dir}; run `mtlbench fit` or a sweep first")
+    site = SiteFolder(html) if html is not None else None  # refused before anything is written
     boards = build_boards(runs, stl_optimizer, stl_model)
     apply_perf_costs(boards, [load_perf(path) for path in perf or []])
     excluded = [run for run in runs if not run.usable]
@@ -96,10 +124,10 @@ def render_leaderboard(
     _write(out_dir / "leaderboard.tex", latex(boards))
     if png and boards:
         pareto_png(boards, out_dir / "pareto.png")
-    if html is not None:
+    if site is not None:
         from leaderboards.site import render_site
 
-        render_site(boards, runs_dir, left_out_lines(excluded, problems), html)
+        render_site(boards, runs_dir, left_out_lines(excluded, problems), site)
     return text
 
 
@@ -144,7 +172,7 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if (args.runs is None) == (args.wandb is None):
         parser.error("give either a runs folder or --wandb ENTITY/PROJECT")
-    runs = args.runs
+    runs, options = args.runs, {}
     try:
         if args.wandb is not None:
             from leaderboards.wandb_source import fetch_records
@@ -152,15 +180,15 @@ def main(argv: list[str]) -> int:
             runs = args.out / "records"
             print(f"fetched {fetch_records(args.wandb, runs, args.group)} run records from W&B into {runs}")
         elif args.keep_records:
-            runs = keep_records(runs, args.out)
+            runs, options["not_kept"] = keep_records(runs, args.out)
             args.perf = keep_perf(args.perf, args.out)
-        options = {"test_metrics": args.test_metrics, "perf": args.perf, "html": args.html, "stl_optimizer": args.stl_optimizer}
-        options["stl_model"] = args.stl_model
+        options["test_metrics"], options["perf"], options["html"] = args.test_metrics, args.perf, args.html
+        options["stl_optimizer"], options["stl_model"] = args.stl_optimizer, args.stl_model
         table = render_leaderboard(runs, args.out, png=not args.no_png, **options)
         print(table)
         if args.html is not None:
             print(f"site written to {args.html / 'index.html'}")
-    except (FileNotFoundError, RuntimeError) as error:
+    except (FileNotFoundError, RuntimeError, UntrustedFileError) as error:
         print(f"mtlbench leaderboard: error: {error}", file=sys.stderr)
         return 2
     return 0

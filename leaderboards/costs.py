@@ -9,13 +9,15 @@ ratio to EW and peak memory. Records may come from others: every field is checke
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from leaderboards.untrusted import MAX_SPEC_BYTES, UntrustedFileError, load_json
+
 PERF_SCHEMA = "mtlbench.perf/1"
+MAX_NAME = 1000  # characters of a name or the command line a perf record shows
 
 
 @dataclass(frozen=True)
@@ -39,17 +41,17 @@ def _number(value: Any, what: str, path: Path) -> float:
 
 
 def _text(value: Any, what: str, path: Path) -> str:
-    if not isinstance(value, str):
-        raise ValueError(f"perf record {path}: {what} is not text; regenerate it with mtlbench perf")
+    if not isinstance(value, str) or len(value) > MAX_NAME:
+        raise ValueError(f"perf record {path}: {what} is not text of at most {MAX_NAME} characters; regenerate it with mtlbench perf")
     return value
 
 
 def load_perf(path: Path) -> PerfCosts:
     """The costs a perf record gives; ValueError (one line) for anything else."""
     try:
-        record = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as error:
-        raise ValueError(f"perf record {path} is not readable JSON ({error}); pass the file mtlbench perf --out wrote") from None
+        record = load_json(Path(path), limit=MAX_SPEC_BYTES, what="perf record")
+    except UntrustedFileError as error:
+        raise ValueError(f"{error}; pass the file mtlbench perf --out wrote") from None
     if not isinstance(record, dict) or record.get("schema") != PERF_SCHEMA:
         raise ValueError(f"{path} is not a perf record (schema {PERF_SCHEMA}); pass the file mtlbench perf --out wrote")
     model, size, variants = record.get("model"), record.get("input"), record.get("variants")

@@ -16,7 +16,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
+from leaderboards.untrusted import UntrustedFileError, load_yaml
 
 SCHEMA = "mtlbench.published/1"
 # claim kind -> the fields it needs (besides `kind` and `quote` or `read_from`)
@@ -142,9 +142,9 @@ def load_published(path: Path) -> PublishedTable:
     if not path.is_file():
         raise PublishedError(f"published table {path} not found (the files are under leaderboards/papers/)")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as error:
-        raise PublishedError(f"published table {path} is not valid YAML: {type(error).__name__}") from None
+        data = load_yaml(path, what="published table")
+    except UntrustedFileError as error:
+        raise PublishedError(str(error)) from None
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:
         raise PublishedError(f"published table {path}: expected a mapping with schema: {SCHEMA}")
     source = data.get("source")

@@ -6,7 +6,6 @@ read, and its config is only ever read as data (the model's name), never instant
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import Any
 
 from leaderboards.schema import RecordError, validate_record
 from leaderboards.study import study_point, study_setting
+from leaderboards.untrusted import MAX_SPEC_BYTES, UntrustedFileError, load_json, load_yaml
 
 RECORD_NAME = "results.json"
 TEST_METRICS = {"selected": "test", "last_epochs_mean": "test_last_epochs_mean"}  # --test-metrics -> record field
@@ -42,6 +42,7 @@ class Run:
     divergence: str = ""  # where a diverged run stopped: "step 12: the loss of task 'depth' not finite"
     setting: str = ""  # the scaling-study setting, e.g. "train_size=100" ("" outside studies)
     study: dict[str, float | None] = field(default_factory=dict)  # the value of each study axis (leaderboards.study)
+    left_out: str = ""  # why a board does not admit the run although it finished (leaderboards.admission)
 
     @property
     def is_single_task(self) -> bool:
@@ -53,11 +54,13 @@ class Run:
 
     @property
     def usable(self) -> bool:
-        return self.status == "complete" and bool(self.test) and not self.diverged
+        return self.status == "complete" and bool(self.test) and not self.diverged and not self.left_out
 
     @property
     def exclusion(self) -> str:
         """Why the run is left out of the tables ('' when it is not)."""
+        if self.left_out:
+            return self.left_out
         if self.status == "diverged":
             return f"diverged at {self.divergence}" if self.divergence else "diverged"
         if self.status != "complete":
@@ -92,16 +95,14 @@ def model_name(net: Any) -> str:
 def network_of_arguments(args: list[str], base: Path) -> str | None:
     """The model name of a ``--model.net=FILE`` among fit arguments (a spec's ``stl.args``),
     FILE read as YAML data relative to ``base``; None without one."""
-    import yaml
-
     for arg in args:
         key, _, value = str(arg).partition("=")
         if key == "--model.net" and value:
             path = Path(value) if Path(value).is_absolute() else base / value
             try:
-                return model_name(yaml.safe_load(path.read_text()))
-            except (OSError, yaml.YAMLError) as error:
-                raise ValueError(f"the single-task network {path} cannot be read: {type(error).__name__}") from None
+                return model_name(load_yaml(path, limit=MAX_SPEC_BYTES, what="the single-task network"))
+            except UntrustedFileError as error:
+                raise ValueError(str(error)) from None
     return None
 
 
@@ -180,8 +181,15 @@ def _divergence(details: Any) -> str:
 
 
 def record_paths(root: Path) -> list[Path]:
-    """Every run record under ``root``, sorted, leaving out W&B's copies (``.../wandb/...``)."""
+    """Every run record under ``root``, sorted, leaving out W&B's copies (``.../wandb/...``).
+    Linked folders are not entered (``rglob`` does not follow them): a record is read where it lies."""
     return [path for path in sorted(Path(root).rglob(RECORD_NAME)) if "wandb" not in path.relative_to(root).parts]
+
+
+def read_record(path: Path, root: Path) -> dict:
+    """One run record under ``root`` as checked data (:mod:`leaderboards.untrusted`): a regular
+    file of bounded size inside ``root``; :class:`UntrustedFileError` (one line) otherwise."""
+    return load_json(path, root, what="run record")
 
 
 def load_runs(root: Path, test_metrics: str = "selected") -> tuple[list[Run], list[str]]:
@@ -192,9 +200,9 @@ def load_runs(root: Path, test_metrics: str = "selected") -> tuple[list[Run], li
     runs, problems = [], []
     for path in record_paths(root):
         try:
-            record = json.loads(path.read_text())
-        except (OSError, ValueError, RecursionError) as error:
-            problems.append(f"{path.relative_to(root)}: unreadable run record ({type(error).__name__})")
+            record = read_record(path, root)
+        except UntrustedFileError as error:
+            problems.append(f"{path.relative_to(root)}: unreadable run record: {error.reason}")
             continue
         try:
             runs.append(parse_record(record, path.relative_to(root), test_metrics))

@@ -37,14 +37,15 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
 from scipy import stats as scipy_stats
 
+from leaderboards.admission import load_admitted_runs
 from leaderboards.delta_m import delta_m
 from leaderboards.escape import markdown_text
 from leaderboards.published import Claim, PublishedTable, load_published
-from leaderboards.records import TEST_METRICS, load_runs, network_of_arguments
+from leaderboards.records import TEST_METRICS, network_of_arguments
 from leaderboards.tables import Board, build_boards
+from leaderboards.untrusted import UntrustedFileError, load_yaml
 
 DATA_CHECK_TOLERANCE = 0.15  # Delta_m points: printed vs recomputed from metrics printed to 2-4 digits
 REPORT = "report.md"
@@ -443,9 +444,9 @@ def read_report_spec(spec_path: Path) -> tuple[list[Path], str, dict[str, str | 
     if not spec_path.is_file():
         raise FileNotFoundError(f"sweep spec {spec_path} not found")
     try:
-        spec = yaml.safe_load(spec_path.read_text())
-    except yaml.YAMLError:
-        raise ValueError(f"sweep spec {spec_path} is not valid YAML") from None
+        spec = load_yaml(spec_path, what="sweep spec")
+    except UntrustedFileError as error:
+        raise ValueError(str(error)) from None
     section = spec.get("report") if isinstance(spec, dict) else None
     if not isinstance(section, dict) or not isinstance(section.get("published"), list) or not section["published"]:
         raise ValueError(f"sweep spec {spec_path} has no 'report: {{published: [FILE, ...]}}' section (see configs/sweeps/paper_*.yaml)")
@@ -465,7 +466,7 @@ def render_report(spec_path: Path, runs_dir: Path) -> str:
     tables = [load_published(path) for path in table_paths]  # all checked before any work
     if not Path(runs_dir).is_dir():
         raise FileNotFoundError(f"runs folder {runs_dir} not found; run `mtlbench sweep {spec_path}` first")
-    runs, problems = load_runs(runs_dir, test_metrics)
+    runs, problems = load_admitted_runs(runs_dir, test_metrics)
     boards = build_boards(runs, **baselines)
     usable = sum(run.usable for run in runs)
     reading = "the mean over the last epochs" if test_metrics == "last_epochs_mean" else "the epoch selected on validation"

@@ -123,8 +123,29 @@ def validate_record(record: Any) -> None:
         _text(divergence.get("what"), "divergence.what")
         _text(divergence.get("task"), "divergence.task", optional=True)
     config = _object(record.get("config"), "config", optional=True)
+    _check_config(config, tasks)
     model = config.get("model")
     net = model.get("net") if isinstance(model, dict) else None
     init = net.get("init_args") if isinstance(net, dict) else None
     if isinstance(init, dict) and "backbone" in init:
         _text(init["backbone"], "config.model.net.init_args.backbone")
+    if isinstance(net, dict) and net.get("class_path") is not None:
+        _text(net["class_path"], "config.model.net.class_path")
+
+
+def _check_config(config: dict, tasks: set[str]) -> None:
+    """The parts of the record's config a table reads: the tasks it trained (the same as
+    ``dataset.tasks``) and the study settings' qualifiers (short names)."""
+    data = config.get("data")
+    init = data.get("init_args") if isinstance(data, dict) else None
+    if not isinstance(init, dict):
+        return
+    trained = init.get("tasks")
+    if trained is not None:
+        _check(
+            isinstance(trained, list) and all(isinstance(task, str) for task in trained),
+            "config.data.init_args.tasks must be a list of names",
+        )
+        _check(set(trained) == tasks, "config.data.init_args.tasks differs from dataset.tasks: the record contradicts itself")
+    for qualifier in ("noisy_task", "missing_mode"):
+        _text(init.get(qualifier), f"config.data.init_args.{qualifier}", optional=True)

@@ -24,8 +24,9 @@ from collections import defaultdict
 from pathlib import Path
 
 from leaderboards.escape import html_text, plot_text
-from leaderboards.records import Run
+from leaderboards.records import Run, read_record
 from leaderboards.render import GENERATED, _fmt, _pm, pareto_png
+from leaderboards.site_folder import SiteFolder
 from leaderboards.tables import NEGATIVE_TRANSFER, NOT_SIGNIFICANT, Board, Row, _mean_std, optimizer_comparison
 
 WANDB_RUN_URL = re.compile(r"https://wandb\.ai/[A-Za-z0-9_.-]{1,128}/[A-Za-z0-9_.-]{1,128}/runs/[A-Za-z0-9]{1,64}")
@@ -210,7 +211,7 @@ def _gradient_figure(runs: list[Run], records: dict[Path, dict], path: Path) -> 
     return True
 
 
-def _method_page(title: str, method: str, rows: list[tuple[Board, Row]], records: dict[Path, dict], out: Path, stem: str) -> None:
+def _method_page(title: str, method: str, rows: list[tuple[Board, Row]], records: dict[Path, dict], folder: SiteFolder, page: str) -> None:
     body = [f"<h1>{html_text(method)}</h1>", f'<p class="note">{html_text(title)}</p>']
     runs = [run for _, row in rows for run in row.runs]
     for board, row in rows:
@@ -226,13 +227,14 @@ def _method_page(title: str, method: str, rows: list[tuple[Board, Row]], records
             cells.append(_cell(html_text(run.path.as_posix())))
             body.append("<tr>" + "".join(cells) + "</tr>")
         body.append("</tbody></table>")
-    if _gradient_figure(runs, records, out / f"{stem}-gradients.png"):
-        body += ["<h2>Gradient statistics</h2>", f'<img src="{stem}-gradients.png" alt="gradient statistics of {html_text(method)}">']
+    figure = folder.claim(f"{page.removesuffix('.html')}-gradients", ".png")
+    if _gradient_figure(runs, records, folder.path(figure)):
+        body += ["<h2>Gradient statistics</h2>", f'<img src="{figure}" alt="gradient statistics of {html_text(method)}">']
     body.append("<h2>Configs</h2>")
     for run in runs:
         config = json.dumps(records[run.path].get("config"), indent=1, sort_keys=True)
         body.append(f"<details><summary>{html_text(run.path.as_posix())}</summary><pre>{html_text(config)}</pre></details>")
-    (out / f"{stem}.html").write_text(_page(f"{method}: {title}", body))
+    folder.path(page).write_text(_page(f"{method}: {title}", body))
 
 
 def _summary(boards: list[Board]) -> str:
@@ -263,14 +265,14 @@ def _optimizer_table(members: list[Board]) -> list[str]:
     return [*lines, "</tbody></table>"]
 
 
-def _dataset_page(members: list[Board], stem: str, method_pages: dict[str, str], out: Path) -> str:
+def _dataset_page(members: list[Board], stem: str, method_pages: dict[str, str], folder: SiteFolder) -> str:
     """The page of one dataset x model (one study setting): a section per optimizer."""
     body = [f"<h1>{html_text(_page_title(members[0]))}</h1>", '<div class="toggle" role="group" aria-label="optimizer">']
     body += [f'<button type="button" data-show="{html_text(b.optimizer)}">{html_text(b.optimizer)}</button>' for b in members]
     body.append("</div>")
     for board in members:
-        figure = f"{stem}-{slug(board.optimizer)}-pareto.png"
-        pareto_png([board], out / figure)
+        figure = folder.claim(f"{stem}-{slug(board.optimizer)}-pareto", ".png")
+        pareto_png([board], folder.path(figure))
         body += [f'<section data-optimizer="{html_text(board.optimizer)}">', f"<h2>{html_text(board.optimizer)}</h2>"]
         body += _board_table(board, method_pages)
         body += ["<h3>Pareto view</h3>", f'<img src="{figure}" alt="change against single-task baselines per pair of tasks">', "</section>"]
@@ -281,14 +283,14 @@ def _dataset_page(members: list[Board], stem: str, method_pages: dict[str, str],
     return _page(_page_title(members[0]), [*body, *_optimizer_table(members)])
 
 
-def render_site(boards: list[Board], runs_dir: Path, left_out: list[str], out_dir: Path) -> Path:
-    """Write the site into ``out_dir`` (replacing the pages and figures it wrote before);
-    returns the index page. ``left_out`` lists the runs the tables leave out, as plain text."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    for old in [*out.glob("*.html"), *out.glob("*.png")]:
-        old.unlink()
-    records = {run.path: json.loads((Path(runs_dir) / run.path).read_text()) for board in boards for row in board.rows for run in row.runs}
+def render_site(boards: list[Board], runs_dir: Path, left_out: list[str], out_dir: Path | SiteFolder) -> Path:
+    """Write the site into ``out_dir``, a new or empty folder or one an earlier render wrote
+    (:mod:`leaderboards.site_folder`: the pages and figures that render wrote are replaced,
+    nothing else is touched); returns the index page. ``left_out`` lists the runs the tables
+    leave out, as plain text."""
+    folder = out_dir if isinstance(out_dir, SiteFolder) else SiteFolder(Path(out_dir))
+    runs = [run for board in boards for row in board.rows for run in row.runs]
+    records = {run.path: read_record(Path(runs_dir) / run.path, Path(runs_dir)) for run in runs}
     pages: dict[tuple, list[Board]] = defaultdict(list)
     for board in boards:
         pages[_page_key(board)].append(board)
@@ -299,15 +301,18 @@ def render_site(boards: list[Board], runs_dir: Path, left_out: list[str], out_di
         "<ul>",
     ]
     for key, members in pages.items():
-        title, stem = _page_title(members[0]), slug(json.dumps(key))
-        method_pages = {method: f"{stem}-{slug(method)}.html" for method in sorted({row.method for b in members for row in b.rows})}
-        index.append(f'<li><a href="{stem}.html">{html_text(title)}</a>: {html_text(_summary(members))}</li>')
-        (out / f"{stem}.html").write_text(_dataset_page(members, stem, method_pages, out))
-        for method, page in method_pages.items():
+        title, page = _page_title(members[0]), folder.claim(slug(json.dumps(key)), ".html")
+        stem = page.removesuffix(".html")
+        methods = sorted({row.method for b in members for row in b.rows})
+        method_pages = {method: folder.claim(f"{stem}-{slug(method)}", ".html") for method in methods}
+        index.append(f'<li><a href="{page}">{html_text(title)}</a>: {html_text(_summary(members))}</li>')
+        folder.path(page).write_text(_dataset_page(members, stem, method_pages, folder))
+        for method, method_page in method_pages.items():
             rows = [(board, row) for board in members for row in board.rows if row.method == method]
-            _method_page(title, method, rows, records, out, page.removesuffix(".html"))
+            _method_page(title, method, rows, records, folder, method_page)
     index.append("</ul>")
     if left_out:
         index += ["<h2>Runs left out</h2>", "<ul>", *(f"<li>{html_text(line)}</li>" for line in left_out), "</ul>"]
-    (out / "index.html").write_text(_page("mtlbench leaderboard", index))
-    return out / "index.html"
+    index_page = folder.path(folder.claim("index", ".html"))
+    index_page.write_text(_page("mtlbench leaderboard", index))
+    return index_page

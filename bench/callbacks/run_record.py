@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib.metadata
-import json
 import os
 import platform
 import subprocess
@@ -21,10 +20,10 @@ from pytorch_lightning.callbacks import Callback
 from bench.errors import Diverged
 from bench.record_io import write_json_atomic
 from leaderboards.schema import validate_record
+from leaderboards.untrusted import load_json
 
 SCHEMA = "mtlbench.run/1"
 RECORD_NAME = "results.json"
-MAX_RECORD_BYTES = 64 * 2**20  # an earlier record of the run folder larger than this is not read
 _PACKAGES = ("mtlbench", "torch", "torchvision", "pytorch-lightning", "timm", "torchmetrics", "numpy", "albumentations", "torchjd")
 
 
@@ -89,11 +88,9 @@ def earlier_last_epoch_tests(path: Path, history: list[dict[str, Any]], tasks: s
     tested). Taken only from a valid record whose validation history is ``history``, the one
     the resumed checkpoint holds, so they belong to the very weights that were trained; else []."""
     try:
-        if not path.is_file() or path.stat().st_size > MAX_RECORD_BYTES:
-            return []
-        earlier = json.loads(path.read_text())
+        earlier = load_json(path, path.parent, what="run record")
         validate_record(earlier)
-    except (OSError, ValueError, RecursionError):  # unreadable, not JSON, or not a run record
+    except (OSError, ValueError):  # unreadable, not JSON, or not a run record
         return []
     metrics = earlier["metrics"]
     entries = metrics.get("test_last_epochs")
