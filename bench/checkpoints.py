@@ -210,6 +210,32 @@ def _equal(ours: Any, theirs: Any) -> bool:
         return False
 
 
+SCHEDULED = ("lr",)  # what a scheduler moves during a run: restored from the checkpoint, not compared
+NOT_SETTINGS = ("params", "param_names")
+
+
+def optimizer_settings(optimizer: torch.optim.Optimizer, scheduled: bool) -> list[dict[str, Any]]:
+    """Each parameter group's hyper-parameters (learning rate, momentum, betas, weight decay,
+    ...): what configures the optimizer, not what it learned. With a scheduler, the current
+    ``lr`` is the scheduler's state and is left out (``initial_lr`` is the configured one)."""
+    skipped = NOT_SETTINGS + (SCHEDULED if scheduled else ())
+    return [{key: value for key, value in group.items() if key not in skipped} for group in optimizer.param_groups]
+
+
+def check_optimizer_settings(configured: list[dict[str, Any]], restored: list[dict[str, Any]], source: str) -> None:
+    """One-line :class:`CheckpointError` unless the optimizer restored from ``source`` has the
+    hyper-parameters the run's config built: a checkpoint carries state, never configuration."""
+    if len(configured) != len(restored):
+        raise CheckpointError(f"{source} holds {len(restored)} optimizer parameter groups, this run's config builds {len(configured)}")
+    for index, (ours, theirs) in enumerate(zip(configured, restored, strict=True)):
+        for key in sorted(ours.keys() | theirs.keys()):
+            if not _equal(ours.get(key), theirs.get(key)):
+                raise CheckpointError(
+                    f"{source}: its optimizer has {_plain(key)} {_plain(theirs.get(key))} in parameter group {index}, this run's config "
+                    f"{_plain(ours.get(key))}; resume with the config that wrote the checkpoint (a checkpoint carries state, not settings)"
+                )
+
+
 MAX_COUNT = 2**62
 
 

@@ -19,7 +19,7 @@ from pytorch_lightning.utilities import rank_zero_warn
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from bench.checkpoints import check_model_state, read_count
+from bench.checkpoints import check_model_state, check_optimizer_settings, optimizer_settings, read_count
 from bench.distributed import Collective, step_rng
 from bench.errors import BaselineError, Diverged, MethodConfigError
 from bench.jacobian import JacobianBuffer, aggregated_backward, jacobian_fits, reweighted_losses, shared_gradient_norms
@@ -495,9 +495,20 @@ class MultiTaskModule(pl.LightningModule):
         except (ValueError, TypeError) as error:
             raise MethodConfigError(f"optimizer: {error}; fix --model.optimizer.init_args") from None
         if self.scheduler_factory is None:
+            self._configured_groups = optimizer_settings(optimizer, scheduled=False)
             return optimizer
         try:
             scheduler = self.scheduler_factory(optimizer)
         except (ValueError, TypeError) as error:
             raise MethodConfigError(f"lr_scheduler: {error}; fix --model.lr_scheduler.init_args") from None
+        self._configured_groups = optimizer_settings(optimizer, scheduled=True)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+
+    def on_train_start(self) -> None:
+        # a resumed optimizer takes its hyper-parameters from the checkpoint's state (torch's
+        # load_state_dict): they must be the ones this run's config built, or the run would
+        # train with settings its record does not name
+        configured = getattr(self, "_configured_groups", None)
+        if configured is not None and self.trainer.ckpt_path:
+            restored = optimizer_settings(self.trainer.optimizers[0], scheduled=self.scheduler_factory is not None)
+            check_optimizer_settings(configured, restored, f"checkpoint {self.trainer.ckpt_path}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -82,6 +83,54 @@ def test_a_checkpoint_step_count_that_is_no_count_is_refused_in_one_line(nash_fi
     crafted = rewritten(last, tmp_path / "count.ckpt", lambda checkpoint: checkpoint.update(zero_update_steps=2**70))
     assert main(["fit", *args, "--trainer.max_epochs=2", f"--ckpt_path={crafted}"]) == 2
     assert error_line(capsys).startswith(f"mtlbench: error: checkpoint {crafted}: zero_update_steps must be an int from 0 to 2^62, got ")
+
+
+HYPERPARAMETERS = {  # issue 26's three: settings, a callable to call, a module to import
+    "settings": {"optimizer": {"class_path": "torch.optim.Adam", "init_args": {"lr": 123.0}}, "grad_clip_norm": 0.5},
+    "callable": {"lr_scheduler": {"class_path": "torch.optim.lr_scheduler.LambdaLR", "init_args": {"lr_lambda": "ckpt_payload.mark"}}},
+    "import": {"net": "ckpt_payload.anything"},
+}
+NOTED = {"settings": "grad_clip_norm, optimizer.init_args.lr", "callable": "lr_scheduler.class_path, lr_scheduler.init_args.lr_lambda"}
+
+
+@pytest.mark.parametrize("case", HYPERPARAMETERS)
+def test_stored_hyperparameters_never_become_the_config(nash_fit, tmp_path, monkeypatch, capsys, case):
+    """LightningCLI merges a checkpoint's hyper_parameters into the config; here they are data,
+    named in one note, and nothing they name is imported or called (the payload module would
+    write a marker file on import and on every call)."""
+    args, last = nash_fit
+    marker = tmp_path / "ran"
+    payload = f"open({str(marker)!r}, 'a').write('imported')\ndef mark(*_):\n    open({str(marker)!r}, 'a').write('called')\n"
+    (tmp_path / "ckpt_payload.py").write_text(payload)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    crafted = rewritten(last, tmp_path / f"{case}.ckpt", lambda checkpoint: checkpoint.update(hyper_parameters=HYPERPARAMETERS[case]))
+    assert main(["test", *args, f"--ckpt_path={crafted}"]) == 0
+    notes = [line for line in capsys.readouterr().err.splitlines() if "hyper-parameters" in line]
+    assert notes == [
+        f"mtlbench: note: checkpoint {crafted} carries hyper-parameters that differ from this command's ({NOTED.get(case, 'net')}); "
+        "ignored: a run's configuration comes from its command and config files only"
+    ]
+    assert not marker.exists()
+    save_dir = Path(next(arg for arg in args if arg.startswith("--trainer.logger.init_args.save_dir=")).split("=", 1)[1])
+    record = json.loads(max(save_dir.rglob("results.json"), key=lambda path: path.stat().st_mtime).read_text())
+    model = record["config"]["model"]  # the command's config, not the checkpoint's
+    assert model["optimizer"]["init_args"]["lr"] == 0.001 and model.get("grad_clip_norm") is None
+
+
+def test_a_checkpoint_whose_optimizer_has_other_settings_is_refused_in_one_line(nash_fit, tmp_path, capsys):
+    """The optimizer state's hyper-parameters (torch restores them with the state) must be the
+    config's: otherwise the run would train with settings its record does not name."""
+    args, last = nash_fit
+
+    def other_decay(checkpoint):
+        checkpoint["optimizer_states"][0]["param_groups"][0]["weight_decay"] = 0.5
+
+    crafted = rewritten(last, tmp_path / "decay.ckpt", other_decay)
+    assert main(["fit", *args, "--trainer.max_epochs=2", f"--ckpt_path={crafted}"]) == 2
+    assert error_line(capsys).endswith(
+        f"mtlbench: error: checkpoint {crafted}: its optimizer has weight_decay 0.5 in parameter group 0, this run's config 1e-05; "
+        "resume with the config that wrote the checkpoint (a checkpoint carries state, not settings)"
+    )
 
 
 @pytest.mark.parametrize("count", ["12", -1, True, 1.0])
