@@ -39,10 +39,11 @@ def open_npy(path: Path) -> np.ndarray:
         descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as error:
         raise NpyError(f"cannot be opened ({error.strerror})") from None
+    status = os.fstat(descriptor)
+    if not stat.S_ISREG(status.st_mode):
+        os.close(descriptor)
+        raise NpyError("not a regular file (a FIFO, device or folder)")
     with os.fdopen(descriptor, "rb") as stream:
-        status = os.fstat(stream.fileno())
-        if not stat.S_ISREG(status.st_mode):
-            raise NpyError("not a regular file (a FIFO, device or folder)")
         try:
             shape, fortran_order, dtype = _header(stream)
         except (ValueError, EOFError, SyntaxError) as error:

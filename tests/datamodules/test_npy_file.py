@@ -1,0 +1,66 @@
+"""A release's .npy samples from others: each hostile file is one line of `mtlbench data check`,
+found without allocating what the header claims and without blocking on a FIFO."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import struct
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from datamodules.fake_release import write_release
+from datamodules.npy_file import NpyError, open_npy
+
+
+def crafted_header(shape: tuple[int, ...], data: bytes = b"\0" * 64) -> bytes:
+    header = f"{{'descr': '<f8', 'fortran_order': False, 'shape': {shape}, }}"
+    header += " " * (63 - (10 + len(header)) % 64) + "\n"
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode() + data
+
+
+CASES = {
+    "0-byte file": (lambda path: path.write_bytes(b""), "not a .npy file (EOF"),
+    "0x0 array": (lambda path: np.save(path, np.zeros((0, 0), np.float32)), "shape (0, 0) holds no values"),
+    "huge header": (lambda path: path.write_bytes(crafted_header((40000, 40000))), "holds 1600000000 values, more than"),
+    "short data": (lambda path: path.write_bytes(crafted_header((8, 8))), "holds 64 data bytes, its header promises 512"),
+    "object dtype": (lambda path: np.save(path, np.array([{"a": 1}], dtype=object)), "dtype object, expected a numeric dtype"),
+    "FIFO": (lambda path: (path.unlink(), os.mkfifo(path)), "not a regular file"),
+}
+
+
+@pytest.fixture(scope="module")
+def release(tmp_path_factory) -> Path:
+    return write_release(tmp_path_factory.mktemp("release") / "nyuv2", "nyuv2", num_train=2, num_test=2, height=8, width=8)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_a_hostile_sample_is_one_line_of_data_check(release, tmp_path, case, capsys):
+    from bench.data_cli import main
+
+    root = tmp_path / "release"
+    shutil.copytree(release, root)
+    spoil, reason = CASES[case]
+    spoil(root / "train" / "depth" / "1.npy")
+    previous = signal.signal(signal.SIGALRM, lambda *_: (_ for _ in ()).throw(TimeoutError("data check blocked")))
+    signal.alarm(20)
+    try:
+        start = time.perf_counter()
+        assert main(["check", str(root)]) == 1
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    assert time.perf_counter() - start < 20
+    lines = [line for line in capsys.readouterr().out.splitlines() if "depth/1.npy" in line]
+    assert len(lines) == 1 and reason in lines[0], lines
+
+
+def test_a_whole_sample_maps_without_a_copy(release):
+    array = open_npy(release / "train" / "depth" / "0.npy")
+    assert isinstance(array, np.memmap) and np.array_equal(array, np.load(release / "train" / "depth" / "0.npy"))
+    with pytest.raises(NpyError, match="not a regular file"):
+        open_npy(release / "train")  # a folder: refused before it is read
