@@ -42,7 +42,8 @@ def _check(condition: bool, reason: str) -> None:
 def _text(value: Any, where: str, optional: bool = False) -> None:
     if value is None and optional:
         return
-    _check(isinstance(value, str) and 0 < len(value) <= MAX_NAME, f"{where} must be a name of 1 to {MAX_NAME} characters")
+    fits = isinstance(value, str) and 0 < len(value) <= MAX_NAME and value.isprintable()  # no newline, NUL or bidi control
+    _check(fits, f"{where} must be a name of 1 to {MAX_NAME} printable characters")
 
 
 def _object(value: Any, where: str, optional: bool = False) -> dict:
