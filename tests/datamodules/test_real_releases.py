@@ -153,7 +153,7 @@ BAD_CASES = {
     "wrong size": (lambda r: save(r / "train" / "depth" / "0.npy", np.ones((HEIGHT + 1, WIDTH))), r"train/depth/0.npy: size 36x47 differs"),
     "wrong dtype": (
         lambda r: save(r / "train" / "label" / "0.npy", np.full((HEIGHT, WIDTH), "a")),
-        r"train/label/0.npy: dtype <U1, expected a numeric",
+        r"train/label/0.npy: unreadable .npy \(dtype <U1, expected a numeric",
     ),
     "label out of range": (
         lambda r: save(r / "train" / "label" / "0.npy", np.full((HEIGHT, WIDTH), 13.0)),
