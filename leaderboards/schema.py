@@ -18,6 +18,7 @@ SCHEMA = "mtlbench.run/1"
 STATUSES = ("running", "fitted", "complete", "diverged", "failed")
 DIRECTIONS = ("higher", "lower")
 MAX_NAME = 200  # characters of a method, task, metric or model name
+MAX_MAGNITUDE = 1e15  # a finite result beyond this is no metric, loss or cost: it would overflow the tables' arithmetic
 
 
 class RecordError(ValueError):
@@ -53,12 +54,19 @@ def _object(value: Any, where: str, optional: bool = False) -> dict:
     return value
 
 
-def _number(value: Any, where: str, optional: bool = False, finite: bool = False, positive: bool = False) -> None:
+def _number(
+    value: Any, where: str, optional: bool = False, finite: bool = False, positive: bool = False, within: tuple[float, float] | None = None
+) -> None:
+    """A number; NaN and infinities only where neither ``finite``, ``positive`` nor ``within``
+    is asked (a diverged run's results); a finite one within +-MAX_MAGNITUDE and ``within``."""
     if value is None and optional:
         return
     _check(_is_number(value), f"{where} must be a number")
-    if finite or positive:
+    if finite or positive or within:
         _check(math.isfinite(value), f"{where} must be finite")
+    if math.isfinite(value):
+        low, high = within or (-MAX_MAGNITUDE, MAX_MAGNITUDE)
+        _check(low <= value <= high, f"{where} must lie in [{low:g}, {high:g}]")
     if positive:
         _check(value > 0, f"{where} must be positive")
 
@@ -111,13 +119,18 @@ def validate_record(record: Any) -> None:
         _number(entry.get("select"), f"metrics.val[{index}].select", optional=True)
     cost = _object(record.get("cost"), "cost", optional=True)
     timing = _object(cost.get("seconds_per_step"), "cost.seconds_per_step", optional=True)
-    _number(timing.get("median"), "cost.seconds_per_step.median", optional=True)
-    _number(cost.get("peak_memory_mb"), "cost.peak_memory_mb", optional=True)
+    _number(timing.get("median"), "cost.seconds_per_step.median", optional=True, positive=True)
+    _number(cost.get("peak_memory_mb"), "cost.peak_memory_mb", optional=True, within=(0, MAX_MAGNITUDE))
     statistics = _object(record.get("gradient_statistics"), "gradient_statistics", optional=True)
-    for key in ("inter_task/cos", "inter_task/mag_sim"):
-        if key in statistics:
-            _number(_object(statistics[key], f"gradient_statistics['{key}']").get("mean"), f"gradient_statistics['{key}'].mean")
-    _number(statistics.get("inter_task/conflict_rate"), "gradient_statistics['inter_task/conflict_rate']", optional=True)
+    slack = 1e-6  # float rounding of a mean of cosines
+    for kind in ("inter_task", "inter_sample"):  # the summaries the tables show: cosines in [-1, 1], the others in [0, 1]
+        for stat, span in (("cos", (-1 - slack, 1 + slack)), ("mag_sim", (0, 1 + slack))):
+            key = f"{kind}/{stat}"
+            if key in statistics:
+                entry = _object(statistics[key], f"gradient_statistics['{key}']")
+                _number(entry.get("mean"), f"gradient_statistics['{key}'].mean", within=span)
+        rate = statistics.get(f"{kind}/conflict_rate")
+        _number(rate, f"gradient_statistics['{kind}/conflict_rate']", optional=True, within=(0, 1))
     divergence = _object(record.get("divergence"), "divergence", optional=True)
     if divergence:
         _check(type(divergence.get("step")) is int, "divergence.step must be an integer")

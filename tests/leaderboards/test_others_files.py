@@ -106,6 +106,10 @@ def control_characters(root):
     edit(root, TARGET, lambda record: record["method"].update(name="UW\u202e\u0000\n| x"))
 
 
+def out_of_range(root):
+    edit(root, TARGET, lambda record: record["gradient_statistics"]["inter_task/cos"].update(mean=7.0))
+
+
 def extra_metric(root):
     def change(record):
         record["metrics"]["test"]["depth"]["extra"] = 1.0
@@ -130,6 +134,7 @@ CASES = {
     "link outside the runs folder": (outside_link, "is a link that leads outside the folder read"),
     "100 kB string": (long_string, "config.model.net.class_path is a string of 100000 characters, more than 4096"),
     "control characters in a name": (control_characters, "method.name must be a name of 1 to 200 printable characters"),
+    "cosine out of range": (out_of_range, "gradient_statistics['inter_task/cos'].mean must lie in [-1, 1]"),
     "extra metric": (extra_metric, "depth measured by abs_err (lower), extra (lower), rel_err (lower), the board by abs_err (lower)"),
     "flipped direction": (flipped_direction, "depth/abs_err says higher is better, the board lower (as 4 of its 4 single-task baselines)"),
     "tasks the config contradicts": (contradicting_tasks, "config.data.init_args.tasks differs from dataset.tasks"),
