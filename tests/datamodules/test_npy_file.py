@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import struct
 import time
 from pathlib import Path
@@ -38,6 +37,7 @@ def release(tmp_path_factory) -> Path:
     return write_release(tmp_path_factory.mktemp("release") / "nyuv2", "nyuv2", num_train=2, num_test=2, height=8, width=8)
 
 
+@pytest.mark.timeout(20)  # a reader blocked on the FIFO fails, not hangs
 @pytest.mark.parametrize("case", CASES)
 def test_a_hostile_sample_is_one_line_of_data_check(release, tmp_path, case, capsys):
     from bench.data_cli import main
@@ -46,14 +46,8 @@ def test_a_hostile_sample_is_one_line_of_data_check(release, tmp_path, case, cap
     shutil.copytree(release, root)
     spoil, reason = CASES[case]
     spoil(root / "train" / "depth" / "1.npy")
-    previous = signal.signal(signal.SIGALRM, lambda *_: (_ for _ in ()).throw(TimeoutError("data check blocked")))
-    signal.alarm(20)
-    try:
-        start = time.perf_counter()
-        assert main(["check", str(root)]) == 1
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
+    start = time.perf_counter()
+    assert main(["check", str(root)]) == 1
     assert time.perf_counter() - start < 20
     lines = [line for line in capsys.readouterr().out.splitlines() if "depth/1.npy" in line]
     assert len(lines) == 1 and reason in lines[0], lines
