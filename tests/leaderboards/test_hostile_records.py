@@ -155,7 +155,7 @@ def test_escapes_are_inert_for_every_special_character():
     assert csv_text("-1+2") == "'-1+2" and csv_text("EW") == "EW"
 
 
-def test_a_wandb_run_id_that_is_a_path_is_not_fetched(tmp_path, monkeypatch):
+def test_a_wandb_run_id_that_is_a_path_is_not_fetched(tmp_path, monkeypatch, capsys):
     """Run ids from a W&B project are folder names; one like '../x' would write outside the folder.
     W&B's server cannot be reached here, so its API object is replaced by one serving two runs."""
     import wandb
@@ -164,10 +164,10 @@ def test_a_wandb_run_id_that_is_a_path_is_not_fetched(tmp_path, monkeypatch):
 
     class File:
         name = "results.json"
-        size = 2  # bytes, as W&B's File reports them
 
         def __init__(self, run_id):
             self.run_id = run_id
+            self.size = 2**40 if run_id == "huge" else 2  # bytes, as W&B's File reports them
 
         def download(self, root, replace):
             Path(root).mkdir(parents=True, exist_ok=True)
@@ -188,9 +188,13 @@ def test_a_wandb_run_id_that_is_a_path_is_not_fetched(tmp_path, monkeypatch):
             pass
 
         def runs(self, project, filters):
-            return [Run("../escaped"), Run("abc123")]
+            return [Run("../escaped"), Run("abc123"), Run("huge")]
 
     monkeypatch.setattr(wandb, "Api", Api)
     assert fetch_records("team/project", tmp_path / "records") == 1
     assert (tmp_path / "records" / "abc123" / "results.json").is_file()
     assert not (tmp_path / "escaped").exists()
+    assert not (tmp_path / "records" / "huge").exists()  # a record the leaderboard would not read is never downloaded
+    assert capsys.readouterr().err == (
+        "mtlbench leaderboard: W&B run huge: its results.json is 1099511627776 bytes, not 1 to 16777216; not fetched\n"
+    )
