@@ -218,8 +218,13 @@ def optimizer_settings(optimizer: torch.optim.Optimizer, scheduled: bool) -> lis
     """Each parameter group's hyper-parameters (learning rate, momentum, betas, weight decay,
     ...): what configures the optimizer, not what it learned. With a scheduler, the current
     ``lr`` is the scheduler's state and is left out (``initial_lr`` is the configured one)."""
+    return saved_settings(optimizer.param_groups, scheduled)
+
+
+def saved_settings(groups: list[dict[str, Any]], scheduled: bool) -> list[dict[str, Any]]:
+    """:func:`optimizer_settings` of parameter groups as an optimizer's state dict holds them."""
     skipped = NOT_SETTINGS + (SCHEDULED if scheduled else ())
-    return [{key: value for key, value in group.items() if key not in skipped} for group in optimizer.param_groups]
+    return [{key: value for key, value in group.items() if key not in skipped} for group in groups]
 
 
 def check_optimizer_settings(configured: list[dict[str, Any]], restored: list[dict[str, Any]], source: str) -> None:

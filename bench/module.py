@@ -19,9 +19,9 @@ from pytorch_lightning.utilities import rank_zero_warn
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from bench.checkpoints import check_model_state, check_optimizer_settings, optimizer_settings, read_count
+from bench.checkpoints import check_model_state, check_optimizer_settings, optimizer_settings, read_count, saved_settings
 from bench.distributed import Collective, step_rng
-from bench.errors import BaselineError, Diverged, MethodConfigError
+from bench.errors import BaselineError, CheckpointError, Diverged, MethodConfigError
 from bench.jacobian import JacobianBuffer, aggregated_backward, jacobian_fits, reweighted_losses, shared_gradient_norms
 from bench.losses import loss_for, pixel_loss_sum, valid_pixels
 from bench.methods import EqualWeighting, GradientAggregator, LossWeighting
@@ -423,6 +423,8 @@ class MultiTaskModule(pl.LightningModule):
         if "rng_states" in checkpoint:
             set_rng_states(checkpoint["rng_states"])
         self.zero_update_steps = read_count(checkpoint.get("zero_update_steps", 0), f"checkpoint {path}: zero_update_steps")
+        if self._trainer is not None and self.trainer.state.fn == "fit" and "optimizer_states" in checkpoint:
+            self._check_optimizer_state(checkpoint["optimizer_states"], f"checkpoint {path}" if path else "the checkpoint")
 
     # ----------------------------------------------------------------------------- evaluation
     # Every sample of a split is counted once, on one process (the datamodule's samplers blank
@@ -495,20 +497,22 @@ class MultiTaskModule(pl.LightningModule):
         except (ValueError, TypeError) as error:
             raise MethodConfigError(f"optimizer: {error}; fix --model.optimizer.init_args") from None
         if self.scheduler_factory is None:
-            self._configured_groups = optimizer_settings(optimizer, scheduled=False)
             return optimizer
         try:
             scheduler = self.scheduler_factory(optimizer)
         except (ValueError, TypeError) as error:
             raise MethodConfigError(f"lr_scheduler: {error}; fix --model.lr_scheduler.init_args") from None
-        self._configured_groups = optimizer_settings(optimizer, scheduled=True)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
 
-    def on_train_start(self) -> None:
-        # a resumed optimizer takes its hyper-parameters from the checkpoint's state (torch's
-        # load_state_dict): they must be the ones this run's config built, or the run would
-        # train with settings its record does not name
-        configured = getattr(self, "_configured_groups", None)
-        if configured is not None and self.trainer.ckpt_path:
-            restored = optimizer_settings(self.trainer.optimizers[0], scheduled=self.scheduler_factory is not None)
-            check_optimizer_settings(configured, restored, f"checkpoint {self.trainer.ckpt_path}")
+    def _check_optimizer_state(self, states: object, source: str) -> None:
+        """A resumed optimizer takes its hyper-parameters from the checkpoint's state (torch's
+        ``load_state_dict``): they must be the ones this run's config builds (an optimizer built
+        here to compare, before anything is restored), or the run would train with settings its
+        record does not name."""
+        built = self.configure_optimizers()
+        optimizer = built["optimizer"] if isinstance(built, dict) else built
+        scheduled = self.scheduler_factory is not None
+        saved = states[0].get("param_groups") if isinstance(states, list) and states and isinstance(states[0], dict) else None
+        if not isinstance(saved, list) or not all(isinstance(group, dict) for group in saved):
+            raise CheckpointError(f"{source} holds no optimizer parameter groups; it is not a checkpoint of mtlbench fit")
+        check_optimizer_settings(optimizer_settings(optimizer, scheduled), saved_settings(saved, scheduled), source)
