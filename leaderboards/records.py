@@ -7,6 +7,7 @@ read, and its config is only ever read as data (the model's name), never instant
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -186,6 +187,17 @@ def record_paths(root: Path) -> list[Path]:
     return [path for path in sorted(Path(root).rglob(RECORD_NAME)) if "wandb" not in path.relative_to(root).parts]
 
 
+def linked_folders(root: Path) -> list[Path]:
+    """The linked folders under ``root`` (relative to it; W&B's own folders aside), which
+    :func:`record_paths` does not enter: a link may lead anywhere, so its records are named as
+    left out instead of read."""
+    found = []
+    for folder, names, _ in os.walk(root):
+        names[:] = [name for name in names if name != "wandb"]  # W&B links its latest run: not a run folder
+        found += [(Path(folder) / name).relative_to(root) for name in names if (Path(folder) / name).is_symlink()]
+    return sorted(found)
+
+
 def read_record(path: Path, root: Path) -> dict:
     """One run record under ``root`` as checked data (:mod:`leaderboards.untrusted`): a regular
     file of bounded size inside ``root``; :class:`UntrustedFileError` (one line) otherwise."""
@@ -208,4 +220,6 @@ def load_runs(root: Path, test_metrics: str = "selected") -> tuple[list[Run], li
             runs.append(parse_record(record, path.relative_to(root), test_metrics))
         except RecordError as error:
             problems.append(f"{path.relative_to(root)}: rejected run record ({error})")
+    for folder in linked_folders(root):
+        problems.append(f"{folder}: a linked folder; its records are not read (copy the runs themselves into the folder)")
     return runs, problems

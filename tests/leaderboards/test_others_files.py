@@ -184,6 +184,16 @@ def test_publishing_copies_only_the_records_inside_the_runs_folder(clean, tmp_pa
     assert "private" not in table
 
 
+def test_a_linked_run_folder_is_named_not_entered(clean, tmp_path):
+    runs, expected = clean
+    shutil.move(runs / TARGET, tmp_path / "elsewhere")
+    (runs / TARGET).symlink_to(tmp_path / "elsewhere")
+    (runs / "EW-Adam-s0" / "wandb").mkdir()
+    (runs / "EW-Adam-s0" / "wandb" / "latest-run").symlink_to(tmp_path)  # what W&B writes: not a run folder
+    assert left_out(runs) == [f"{TARGET}: a linked folder; its records are not read (copy the runs themselves into the folder)"]
+    assert deltas(runs) == expected
+
+
 def alias_bomb(levels: int = 9) -> str:
     lines = ['a0: &a0 ["x", "x", "x", "x", "x", "x", "x", "x", "x"]']
     for level in range(1, levels):
