@@ -37,7 +37,8 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.cli import LightningCLI
 
 from bench.callbacks import MidEpochCheckpoint, RunRecord, StepCost
-from bench.checkpoints import AtomicCheckpointIO, check_checkpoint, differing_keys, resumable_checkpoint, stored_hyperparameters
+from bench.checkpoints import check_checkpoint, differing_keys, resumable_checkpoint, stored_hyperparameters
+from bench.console import quiet_libraries, take_verbose_flag
 from bench.errors import DIVERGED_EXIT, BaselineError, CheckpointError, Diverged, MethodConfigError, RunFileError
 from bench.module import MultiTaskModule
 from datamodules import DatasetError, DenseDataModule
@@ -71,7 +72,8 @@ class MtlbenchCLI(LightningCLI):
             auto_configure_optimizers=False,
             save_config_kwargs={"overwrite": True},
             parser_kwargs={"exit_on_error": False},  # main() prints the one line that matters
-            trainer_defaults={"callbacks": [StepCost(), RunRecord()], "plugins": [AtomicCheckpointIO()]},
+            # the plugin as a class path, not an instance: the config it is part of can be saved
+            trainer_defaults={"callbacks": [StepCost(), RunRecord()], "plugins": [{"class_path": "bench.checkpoints.AtomicCheckpointIO"}]},
             args=args,
             run=run,
         )
@@ -358,7 +360,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ``mtlbench data ...`` runs the dataset tools, ``mtlbench plot`` the gradient figures;
     everything else goes to LightningCLI.
     """
-    args = list(sys.argv[1:] if argv is None else argv)
+    given = list(sys.argv[1:] if argv is None else argv)
+    args = take_verbose_flag(given)
+    quiet_libraries()
     inherited = RESUME_ENV in os.environ  # set by the first process for DDP's others
     try:
         if args[:1] == ["data"]:
@@ -369,7 +373,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from bench.plot import main as plot_main
 
             return plot_main(args[1:])
-        MtlbenchCLI(args=None if argv is None else args)
+        MtlbenchCLI(args=None if argv is None and args == given else args)
     except ArgumentError as error:  # a bad option or config path: one line, no usage (--help has it)
         command = f"mtlbench {args[0]}" if args and not args[0].startswith("-") else "mtlbench"
         print(f"mtlbench: error: {argument_error_line(str(error))}; see `{command} --help`", file=sys.stderr)

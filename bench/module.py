@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
@@ -406,7 +407,11 @@ class MultiTaskModule(pl.LightningModule):
         self.method.on_epoch_end()
         scheduler = self.lr_schedulers()
         if scheduler is not None:
-            scheduler.step()
+            with warnings.catch_warnings():
+                # a resumed run's first step of the schedule follows optimizer steps taken by the
+                # process that wrote the checkpoint, which torch cannot see: its order warning is wrong here
+                warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler.step\(\)` before `optimizer.step\(\)`")
+                scheduler.step()
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         """Every random generator's state (torch, CUDA, numpy, Python), as plain tensors and lists,

@@ -543,7 +543,7 @@ def main(argv: list[str]) -> int:
     for run_id in outcome["diverged"]:
         print(f"diverged: {run_id} (a result: the leaderboard lists it; log: {args.runs / (run_id + '.log')})")
     if not outcome["submitted"]:
-        from leaderboards.cli import render_leaderboard
+        from leaderboards.cli import render_and_summarise
 
         out = args.out if args.out is not None else args.runs / "leaderboard"
         from leaderboards.records import network_of_arguments
@@ -551,6 +551,5 @@ def main(argv: list[str]) -> int:
         spec = load_spec(args.spec)
         stl = spec["stl"] or {}
         baselines = {"stl_optimizer": stl.get("optimizer"), "stl_model": network_of_arguments(stl.get("args", []), Path.cwd())}
-        print(render_leaderboard(args.runs, out, perf=spec.get("perf"), **baselines))
-        print(f"leaderboard written to {out}")
+        print(render_and_summarise(args.runs, out, perf=spec.get("perf"), **baselines)[1])
     return 1 if outcome["failed"] or outcome["blocked"] else 0

@@ -19,7 +19,7 @@ from pathlib import Path
 from leaderboards.admission import load_admitted_runs
 from leaderboards.costs import load_perf
 from leaderboards.records import TEST_METRICS, record_paths
-from leaderboards.render import csv_table, latex, left_out_lines, markdown, pareto_png
+from leaderboards.render import console_summary, csv_table, latex, left_out_lines, markdown, pareto_png
 from leaderboards.site_folder import SiteFolder
 from leaderboards.tables import apply_perf_costs, build_boards
 from leaderboards.untrusted import MAX_RECORD_BYTES, MAX_SPEC_BYTES, UntrustedFileError, read_bytes
@@ -90,7 +90,12 @@ def keep_records(runs_dir: Path, out_dir: Path) -> tuple[Path, list[str]]:
     return target, left
 
 
-def render_leaderboard(
+def render_leaderboard(*args, **options) -> str:
+    """:func:`render_and_summarise`'s Markdown (what the command prints in full)."""
+    return render_and_summarise(*args, **options)[0]
+
+
+def render_and_summarise(
     runs_dir: Path,
     out_dir: Path,
     png: bool = True,
@@ -100,12 +105,13 @@ def render_leaderboard(
     stl_optimizer: str | None = None,
     stl_model: str | None = None,
     not_kept: list[str] | None = None,
-) -> str:
+) -> tuple[str, str]:
     """Read every run record under ``runs_dir`` and write the tables into ``out_dir``; the cost
     columns come from the ``perf`` records (``mtlbench perf --out``) of the boards' models.
     ``html``: also write the static site there (:mod:`leaderboards.site`). ``stl_optimizer``:
     every board's baselines are that optimizer's single-task runs (a spec's ``stl.optimizer``),
-    ``stl_model`` likewise for a network (a spec's ``stl.args`` naming ``--model.net``)."""
+    ``stl_model`` likewise for a network (a spec's ``stl.args`` naming ``--model.net``).
+    Returns the Markdown and a short summary for a terminal (:func:`console_summary`)."""
     if not Path(runs_dir).is_dir():
         raise FileNotFoundError(f"runs folder {runs_dir} not found; pass the folder that holds the runs' results.json files")
     runs, problems = load_admitted_runs(runs_dir, test_metrics)
@@ -128,7 +134,7 @@ def render_leaderboard(
         from leaderboards.site import render_site
 
         render_site(boards, runs_dir, left_out_lines(excluded, problems), site)
-    return text
+    return text, console_summary(boards, len(excluded) + len(problems), out_dir)
 
 
 def main(argv: list[str]) -> int:

@@ -122,6 +122,23 @@ def markdown(boards: list[Board], excluded: list[Run], problems: list[str], test
     return "\n".join(lines)
 
 
+def console_summary(boards: list[Board], left_out: int, tables: Path) -> str:
+    """A few lines for a terminal: per board, each method's rank by Δm, its Δm over seeds and
+    its seed count, marked where not significantly different from EW; then where the full
+    tables are. (Names are printable: the record schema allows no control characters.)"""
+    lines = [f"Δm % against single-task baselines (lower is better; {NOT_SIGNIFICANT} not significantly different from EW)"]
+    for board in boards:
+        lines.append(board.title)
+        width = max((len(row.label) for row in board.rows), default=0)
+        for rank, row in enumerate(board.rows, start=1):
+            mark = f" {NOT_SIGNIFICANT}" if row.not_different_from_ew else ""
+            lines.append(f"  {rank:>2}  {row.label:<{width}}  {_pm(row.delta_metric):>15}  {len(row.seeds)} seeds{mark}")
+    if left_out:
+        lines.append(f"{left_out} runs left out: listed in leaderboard.md")
+    lines.append(f"full tables: {tables / 'leaderboard.md'} (and .csv, .tex)")
+    return "\n".join(lines)
+
+
 def left_out_lines(excluded: list[Run], problems: list[str]) -> list[str]:
     """The runs the tables leave out and why, as plain text (escape for the format)."""
     return [f"{run.path}: {run.exclusion} ({run.method}, {run.optimizer}, seed {run.seed})" for run in excluded] + list(problems)

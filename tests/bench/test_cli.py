@@ -78,16 +78,23 @@ def test_single_task_run_uses_the_same_pipeline(tiny_cache, tmp_path):
         ("--model.optimizer.init_args.lr=-1", r"optimizer: Invalid learning rate: -1.0; fix --model.optimizer.init_args"),
     ],
 )
-def test_user_errors_end_in_one_line(tiny_cache, tmp_path, capsys, override, expected):
+def test_user_errors_end_in_one_line(tiny_cache, tmp_path, capfd, override, expected):
+    """The whole console (both streams, at the file-descriptor level, so library loggers count)
+    is the one line, and no warning was raised on the way."""
     import re
+    import warnings
 
     a_file = tmp_path / "a_file"
     a_file.write_bytes(b"not a checkpoint, and not a folder")
-    assert main(["fit", *tiny_args(tiny_cache, tmp_path), override.format(file=a_file)]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    message = [line for line in err if line.startswith("mtlbench: error:")]
-    assert len(message) == 1 and re.search(expected, message[0]), err
-    assert not any(line.startswith(("Traceback", "usage:")) for line in err), err
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")  # every warning a console shows, once per call
+        for hidden in (DeprecationWarning, PendingDeprecationWarning):  # what Python hides outside __main__
+            warnings.filterwarnings("ignore", category=hidden)
+        assert main(["fit", *tiny_args(tiny_cache, tmp_path), override.format(file=a_file)]) == 2
+    out, err = capfd.readouterr()
+    lines = [line for line in (out + err).splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("mtlbench: error:") and re.search(expected, lines[0]), lines
+    assert [f"{warning.category.__name__}: {warning.message}" for warning in caught] == []
 
 
 def test_a_corrupt_checkpoint_is_named(tiny_cache, tmp_path, capsys):

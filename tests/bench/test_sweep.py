@@ -99,9 +99,11 @@ def test_sweep_command_skips_complete_runs_and_prints_the_leaderboard(tiny_cache
     assert main([str(spec), "--runs", str(runs_dir)]) == 0
     assert main([str(spec), "--runs", str(runs_dir)]) == 0  # everything complete: nothing runs again
     out = capsys.readouterr().out
-    assert "4 skipped, 0 done" in out and out.count("# Leaderboard") == 2
+    assert "4 skipped, 0 done" in out and out.count("full tables: ") == 2 and "# Leaderboard" not in out  # a summary, not the table
     table = (runs_dir / "leaderboard" / "leaderboard.md").read_text()
     assert "| EW |" in table and "| UW" in table
+    summary = [line.split() for line in out.splitlines() if line.startswith("   ")]
+    assert {line[1] for line in summary} == {"EW", "UW"} and all("seeds" in line[-2:] for line in summary)
 
 
 def written_log(path: Path, timeout: float = 20.0) -> bytes:
