@@ -5,6 +5,7 @@ chosen blocks, as DPT does); ImageNet weights through timm's own loading, or a l
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -14,6 +15,12 @@ from torch import nn
 
 from models.errors import ModelConfigError
 from models.pyramid import PLAIN_STRIDES, BlockPyramid
+
+# what timm raises as RuntimeError for a configuration (a model without dense features, weights
+# of another shape); any other RuntimeError is a real failure and keeps its traceback
+CONFIG_RUNTIME_ERROR = re.compile(r"features_only|feature_info|out_indices|size mismatch", re.IGNORECASE)
+# what a backbone raises as RuntimeError for images of a size it cannot take
+INPUT_SIZE_ERROR = re.compile(r"input (height|width|size)|kernel size can't be greater|output size is too small", re.IGNORECASE)
 
 # keyword arguments that free a transformer from its pretraining image size, in timm's words:
 # plain ViTs interpolate their position embedding, Swin pads to its windows
@@ -71,7 +78,12 @@ def _create(name: str, kwargs: dict, pretrained: bool | str | None) -> nn.Module
                 f"the default weights of '{name}' are not in timm's cache {weights_cache(name)} and could not be downloaded "
                 f"({type(error).__name__}); download them once with network into that cache, or pass pretrained: PATH of a local file"
             ) from None
-        except (RuntimeError, IndexError, AssertionError, ValueError, KeyError, AttributeError) as error:
+        except (IndexError, AssertionError, ValueError) as error:  # timm's checks of out_indices and features_only
+            last = error
+            break
+        except RuntimeError as error:
+            if not CONFIG_RUNTIME_ERROR.search(str(error)):
+                raise  # not the configuration's: a bug of timm's or ours, or the device; its traceback matters
             last = error
             break
     if pretrained not in (None, False) and isinstance(last, RuntimeError) and "size mismatch" in str(last).lower():
@@ -157,6 +169,8 @@ class Backbone(nn.Module):
         except torch.OutOfMemoryError:
             raise
         except (AssertionError, RuntimeError) as error:  # a model made for one input size (MTLBENCH_DEBUG=1 shows where)
+            if isinstance(error, RuntimeError) and not INPUT_SIZE_ERROR.search(str(error)):
+                raise  # not the input size's: its traceback matters
             size = "x".join(str(side) for side in images.shape[-2:])
             reason = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
             raise ModelConfigError(f"timm backbone '{self.name}' cannot give dense features of {size} images: {reason}") from error

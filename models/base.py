@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from abc import abstractmethod
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 
 import torch
@@ -21,7 +21,7 @@ def checked_task_names(tasks: Sequence, model: str) -> list[str]:
     return names
 
 
-class MultiTaskModel(nn.Module):
+class MultiTaskModel(nn.Module, ABC):
     """A shared part ``encode(images) -> z`` and task-specific heads ``decode(z) -> {task: output}``.
 
     ``z`` is one tensor: the point where the task gradients are taken for the methods that work

@@ -110,3 +110,39 @@ def test_sync_batch_norm_is_an_option_and_unknown_norms_are_named():
     assert not any(type(m) is torch.nn.BatchNorm2d for m in net.modules())
     with pytest.raises(ModelConfigError, match="unknown norm 'layer'"):
         MultiTaskNet(TASKS, backbone="test_resnet", norm="layer")
+
+
+def test_a_failure_that_is_not_the_configuration_keeps_its_traceback(monkeypatch):
+    """Only what a user can fix is one line; a device or library failure stays itself."""
+    import timm
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("CUDA error: device-side assert triggered")
+
+    monkeypatch.setattr(timm, "create_model", broken)
+    with pytest.raises(RuntimeError, match="CUDA error") as info:
+        Backbone("test_resnet")
+    assert not isinstance(info.value, ModelConfigError)
+
+
+def test_a_forward_failure_that_is_not_the_input_size_keeps_its_traceback(monkeypatch):
+    backbone = Backbone("test_resnet")
+
+    def broken(images):
+        raise RuntimeError("CUDA error: an illegal memory access was encountered")
+
+    monkeypatch.setattr(backbone.body, "forward", broken)
+    with pytest.raises(RuntimeError, match="illegal memory access") as info:
+        backbone(torch.randn(1, 3, 32, 32))
+    assert not isinstance(info.value, ModelConfigError)
+
+
+def test_the_model_interface_is_enforced():
+    from models import MultiTaskModel
+
+    class Incomplete(MultiTaskModel):
+        def encode(self, images):
+            return images
+
+    with pytest.raises(TypeError, match="abstract"):
+        Incomplete()
