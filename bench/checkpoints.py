@@ -12,9 +12,7 @@ every entry's name and shape) and says in one line what does not fit.
 
 from __future__ import annotations
 
-import os
 import pickle  # for its error type only: nothing here unpickles
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,6 +22,7 @@ from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
 from bench.errors import CheckpointError
 from bench.methods.state import MethodStateError, missing_entry, packed, read_method_state
+from leaderboards.atomic_write import write_atomic
 
 if TYPE_CHECKING:
     from torch import nn
@@ -43,17 +42,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
         discard_partial_writes(target.parent, target.name)
-        handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        try:
-            with os.fdopen(handle, "wb") as stream:
-                torch.save(checkpoint, stream)
-                stream.flush()
-                os.fsync(stream.fileno())
-            os.chmod(temporary, 0o666 & ~_umask())  # mkstemp's 0600 would hide checkpoints from the group
-            os.replace(temporary, target)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        write_atomic(target, lambda stream: torch.save(checkpoint, stream))
 
     def load_checkpoint(self, path, map_location: Any = lambda storage, loc: storage, weights_only: bool | None = None) -> dict[str, Any]:
         """Lightning's loading, always with ``weights_only=True``: tensors and plain data only."""
@@ -84,12 +73,6 @@ def not_plain_data(path: Any, error: pickle.UnpicklingError) -> CheckpointError:
         f"checkpoint {path} holds objects other than tensors and plain data ({refused}); "
         "it is not loaded: use a checkpoint written by mtlbench"
     )
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def check_checkpoint(path: Path) -> None:

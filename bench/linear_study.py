@@ -240,8 +240,8 @@ def write_study(spec_path, spec: dict, out_dir) -> list:
     (the peaks) and ``linear.png`` into ``out_dir``; returns the paths."""
     from pathlib import Path
 
-    from bench.record_io import write_json_atomic, write_text_atomic
     from bench.study_plot import plot_linear_study
+    from leaderboards.atomic_write import write_json_atomic, write_text_atomic
 
     study, panels = load_linear_spec(spec_path, spec)
     rows = run_study(study)

@@ -23,6 +23,7 @@ import matplotlib.pyplot as plt
 
 from bench.callbacks.gradient_probe import STATS_FILE
 from bench.errors import RunFileError
+from leaderboards.atomic_write import write_atomic
 from leaderboards.escape import plot_text
 from leaderboards.untrusted import UntrustedFileError, load_json
 
@@ -75,7 +76,7 @@ def plot_run(run_dir: Path, out_dir: Path | None = None) -> list[Path]:
     axis.legend()
     figure.tight_layout()
     written.append(out_dir / "grad_norms.png")
-    figure.savefig(written[-1], dpi=120)
+    write_atomic(written[-1], lambda stream: figure.savefig(stream, format="png", dpi=120))
     plt.close(figure)
 
     for stat, label, limits in (("cos", "cosine similarity", (-1, 1)), ("mag_sim", "magnitude similarity", (0, 1))):
@@ -92,7 +93,7 @@ def plot_run(run_dir: Path, out_dir: Path | None = None) -> list[Path]:
         figure.tight_layout()
         name = "cosine" if stat == "cos" else "magnitude_similarity"
         written.append(out_dir / f"{name}_inter_task_vs_inter_sample.png")
-        figure.savefig(written[-1], dpi=120)
+        write_atomic(written[-1], lambda stream, figure=figure: figure.savefig(stream, format="png", dpi=120))
         plt.close(figure)
     return written
 

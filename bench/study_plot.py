@@ -28,8 +28,8 @@ import matplotlib.pyplot as plt
 
 from bench.errors import RunFileError
 from bench.linear_study import Curve, LinearStudy
-from bench.record_io import write_text_atomic
 from leaderboards.admission import load_admitted_runs
+from leaderboards.atomic_write import write_atomic, write_text_atomic
 from leaderboards.delta_m import delta_m
 from leaderboards.escape import plot_text
 from leaderboards.records import Run
@@ -161,7 +161,7 @@ def plot_sweep_study(runs_dir: Path, axis: str, metric: str | None, out_dir: Pat
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = f"study_{axis}_{metric.replace('/', '_')}"
     png = out_dir / f"{stem}.png"
-    figure.savefig(png, dpi=120, metadata={"Software": None})
+    write_atomic(png, lambda stream: figure.savefig(stream, format="png", dpi=120, metadata={"Software": None}))
     plt.close(figure)
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="\n").writerows(table)
@@ -197,6 +197,6 @@ def plot_linear_study(rows: list[dict], study: LinearStudy, panels: dict[str, li
         fontsize=9,
     )
     figure.tight_layout()
-    figure.savefig(png, dpi=110, metadata={"Software": None})
+    write_atomic(png, lambda stream: figure.savefig(stream, format="png", dpi=110, metadata={"Software": None}))
     plt.close(figure)
     return png

@@ -54,8 +54,8 @@ import yaml
 from tqdm import tqdm
 
 from bench.errors import DIVERGED_EXIT
-from bench.record_io import write_json_atomic
 from bench.study_axes import Point, grid
+from leaderboards.atomic_write import write_json_atomic
 from leaderboards.untrusted import MAX_SPEC_BYTES, UntrustedFileError, parse_yaml, read_text
 
 RECORD = "results.json"

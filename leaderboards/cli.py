@@ -10,39 +10,18 @@ DIR (atomically, file by file) and prints the Markdown.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 from leaderboards.admission import load_admitted_runs
+from leaderboards.atomic_write import write_bytes_atomic, write_text_atomic
 from leaderboards.costs import load_perf
 from leaderboards.records import TEST_METRICS, record_paths
 from leaderboards.render import console_summary, csv_table, latex, left_out_lines, markdown, pareto_png
 from leaderboards.site_folder import SiteFolder
 from leaderboards.tables import apply_perf_costs, build_boards
 from leaderboards.untrusted import MAX_RECORD_BYTES, MAX_SPEC_BYTES, UntrustedFileError, read_bytes
-
-
-def _write(path: Path, text: str) -> None:
-    """Replace ``path`` atomically, readable as any new file would be (mkstemp's 0600 is not);
-    a write that fails leaves the old file and no temporary one."""
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        os.chmod(temporary, 0o666 & ~_umask())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def keep_perf(perf: list[Path], out_dir: Path) -> list[Path]:
@@ -55,8 +34,7 @@ def keep_perf(perf: list[Path], out_dir: Path) -> list[Path]:
     shutil.rmtree(target, ignore_errors=True)
     kept = []
     for path, data in sources.items():
-        target.mkdir(parents=True, exist_ok=True)
-        (target / path.name).write_bytes(data)
+        write_bytes_atomic(target / path.name, data)
         kept.append(target / path.name)
     return kept
 
@@ -85,8 +63,7 @@ def keep_records(runs_dir: Path, out_dir: Path) -> tuple[Path, list[str]]:
             left.append(f"{path.relative_to(runs_dir)}: not kept: {error.reason}")
     shutil.rmtree(target, ignore_errors=True)
     for relative, data in kept.items():
-        (target / relative).parent.mkdir(parents=True, exist_ok=True)
-        (target / relative).write_bytes(data)
+        write_bytes_atomic(target / relative, data)
     return target, left
 
 
@@ -125,9 +102,9 @@ def render_and_summarise(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     text = markdown(boards, excluded, problems, test_metrics)
-    _write(out_dir / "leaderboard.md", text)
-    _write(out_dir / "leaderboard.csv", csv_table(boards))
-    _write(out_dir / "leaderboard.tex", latex(boards))
+    write_text_atomic(out_dir / "leaderboard.md", text)
+    write_text_atomic(out_dir / "leaderboard.csv", csv_table(boards))
+    write_text_atomic(out_dir / "leaderboard.tex", latex(boards))
     if png and boards:
         pareto_png(boards, out_dir / "pareto.png")
     if site is not None:

@@ -13,6 +13,7 @@ import itertools
 import math
 from pathlib import Path
 
+from leaderboards.atomic_write import write_atomic
 from leaderboards.escape import csv_text, latex_text, markdown_text, plot_text
 from leaderboards.records import Run
 from leaderboards.tables import NEGATIVE_TRANSFER, NOT_SIGNIFICANT, SIGNIFICANCE, Board, Row, _mean_std, optimizer_comparison
@@ -269,5 +270,5 @@ def pareto_png(boards: list[Board], path: Path) -> None:
     figure.legend(handles=handles, loc="center right", fontsize=8, frameon=False)
     figure.suptitle("Change against single-task baselines (%; lower-left is better), mean ± std over seeds", fontsize=9)
     figure.tight_layout(rect=(0, 0, 1 - 2.0 / (4.2 * columns + 2.2), 0.97))
-    figure.savefig(path, dpi=100, metadata={"Software": None})
+    write_atomic(path, lambda stream: figure.savefig(stream, format="png", dpi=100, metadata={"Software": None}))
     plt.close(figure)

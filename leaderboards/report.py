@@ -40,6 +40,7 @@ from pathlib import Path
 from scipy import stats as scipy_stats
 
 from leaderboards.admission import load_admitted_runs
+from leaderboards.atomic_write import write_text_atomic
 from leaderboards.delta_m import delta_m
 from leaderboards.escape import markdown_text
 from leaderboards.published import Claim, PublishedTable, load_published
@@ -495,10 +496,7 @@ def main(argv: list[str]) -> int:
         print(f"mtlbench report: error: {error}", file=sys.stderr)
         return 2
     out = args.out if args.out is not None else args.runs / "report"
-    out.mkdir(parents=True, exist_ok=True)
-    from leaderboards.cli import _write
-
-    _write(out / REPORT, text)
+    write_text_atomic(out / REPORT, text)
     print(text, end="")
     print(f"report written to {out / REPORT}")
     return 0

@@ -23,6 +23,7 @@ import re
 from collections import defaultdict
 from pathlib import Path
 
+from leaderboards.atomic_write import write_atomic, write_text_atomic
 from leaderboards.escape import html_text, plot_text
 from leaderboards.records import Run, read_record
 from leaderboards.render import GENERATED, _fmt, _pm, pareto_png
@@ -206,7 +207,7 @@ def _gradient_figure(runs: list[Run], records: dict[Path, dict], path: Path) -> 
         axis.legend(fontsize=7)
     figure.suptitle("Gradient statistics per seed: mean and 2.5-97.5 % of the probes", fontsize=9)
     figure.tight_layout()
-    figure.savefig(path, dpi=90, metadata={"Software": None})
+    write_atomic(path, lambda stream: figure.savefig(stream, format="png", dpi=90, metadata={"Software": None}))
     plt.close(figure)
     return True
 
@@ -234,7 +235,7 @@ def _method_page(title: str, method: str, rows: list[tuple[Board, Row]], records
     for run in runs:
         config = json.dumps(records[run.path].get("config"), indent=1, sort_keys=True)
         body.append(f"<details><summary>{html_text(run.path.as_posix())}</summary><pre>{html_text(config)}</pre></details>")
-    folder.path(page).write_text(_page(f"{method}: {title}", body))
+    write_text_atomic(folder.path(page), _page(f"{method}: {title}", body))
 
 
 def _summary(boards: list[Board]) -> str:
@@ -306,7 +307,7 @@ def render_site(boards: list[Board], runs_dir: Path, left_out: list[str], out_di
         methods = sorted({row.method for b in members for row in b.rows})
         method_pages = {method: folder.claim(f"{stem}-{slug(method)}", ".html") for method in methods}
         index.append(f'<li><a href="{page}">{html_text(title)}</a>: {html_text(_summary(members))}</li>')
-        folder.path(page).write_text(_dataset_page(members, stem, method_pages, folder))
+        write_text_atomic(folder.path(page), _dataset_page(members, stem, method_pages, folder))
         for method, method_page in method_pages.items():
             rows = [(board, row) for board in members for row in board.rows if row.method == method]
             _method_page(title, method, rows, records, folder, method_page)
@@ -314,5 +315,5 @@ def render_site(boards: list[Board], runs_dir: Path, left_out: list[str], out_di
     if left_out:
         index += ["<h2>Runs left out</h2>", "<ul>", *(f"<li>{html_text(line)}</li>" for line in left_out), "</ul>"]
     index_page = folder.path(folder.claim("index", ".html"))
-    index_page.write_text(_page("mtlbench leaderboard", index))
+    write_text_atomic(index_page, _page("mtlbench leaderboard", index))
     return index_page

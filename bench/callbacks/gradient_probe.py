@@ -34,7 +34,7 @@ from pytorch_lightning.callbacks import Callback
 
 from bench import gradient_stats as gs
 from bench.jacobian import task_gradients
-from bench.record_io import write_json_atomic
+from leaderboards.atomic_write import write_json_atomic
 
 STATS_FILE = "gradient_stats.json"
 

@@ -18,7 +18,7 @@ import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Callback
 
 from bench.errors import Diverged
-from bench.record_io import write_json_atomic
+from leaderboards.atomic_write import write_json_atomic
 from leaderboards.schema import validate_record
 from leaderboards.untrusted import load_json
 

@@ -34,7 +34,7 @@ import yaml
 from bench.jacobian import jacobian_bytes
 from bench.perf.memory import step_peak_mb
 from bench.perf.variants import Variant, build_variant, instantiate_config, parse_variant
-from bench.record_io import write_json_atomic, write_text_atomic
+from leaderboards.atomic_write import write_json_atomic, write_text_atomic
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA = "mtlbench.perf/1"
