@@ -233,28 +233,3 @@ def peaks(rows: list[dict]) -> list[dict]:
             {"curve": label, "peak_ratio": top["ratio"], "peak": top["median"], "best_ratio": low["ratio"], "best": low["median"]}
         )
     return summary
-
-
-def write_study(spec_path, spec: dict, out_dir) -> list:
-    """Run a ``study: linear_regression`` spec; write ``linear.json`` (the rows), ``linear.md``
-    (the peaks) and ``linear.png`` into ``out_dir``; returns the paths."""
-    from pathlib import Path
-
-    from bench.study_plot import plot_linear_study
-    from leaderboards.atomic_write import write_json_atomic, write_text_atomic
-
-    study, panels = load_linear_spec(spec_path, spec)
-    rows = run_study(study)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(out / "linear.json", {"schema": "mtlbench.linear_study/1", "spec": spec, "rows": rows})
-    lines = [
-        f"# Double descent of min-norm least squares: n = {study.n} samples per task, {study.draws} draws per point",
-        "",
-        "| curve | p/n at the peak | peak risk (median) | p/n at the lowest risk | lowest risk |",
-        "|---|---|---|---|---|",
-        *(f"| {s['curve']} | {s['peak_ratio']:g} | {s['peak']:.3g} | {s['best_ratio']:g} | {s['best']:.3g} |" for s in peaks(rows)),
-        "",
-    ]
-    write_text_atomic(out / "linear.md", "\n".join(lines))
-    return [out / "linear.json", out / "linear.md", plot_linear_study(rows, study, panels, out / "linear.png")]

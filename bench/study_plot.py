@@ -27,9 +27,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from bench.errors import RunFileError
-from bench.linear_study import Curve, LinearStudy
+from bench.linear_study import Curve, LinearStudy, load_linear_spec, peaks, run_study
 from leaderboards.admission import load_admitted_runs
-from leaderboards.atomic_write import write_atomic, write_text_atomic
+from leaderboards.atomic_write import write_atomic, write_json_atomic, write_text_atomic
 from leaderboards.delta_m import delta_m
 from leaderboards.escape import plot_text
 from leaderboards.records import Run
@@ -200,3 +200,23 @@ def plot_linear_study(rows: list[dict], study: LinearStudy, panels: dict[str, li
     write_atomic(png, lambda stream: figure.savefig(stream, format="png", dpi=110, metadata={"Software": None}))
     plt.close(figure)
     return png
+
+
+def write_study(spec_path, spec: dict, out_dir) -> list:
+    """Run a ``study: linear_regression`` spec; write ``linear.json`` (the rows), ``linear.md``
+    (the peaks) and ``linear.png`` into ``out_dir``; returns the paths."""
+    study, panels = load_linear_spec(spec_path, spec)
+    rows = run_study(study)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(out / "linear.json", {"schema": "mtlbench.linear_study/1", "spec": spec, "rows": rows})
+    lines = [
+        f"# Double descent of min-norm least squares: n = {study.n} samples per task, {study.draws} draws per point",
+        "",
+        "| curve | p/n at the peak | peak risk (median) | p/n at the lowest risk | lowest risk |",
+        "|---|---|---|---|---|",
+        *(f"| {s['curve']} | {s['peak_ratio']:g} | {s['peak']:.3g} | {s['best_ratio']:g} | {s['best']:.3g} |" for s in peaks(rows)),
+        "",
+    ]
+    write_text_atomic(out / "linear.md", "\n".join(lines))
+    return [out / "linear.json", out / "linear.md", plot_linear_study(rows, study, panels, out / "linear.png")]

@@ -529,7 +529,7 @@ def main(argv: list[str]) -> int:
     except (yaml.YAMLError, ValueError, RecursionError):
         raw = None  # load_spec says where
     if isinstance(raw, dict) and raw.get("study") == "linear_regression":  # the exact study: no runs, one process
-        from bench.linear_study import write_study
+        from bench.study_plot import write_study
 
         for path in write_study(args.spec, raw, args.out or args.runs):
             print(path)

@@ -20,18 +20,26 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, Protocol
 
 import torch
 
 from bench.errors import CheckpointError
 
-if TYPE_CHECKING:
-    from bench.methods.base import _Method
-
 LAYOUT = "mtlbench.method_state/1"
 Value = torch.Tensor | int | float | None
 _MISSING = object()  # a checkpoint without the method's entry (written before every method had one)
+
+
+class Stateful(Protocol):
+    """What this module needs of a method (``bench.methods.base`` implements it): the layout
+    depends on no method class, so the methods' base can depend on the layout."""
+
+    num_tasks: int
+
+    def state_slots(self) -> dict[str, Slot]: ...
+
+    def state_values(self) -> dict[str, Value]: ...
 
 
 class MethodStateError(CheckpointError):
@@ -85,17 +93,17 @@ def _held(value: Any) -> str:
     return f"a {type(value).__name__}"
 
 
-def packed(method: _Method, values: dict[str, Value]) -> dict[str, Any]:
+def packed(method: Stateful, values: dict[str, Value]) -> dict[str, Any]:
     """``values`` of ``method`` in the current layout."""
     return {"layout": LAYOUT, "method": type(method).__name__, "num_tasks": method.num_tasks, "values": values}
 
 
-def pack_state(method: _Method) -> dict[str, Any]:
+def pack_state(method: Stateful) -> dict[str, Any]:
     """The method's state in the current layout (what ``get_extra_state`` returns)."""
     return packed(method, method.state_values())
 
 
-def read_method_state(state: Any, method: _Method) -> dict[str, Value]:
+def read_method_state(state: Any, method: Stateful) -> dict[str, Value]:
     """The values of a saved method state, checked against ``method`` (bound); raises
     :class:`MethodStateError` naming what the state holds and what the run expected."""
     expected = f"{type(method).__name__} for {method.num_tasks} tasks"
