@@ -26,6 +26,12 @@ class AlignedMTL(TorchJDAggregator):
     rounding noise that torchjd's relative threshold can keep, and inverting it blows the update
     up by 10^15. torchjd's balance transformation is applied to the Gramian restricted to its
     range.
+
+    Example (orthogonal gradients of norms 1 and 2 are aligned to the smaller one's length):
+        >>> import torch
+        >>> method = AlignedMTL(); method.bind(2)
+        >>> method(torch.tensor([[1.0, 0.0], [0.0, 2.0]]), torch.tensor([1.0, 2.0]))
+        tensor([0.5000, 0.5000])
     """
 
     short_name = "Aligned-MTL"

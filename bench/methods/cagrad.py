@@ -67,6 +67,12 @@ class CAGrad(TorchJDAggregator):
     Args:
         c: ball radius relative to the mean gradient norm (0.4 on NYUv2 in the paper).
         norm_eps: ``|g_w|`` below this fraction of the Jacobian's Frobenius norm counts as 0.
+
+    Example (two conflicting gradients: a step that helps the worse-off task):
+        >>> import torch
+        >>> method = CAGrad(); method.bind(2)
+        >>> method(torch.tensor([[1.0, 0.0], [-0.5, 1.0]]), torch.tensor([1.0, 2.0]))
+        tensor([0.4256, 0.6384])
     """
 
     short_name = "CAGrad"

@@ -14,6 +14,12 @@ class ConFIG(TorchJDAggregator):
 
     Under DDP in feature space it is not of the form J^T w(J J^T), so the representation Jacobian
     is gathered from every rank (T x the global representation size, per step).
+
+    Example (orthogonal gradients: the direction of the sum of their unit vectors, with the length of the summed projections):
+        >>> import torch
+        >>> method = ConFIG(); method.bind(2)
+        >>> method(torch.tensor([[1.0, 0.0], [0.0, 2.0]]), torch.tensor([1.0, 2.0]))
+        tensor([1.5000, 1.5000])
     """
 
     short_name = "ConFIG"

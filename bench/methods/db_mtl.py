@@ -23,6 +23,12 @@ class DualBalancing(GradientAggregator):
     Args:
         beta, beta_sigma: EMA coefficient and its decay exponent (0.9 and 0.5 in the paper).
         eps: added to losses before the logarithm.
+
+    Example (the first step: every task's gradient scaled to the largest norm, times the small first EMA weight):
+        >>> import torch
+        >>> method = DualBalancing(); method.bind(2)
+        >>> method(torch.tensor([[1.0, 0.0], [0.0, 2.0]]), torch.tensor([1.0, 2.0]))
+        tensor([0.1000, 0.1000])
     """
 
     short_name = "DB-MTL"

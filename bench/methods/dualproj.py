@@ -11,6 +11,12 @@ from bench.methods.torchjd_adapter import TorchJDAggregator
 class DualProj(TorchJDAggregator):
     """Projects the average of the task gradients onto the dual cone (the set of directions that
     conflict with no task gradient), so no task's loss increases to first order.
+
+    Example (the mean of these two gradients already agrees with both: it is kept):
+        >>> import torch
+        >>> method = DualProj(); method.bind(2)
+        >>> method(torch.tensor([[1.0, 0.0], [-0.5, 1.0]]), torch.tensor([1.0, 2.0]))
+        tensor([0.2500, 0.5000])
     """
 
     short_name = "DualProj"

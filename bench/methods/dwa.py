@@ -15,6 +15,12 @@ class DynamicWeightAverage(TorchJDScalarizer):
 
     Args:
         temperature: softmax temperature (2 in the paper).
+
+    Example (the first two epochs weigh every task 1):
+        >>> import torch
+        >>> method = DynamicWeightAverage(); method.bind(2)
+        >>> method(torch.tensor([1.0, 2.0]))
+        tensor(3.)
     """
 
     short_name = "DWA"

@@ -16,6 +16,12 @@ class ExcessMTL(TorchJDAggregator):
 
     Under DDP in feature space it is not of the form J^T w(J J^T), so the representation Jacobian
     is gathered from every rank (T x the global representation size, per step).
+
+    Example (the first step, from equal task weights):
+        >>> import torch
+        >>> method = ExcessMTL(); method.bind(2)
+        >>> method(torch.tensor([[1.0, 0.0], [0.0, 2.0]]), torch.tensor([1.0, 2.0]))
+        tensor([0.2689, 1.4621])
     """
 
     short_name = "ExcessMTL"

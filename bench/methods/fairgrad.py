@@ -20,6 +20,12 @@ class FairGrad(TorchJDAggregator):
 
     Args:
         alpha: fairness parameter (1 to 2 in the paper's NYUv2 experiments).
+
+    Example (alpha = 1 on orthogonal gradients of norms 1 and 2: weights 1 and 1/2, equal progress):
+        >>> import torch
+        >>> method = FairGrad(); method.bind(2)
+        >>> method(torch.tensor([[1.0, 0.0], [0.0, 2.0]]), torch.tensor([1.0, 2.0]))
+        tensor([1., 1.])
     """
 
     short_name = "FairGrad"

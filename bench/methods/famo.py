@@ -19,6 +19,12 @@ class FastAdaptiveMultitask(TorchJDScalarizer):
     Args:
         lr: learning rate of w (0.025 in the paper).
         weight_decay: decay of w (1e-3 in the paper's Algorithm 2).
+
+    Example (equal logits: c * (log 1 + log 2) / 2 with c = 1 / (1/2 + 1/4)):
+        >>> import torch
+        >>> method = FastAdaptiveMultitask(); method.bind(2)
+        >>> method(torch.tensor([1.0, 2.0]))
+        tensor(0.4621)
     """
 
     short_name = "FAMO"

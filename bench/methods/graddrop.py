@@ -18,6 +18,13 @@ class GradDrop(TorchJDAggregator):
 
     Args:
         leak: per-task leak coefficients in [0, 1] (all zero by default).
+
+    Example (each coordinate keeps the gradients of one sign, drawn by its purity (seeded)):
+        >>> import torch
+        >>> _ = torch.manual_seed(0)
+        >>> method = GradDrop(); method.bind(2)
+        >>> method(torch.tensor([[1.0, 0.0], [-0.5, 1.0]]), torch.tensor([1.0, 2.0]))
+        tensor([1., 1.])
     """
 
     short_name = "GradDrop"

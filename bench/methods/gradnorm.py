@@ -22,6 +22,12 @@ class GradNorm(LossWeighting):
 
     Args:
         alpha: restoring-force strength (1.5 for NYUv2 in the paper).
+
+    Example (the weighted losses 1 + 2, plus the balance term |1 - 2| + |3 - 2| of gradient norms 1 and 3):
+        >>> import torch
+        >>> method = GradNorm(); method.bind(2)
+        >>> method(torch.tensor([1.0, 2.0]), torch.tensor([1.0, 3.0]))
+        tensor(5., grad_fn=<AddBackward0>)
     """
 
     short_name = "GradNorm"

@@ -23,6 +23,12 @@ class GradVac(TorchJDAggregator):
     Args:
         beta: EMA coefficient of the target similarities.
         eps: added to norm products, relative to the Jacobian's squared Frobenius norm.
+
+    Example (the first step, whose cosine targets start at 0: PCGrad's projection):
+        >>> import torch
+        >>> method = GradVac(); method.bind(2)
+        >>> method(torch.tensor([[1.0, 0.0], [-0.5, 1.0]]), torch.tensor([1.0, 2.0]))
+        tensor([0.8000, 1.4000])
     """
 
     short_name = "GradVac"

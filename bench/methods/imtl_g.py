@@ -18,6 +18,12 @@ class IMTLG(TorchJDAggregator):
     so neither the tasks' relative scales (a pseudo-inverse drops the Gramian's small
     eigenvalues) nor their overall scale (torchjd's absolute 1e-12 test of ``sum v``) matter.
     A zero task gradient gets no weight.
+
+    Example (an update with equal projections onto both unit gradients):
+        >>> import torch
+        >>> method = IMTLG(); method.bind(2)
+        >>> method(torch.tensor([[1.0, 0.0], [0.0, 2.0]]), torch.tensor([1.0, 2.0]))
+        tensor([0.6667, 0.6667])
     """
 
     def solve(self, gramian: torch.Tensor) -> torch.Tensor:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 import torchjd.aggregation as jd
 
@@ -27,6 +29,12 @@ class NashMTL(TorchJDAggregator):
     residual of 1e-3, and where ECOS fails (nearly opposite tasks) they return their starting
     point unchanged. The clipping is applied here, on the float64
     Gramian, to the weights in the tasks' own scale.
+
+    Example (orthogonal gradients of norms 1 and 2: weights 1 and 1/2 give (1, 1), rescaled to max_norm 1):
+        >>> import torch
+        >>> method = NashMTL(); method.bind(2)
+        >>> method(torch.tensor([[1.0, 0.0], [0.0, 2.0]]), torch.tensor([1.0, 2.0]))
+        tensor([0.7071, 0.7071])
     """
 
     short_name = "Nash-MTL"
@@ -48,7 +56,9 @@ class NashMTL(TorchJDAggregator):
         weighting = self.bound_inner().weighting
         cosines, scale = equilibrate(gramian)
         solves = weighting.step % self.update_weights_every == 0  # else torchjd reuses its last weights
-        beta = weighting(gramian_factor(cosines)).double()
+        with warnings.catch_warnings():  # cvxpy on torchjd's problem, which is not in DPP form: its re-solves are slower, not wrong
+            warnings.filterwarnings("ignore", message="You are solving a parameterized problem that is not DPP", category=UserWarning)
+            beta = weighting(gramian_factor(cosines)).double()
         if solves:
             self.solved_scale = scale.cpu()
             beta = alpha_fair_weights(cosines, 1.0, beta)

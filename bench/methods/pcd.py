@@ -17,6 +17,12 @@ class PCD(TorchJDAggregator):
 
     Hierarchical by design: the first task of the datamodule is the primary one, so the
     method is not invariant to a permutation of the tasks. Stateful (the EMAs).
+
+    Example (the first task leads; the second keeps a fraction tau = 0.02 of its own progress):
+        >>> import torch
+        >>> method = PCD(); method.bind(2)
+        >>> method(torch.tensor([[1.0, 0.0], [0.0, 2.0]]), torch.tensor([1.0, 2.0]))
+        tensor([0.9998, 0.0200])
     """
 
     short_name = "PCD"

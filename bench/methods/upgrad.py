@@ -12,6 +12,12 @@ class UPGrad(TorchJDAggregator):
     """Projects every task gradient onto the dual cone of all task gradients (a quadratic program
     on the Gramian) and averages the projections: the update never conflicts with any task
     gradient, and equals their mean when they do not conflict.
+
+    Example (the mean of each gradient projected onto the dual cone of both):
+        >>> import torch
+        >>> method = UPGrad(); method.bind(2)
+        >>> method(torch.tensor([[1.0, 0.0], [-0.5, 1.0]]), torch.tensor([1.0, 2.0]))
+        tensor([0.4000, 0.7000])
     """
 
     short_name = "UPGrad"
