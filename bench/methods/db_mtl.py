@@ -21,10 +21,11 @@ class DualBalancing(GradientAggregator):
     is gathered from every rank (T x the global representation size, per step).
 
     Args:
-        beta, beta_sigma: EMA coefficient and its decay exponent (0.9 and 0.5 in the paper).
+        beta: the EMA coefficient (0.9 in the paper).
+        beta_sigma: its decay exponent (0.5 in the paper).
         eps: added to losses before the logarithm.
 
-    Example (the first step: every task's gradient scaled to the largest norm, times the small first EMA weight):
+    Example (the first step: the gradients of log L_k, (1, 0) and (0, 1), of equal norm, each times the EMA's first weight 1 - beta):
         >>> import torch
         >>> method = DualBalancing(); method.bind(2)
         >>> method(torch.tensor([[1.0, 0.0], [0.0, 2.0]]), torch.tensor([1.0, 2.0]))

@@ -1,6 +1,6 @@
 """``mtlbench perf``: seconds per training step and peak memory of methods, in one process.
 
-    mtlbench perf --config configs/perf/resnet18_cpu.yaml [--rounds 10] [--out FILE] [--readme README.md]
+    mtlbench perf --config configs/perf/resnet18_cpu.yaml [--rounds 10] [--out FILE] [--readme docs/performance.md]
 
 Every variant (:mod:`bench.perf.variants`) gets its own copy of the same model and the same
 batch. After ``warmup_rounds`` rounds (allocator, cudnn autotuning, compilation), the variants
@@ -11,7 +11,7 @@ run. Memory is measured afterwards, one step per variant (:mod:`bench.perf.memor
 
 The record (``--out``, schema ``mtlbench.perf/1``) is what ``mtlbench leaderboard --perf``
 joins for its cost columns; ``--table`` writes the markdown table, ``--readme`` replaces the
-README's block between ``<!-- perf:NAME -->`` and ``<!-- /perf:NAME -->`` (NAME: the config's
+block of a Markdown file (docs/performance.md) between ``<!-- perf:NAME -->`` and ``<!-- /perf:NAME -->`` (NAME: the config's
 ``name``) with it, so the table there is the command's own output.
 """
 
@@ -46,7 +46,7 @@ def build_parser():
 
     parser = ArgumentParser(prog="mtlbench perf", description=__doc__.splitlines()[0], exit_on_error=False)
     parser.add_argument("--config", action=ActionConfigFile, help="a perf config (configs/perf/*.yaml)")
-    parser.add_argument("--name", type=str, default="perf", help="the table's name (README block, file names)")
+    parser.add_argument("--name", type=str, default="perf", help="the table's name (its block in docs/performance.md, file names)")
     parser.add_argument("--net", type=Path_fr, required=True, help="model config file (as --model.net of fit), relative to the config")
     parser.add_argument("--tasks", type=list[str], default=["segmentation", "depth", "normal"])
     parser.add_argument("--height", type=PositiveInt, default=96)
