@@ -181,21 +181,24 @@ def _divergence(details: Any) -> str:
     return f"step {int(details.get('step', -1))}: {details.get('what', 'a value')!s}{where} not finite"
 
 
+def scan_runs(root: Path) -> tuple[list[Path], list[Path]]:
+    """One walk of ``root``: every run record (sorted, absolute) and every linked folder
+    (sorted, relative to ``root``). W&B's own folders (``.../wandb/...``: its copies of records,
+    its link to the latest run) are left out. Linked folders are not entered: a link may lead
+    anywhere, so their records are named as left out instead of read."""
+    records, linked = [], []
+    for folder, names, files in os.walk(root):
+        names[:] = [name for name in names if name != "wandb"]
+        here = Path(folder)
+        linked += [(here / name).relative_to(root) for name in names if (here / name).is_symlink()]
+        # a folder (or a link to one) named like a record is listed too: its reader says what it is
+        records += [here / name for name in (*files, *names) if name == RECORD_NAME]
+    return sorted(records), sorted(linked)
+
+
 def record_paths(root: Path) -> list[Path]:
-    """Every run record under ``root``, sorted, leaving out W&B's copies (``.../wandb/...``).
-    Linked folders are not entered (``rglob`` does not follow them): a record is read where it lies."""
-    return [path for path in sorted(Path(root).rglob(RECORD_NAME)) if "wandb" not in path.relative_to(root).parts]
-
-
-def linked_folders(root: Path) -> list[Path]:
-    """The linked folders under ``root`` (relative to it; W&B's own folders aside), which
-    :func:`record_paths` does not enter: a link may lead anywhere, so its records are named as
-    left out instead of read."""
-    found = []
-    for folder, names, _ in os.walk(root):
-        names[:] = [name for name in names if name != "wandb"]  # W&B links its latest run: not a run folder
-        found += [(Path(folder) / name).relative_to(root) for name in names if (Path(folder) / name).is_symlink()]
-    return sorted(found)
+    """Every run record under ``root`` (:func:`scan_runs`)."""
+    return scan_runs(root)[0]
 
 
 def read_record(path: Path, root: Path) -> dict:
@@ -210,7 +213,8 @@ def load_runs(root: Path, test_metrics: str = "selected") -> tuple[list[Run], li
     if test_metrics not in TEST_METRICS:
         raise ValueError(f"test_metrics must be one of {sorted(TEST_METRICS)}, got '{test_metrics}'")
     runs, problems = [], []
-    for path in record_paths(root):
+    paths, linked = scan_runs(root)
+    for path in paths:
         try:
             record = read_record(path, root)
         except UntrustedFileError as error:
@@ -220,6 +224,6 @@ def load_runs(root: Path, test_metrics: str = "selected") -> tuple[list[Run], li
             runs.append(parse_record(record, path.relative_to(root), test_metrics))
         except RecordError as error:
             problems.append(f"{path.relative_to(root)}: rejected run record ({error})")
-    for folder in linked_folders(root):
+    for folder in linked:
         problems.append(f"{folder}: a linked folder; its records are not read (copy the runs themselves into the folder)")
     return runs, problems

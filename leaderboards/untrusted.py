@@ -139,15 +139,7 @@ def parse_json(text: str) -> Any:
 
 def load_json(path: Path, root: Path | None = None, limit: int = MAX_RECORD_BYTES, what: str = "file") -> Any:
     """A JSON file from others as checked data; :class:`UntrustedFileError` otherwise."""
-    text = read_text(path, root, limit, what)
-    try:
-        return parse_json(text)
-    except RecursionError:
-        raise UntrustedFileError(what, path, "is nested too deeply to read") from None
-    except json.JSONDecodeError as error:
-        raise UntrustedFileError(what, path, f"is not JSON ({error.msg} at line {error.lineno})") from None
-    except ValueError as error:
-        raise UntrustedFileError(what, path, f"is not valid: {_first_line(error)}") from None
+    return _load(path, root, limit, what, parse_json, ValueError)
 
 
 def parse_yaml(text: str) -> Any:
@@ -190,12 +182,19 @@ def load_yaml(path: Path, root: Path | None = None, limit: int = MAX_SPEC_BYTES,
     """A YAML file from others as checked data; :class:`UntrustedFileError` otherwise."""
     import yaml
 
+    return _load(path, root, limit, what, parse_yaml, (yaml.YAMLError, ValueError))
+
+
+def _load(path: Path, root: Path | None, limit: int, what: str, parse, invalid: type | tuple[type, ...]) -> Any:
+    """``parse`` of the bounded text of ``path``; every failure one :class:`UntrustedFileError`."""
     text = read_text(path, root, limit, what)
     try:
-        return parse_yaml(text)
+        return parse(text)
     except RecursionError:
         raise UntrustedFileError(what, path, "is nested too deeply to read") from None
-    except (yaml.YAMLError, ValueError) as error:
+    except json.JSONDecodeError as error:
+        raise UntrustedFileError(what, path, f"is not JSON ({error.msg} at line {error.lineno})") from None
+    except invalid as error:
         raise UntrustedFileError(what, path, f"is not valid: {_first_line(error)}") from None
 
 
