@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import wandb
 import yaml
 
 from bench.cli import main
@@ -54,7 +55,10 @@ def test_a_run_without_credentials_logs_offline_with_tags_and_its_record(no_cred
     files = offline_runs[0] / "files"
     uploaded = files / "results.json"
     assert uploaded.is_file() and json.loads(uploaded.read_text())["status"] == "complete"
-    # the offline log is protobuf records; tags, group and config keys are stored as plain strings
+    # the offline log is protobuf records; tags, group and config keys are stored as plain strings.
+    # run.finish() returns before the W&B service has flushed that log (a process exit would wait
+    # for it at its atexit teardown; this test process goes on), so shut the service down first
+    wandb.teardown()
     log = next(offline_runs[0].glob("*.wandb")).read_bytes()
     for text in ("method:EW", "optimizer:Adam", "seed:0", "dataset:SyntheticScenesDataModule", "mtl", "test-sweep", "mtlbench"):
         assert text.encode() in log, text
