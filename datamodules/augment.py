@@ -15,7 +15,7 @@ invalid depth (0) and invalid normals (all zero) stay exactly where they were.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -23,6 +23,8 @@ import albumentations as A
 import cv2
 import numpy as np
 import torch
+
+from mtlbench.tasks import TaskKind
 
 DepthKind = Literal["metric", "inverse"]
 
@@ -48,13 +50,14 @@ class JointAugment:
         height, width: the release's image size (outputs keep it).
         depth_kind: ``"metric"`` (NYUv2, synthetic: divide by the scale) or ``"inverse"``
             (Cityscapes: multiply by it).
-        modality_kinds: target name -> ``"label"``, ``"depth"`` or ``"normal"``.
+        target_kinds: target name -> its task's kind, which says how the zoom and the flip change
+            the target's values (:meth:`mtlbench.tasks.TaskKind.augment`).
         scales: zoom factors drawn uniformly.
         flip_probability: chance of a horizontal flip.
         color_jitter: strength of brightness / contrast / saturation jitter on the image (0 = off).
 
     Randomness comes from albumentations' generators, seeded for every sample by the seed the
-    sampler gives it (:class:`~datamodules.sampling.SampleKey`: a function of the run seed, the
+    sampler gives it (:class:`~mtlbench.datamodules.sampling.SampleKey`: a function of the run seed, the
     epoch and the sample), so a sample is augmented alike with any number of loader workers,
     persistent or not, and in a resumed run. Called without a seed, it draws one from torch's
     generator (of the loader worker).
@@ -65,7 +68,7 @@ class JointAugment:
         height: int,
         width: int,
         depth_kind: DepthKind,
-        modality_kinds: dict[str, str],
+        target_kinds: Mapping[str, TaskKind],
         scales: Sequence[float] = (1.0, 1.2, 1.5),
         flip_probability: float = 0.5,
         color_jitter: float = 0.0,
@@ -74,7 +77,7 @@ class JointAugment:
             raise ValueError(f"scales must be >= 1 (a crop of 1/s of the image), got {list(scales)}")
         self.scales = tuple(float(s) for s in scales)
         self.depth_kind = depth_kind
-        self.modality_kinds = dict(modality_kinds)
+        self.target_kinds = dict(target_kinds)
         branches = [
             A.Compose(
                 [
@@ -87,7 +90,7 @@ class JointAugment:
         steps: list[A.BasicTransform] = [A.OneOf(branches, p=1.0), A.HorizontalFlip(p=flip_probability)]
         if color_jitter > 0:
             steps.append(A.ColorJitter(brightness=color_jitter, contrast=color_jitter, saturation=color_jitter, hue=0.0, p=1.0))
-        self.pipeline = A.ReplayCompose(steps, additional_targets={name: "mask" for name in self.modality_kinds})
+        self.pipeline = A.ReplayCompose(steps, additional_targets={name: "mask" for name in self.target_kinds})
 
     def _seed(self, seed: int | None) -> None:
         self.pipeline.set_random_seed(int(torch.randint(0, 2**32 - 1, ()).item()) if seed is None else seed)
@@ -102,13 +105,7 @@ class JointAugment:
         result = {}
         for name in targets:
             value = out[name]
-            kind = self.modality_kinds[name]
-            if kind == "depth" and applied.scale != 1.0:
-                value = value / applied.scale if self.depth_kind == "metric" else value * applied.scale
-            elif kind == "normal" and applied.flipped:
-                value = value.copy()
-                value[..., 0] *= -1.0
-            result[name] = value
+            result[name] = self.target_kinds[name].augment(value, applied.scale, applied.flipped, self.depth_kind)
         return out["image"], result, applied
 
     def __call__(

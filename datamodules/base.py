@@ -5,7 +5,7 @@ the MTAN releases) is the test set and is read only by ``test``; validation is a
 subset of the training folder, chosen by a fixed permutation that does not depend on the run
 seed, so every run of a benchmark selects models on the same images.
 
-Loaders read through the samplers of :mod:`datamodules.sampling`, with one process or many:
+Loaders read through the samplers of :mod:`mtlbench.datamodules.sampling`, with one process or many:
 the training order and every sample's augmentation are functions of the run seed and the
 epoch (one process with batch size W x B takes the steps of W processes with B each), and each
 evaluation sample is counted once over all processes.
@@ -22,13 +22,13 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
-from datamodules.augment import DepthKind, JointAugment
-from datamodules.errors import DatasetError
-from datamodules.npy_release import NpyDenseDataset, load_float32
-from datamodules.perturb import LabelNoise, MissingInput, MissingMode
-from datamodules.release import ReleaseSpec, spot_check
-from datamodules.sampling import EvalOrder, ResumableLoader, TrainOrder
-from datamodules.tasks import TaskSpec
+from mtlbench.datamodules.augment import DepthKind, JointAugment
+from mtlbench.datamodules.errors import DatasetError
+from mtlbench.datamodules.npy_release import NpyDenseDataset, load_float32
+from mtlbench.datamodules.perturb import LabelNoise, MissingInput, MissingMode
+from mtlbench.datamodules.release import ReleaseSpec, spot_check
+from mtlbench.datamodules.sampling import EvalOrder, ResumableLoader, TrainOrder
+from mtlbench.tasks import TaskSpec
 
 HOLDOUT_PERMUTATION_SEED = 0  # fixed on purpose: the validation split never changes with the run seed
 SUBSET_PERMUTATION_SEED = 1  # the order in which train_size takes training images, also fixed
@@ -82,10 +82,10 @@ class DenseDataModule(pl.LightningDataModule):
         train_size: train on this many of the training images (a nested subset fixed across
             seeds; validation and test are unchanged), all of them when ``None``.
         label_noise, noisy_task: noise of this strength on the training targets of
-            ``noisy_task`` (:class:`~datamodules.perturb.LabelNoise`); 0 = clean.
+            ``noisy_task`` (:class:`~mtlbench.datamodules.perturb.LabelNoise`); 0 = clean.
         missing_input, missing_mode, missing_patch: the fraction of every image removed, by
             ``patches`` of ``missing_patch`` pixels or by ``channels``
-            (:class:`~datamodules.perturb.MissingInput`), in all splits; 0 = none.
+            (:class:`~mtlbench.datamodules.perturb.MissingInput`), in all splits; 0 = none.
     """
 
     default_tasks: tuple[str, ...] | None = None  # the tasks served when none are named (None: all)
@@ -168,7 +168,7 @@ class DenseDataModule(pl.LightningDataModule):
         if not self.augment:
             return None
         height, width = load_float32(split_dir / "image" / "0.npy").shape[:2]
-        kinds = {task.name: self.spec.modality(self.modality_of[task.name]).kind for task in self._tasks}
+        kinds = {task.name: task.kind for task in self._tasks}
         return JointAugment(height, width, self.depth_kind, kinds, color_jitter=self.color_jitter)
 
     def _folders(self) -> list[str]:

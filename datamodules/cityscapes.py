@@ -7,10 +7,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from datamodules.errors import DatasetError
-from datamodules.local_release import LocalReleaseDataModule
-from datamodules.release import ModalitySpec, ReleaseSpec
-from datamodules.tasks import depth_task, segmentation_task
+from mtlbench.datamodules.errors import DatasetError
+from mtlbench.datamodules.local_release import LocalReleaseDataModule
+from mtlbench.datamodules.release import ModalitySpec, ReleaseSpec
+from mtlbench.tasks import depth_task, segmentation_task
 
 
 def cityscapes_spec(num_classes: int) -> ReleaseSpec:
@@ -40,7 +40,7 @@ class CityscapesDataModule(LocalReleaseDataModule):
         num_val: held-out training images (default 595).
         augment, color_jitter, batch_size, num_workers, pin_memory, and the scaling-study
             settings (``train_size``, ``label_noise``, ``missing_input``, ...): see
-            :class:`~datamodules.base.DenseDataModule`.
+            :class:`~mtlbench.datamodules.base.DenseDataModule`.
     """
 
     available_tasks = (segmentation_task(7), depth_task())  # per instance: num_classes sets the classes

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from datamodules.base import DenseDataModule
-from datamodules.errors import DatasetError
+from mtlbench.datamodules.base import DenseDataModule
+from mtlbench.datamodules.errors import DatasetError
 
 
 class LocalReleaseDataModule(DenseDataModule):

@@ -15,11 +15,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from datamodules.errors import DatasetError
-from datamodules.npy_file import NpyError, open_npy
-from datamodules.perturb import LabelNoise, MissingInput
-from datamodules.sampling import SampleKey, blank_targets
-from datamodules.tasks import TaskSpec
+from mtlbench.datamodules.errors import DatasetError
+from mtlbench.datamodules.npy_file import NpyError, open_npy
+from mtlbench.datamodules.perturb import LabelNoise, MissingInput
+from mtlbench.datamodules.sampling import SampleKey, blank_targets
+from mtlbench.tasks import TaskSpec
 
 Sample = tuple[torch.Tensor, dict[str, torch.Tensor]]
 # (image, targets, seed of the sample's draws or None) -> (image, targets)
@@ -36,15 +36,9 @@ def load_float32(path: Path) -> np.ndarray:
 
 
 def to_tensors(image: np.ndarray, targets: dict[str, np.ndarray], tasks: Sequence[TaskSpec]) -> Sample:
-    """Numpy sample -> (image 3xHxW float32, {task: target}); segmentation targets are int16 HxW,
-    the others float32 CxHxW."""
-    out = {}
-    for task in tasks:
-        target = torch.from_numpy(np.ascontiguousarray(targets[task.name]))
-        if task.kind == "segmentation":
-            out[task.name] = target.round().to(torch.int16)
-        else:
-            out[task.name] = target.unsqueeze(0) if target.ndim == 2 else target.permute(2, 0, 1)
+    """Numpy sample -> (image 3xHxW float32, {task: target}), each target in its kind's format
+    (:meth:`mtlbench.tasks.TaskKind.target`: int16 HxW labels, float32 CxHxW otherwise)."""
+    out = {task.name: task.kind.target(targets[task.name]) for task in tasks}
     # CHW views of HWC memory: batch collation copies them into contiguous NCHW anyway
     return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1), out
 
@@ -54,10 +48,10 @@ class NpyDenseDataset(Dataset[Sample]):
 
     ``dataset[i]`` is ``(image 3xHxW float32, {task name: target})`` with segmentation targets
     int16 HxW and the others float32 CxHxW. ``split`` names the split for the damage of scaling
-    studies (:mod:`datamodules.perturb`), applied before ``transform``: ``label_noise`` on one
+    studies (:mod:`mtlbench.datamodules.perturb`), applied before ``transform``: ``label_noise`` on one
     task's targets, ``missing_input`` on the image.
 
-    ``i`` may be a :class:`~datamodules.sampling.SampleKey` (what mtlbench's samplers yield): its
+    ``i`` may be a :class:`~mtlbench.datamodules.sampling.SampleKey` (what mtlbench's samplers yield): its
     seed seeds the transform's draws, and a padding key's targets are blanked to the ignore
     values, so the sample enters no metric or loss.
     """

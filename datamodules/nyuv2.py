@@ -4,9 +4,9 @@ release calls its test folder ``val``)."""
 
 from __future__ import annotations
 
-from datamodules.local_release import LocalReleaseDataModule
-from datamodules.release import ModalitySpec, ReleaseSpec
-from datamodules.tasks import depth_task, normal_task, segmentation_task
+from mtlbench.datamodules.local_release import LocalReleaseDataModule
+from mtlbench.datamodules.release import ModalitySpec, ReleaseSpec
+from mtlbench.tasks import depth_task, normal_task, segmentation_task
 
 NYUV2_SPEC = ReleaseSpec(
     name="NYUv2",
@@ -33,7 +33,7 @@ class NYUv2DataModule(LocalReleaseDataModule):
         num_val: held-out training images (default 159).
         augment, color_jitter, batch_size, num_workers, pin_memory, and the scaling-study
             settings (``train_size``, ``label_noise``, ``missing_input``, ...): see
-            :class:`~datamodules.base.DenseDataModule`.
+            :class:`~mtlbench.datamodules.base.DenseDataModule`.
     """
 
     available_tasks = (segmentation_task(13), depth_task(), normal_task())

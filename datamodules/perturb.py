@@ -24,8 +24,8 @@ from typing import Literal
 
 import numpy as np
 
-from datamodules.errors import DatasetError
-from datamodules.tasks import TaskSpec
+from mtlbench.datamodules.errors import DatasetError
+from mtlbench.tasks import TaskSpec
 
 MissingMode = Literal["patches", "channels"]
 MISSING_MODES: tuple[str, ...] = ("patches", "channels")
@@ -42,7 +42,7 @@ class LabelNoise:
     """Noise of strength ``level`` on the targets of ``task`` (see the module docstring).
 
     Example:
-        >>> from datamodules.tasks import segmentation_task
+        >>> from mtlbench.tasks import segmentation_task
         >>> noise = LabelNoise(segmentation_task(4), level=1.0)
         >>> labels = np.zeros((8, 8), dtype=np.float32)
         >>> bool((noise(labels, "train", 0) != 0).any()), bool((noise(labels, "train", 0) == noise(labels, "train", 0)).all())
@@ -53,22 +53,12 @@ class LabelNoise:
     level: float
 
     def __post_init__(self) -> None:
-        limit = 1.0 if self.task.kind == "segmentation" else float("inf")
+        limit = self.task.kind.noise_limit
         if not 0.0 <= self.level <= limit:
             raise DatasetError(f"label_noise={self.level} for task '{self.task.name}' must be in [0, {limit}]")
 
     def __call__(self, target: np.ndarray, split: str, index: int) -> np.ndarray:
-        rng = _generator(_LABEL_STREAM, split, index)
-        if self.task.kind == "segmentation":
-            flip = (rng.random(target.shape) < self.level) & (target >= 0)
-            drawn = rng.integers(0, self.task.channels, target.shape).astype(target.dtype)
-            return np.where(flip, drawn, target)
-        if self.task.kind == "depth":
-            return np.where(target > 0, target * np.exp(self.level * rng.standard_normal(target.shape)), target).astype(target.dtype)
-        valid = np.abs(target).sum(axis=-1, keepdims=True) > 0
-        noisy = target + self.level * rng.standard_normal(target.shape)
-        noisy /= np.maximum(np.linalg.norm(noisy, axis=-1, keepdims=True), 1e-6)
-        return np.where(valid, noisy, target).astype(target.dtype)
+        return self.task.kind.add_noise(self.task, target, self.level, _generator(_LABEL_STREAM, split, index))
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from datamodules.errors import DatasetError
-from datamodules.npy_file import NpyError, open_npy
+from mtlbench.datamodules.errors import DatasetError
+from mtlbench.datamodules.npy_file import NpyError, open_npy
 
 NORMAL_TOLERANCE = 1e-2  # |norm - 1| allowed for stored unit normals (float16 storage included)
 

@@ -31,7 +31,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from torch.utils.data import DataLoader, DistributedSampler
 
-from datamodules.errors import DatasetError
+from mtlbench.datamodules.errors import DatasetError
 
 
 class SampleKey(NamedTuple):

@@ -20,7 +20,7 @@ from collections import Counter, defaultdict
 from dataclasses import replace
 from pathlib import Path
 
-from leaderboards.records import Run, load_runs
+from mtlbench.leaderboards.records import Run, load_runs
 
 Signature = tuple[tuple[str, bool], ...]  # (metric, higher is better), sorted
 
@@ -70,7 +70,7 @@ def _misfit(run: Run, schemas: dict[tuple[str, str], tuple[Signature, str]]) -> 
 
 
 def load_admitted_runs(root: Path, test_metrics: str = "selected") -> tuple[list[Run], list[str]]:
-    """:func:`leaderboards.records.load_runs`, then :func:`admit`: what every table reads."""
+    """:func:`mtlbench.leaderboards.records.load_runs`, then :func:`admit`: what every table reads."""
     runs, problems = load_runs(root, test_metrics)
     return admit(runs), problems
 

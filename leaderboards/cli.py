@@ -14,14 +14,14 @@ import shutil
 import sys
 from pathlib import Path
 
-from leaderboards.admission import load_admitted_runs
-from leaderboards.atomic_write import write_bytes_atomic, write_text_atomic
-from leaderboards.costs import load_perf
-from leaderboards.records import TEST_METRICS, record_paths
-from leaderboards.render import console_summary, csv_table, latex, left_out_lines, markdown, pareto_png
-from leaderboards.site_folder import SiteFolder
-from leaderboards.tables import apply_perf_costs, build_boards
-from leaderboards.untrusted import MAX_RECORD_BYTES, MAX_SPEC_BYTES, UntrustedFileError, read_bytes
+from mtlbench.leaderboards.admission import load_admitted_runs
+from mtlbench.leaderboards.atomic_write import write_bytes_atomic, write_text_atomic
+from mtlbench.leaderboards.costs import load_perf
+from mtlbench.leaderboards.records import TEST_METRICS, record_paths
+from mtlbench.leaderboards.render import console_summary, csv_table, latex, left_out_lines, markdown, pareto_png
+from mtlbench.leaderboards.site_folder import SiteFolder
+from mtlbench.leaderboards.tables import apply_perf_costs, build_boards
+from mtlbench.leaderboards.untrusted import MAX_RECORD_BYTES, MAX_SPEC_BYTES, UntrustedFileError, read_bytes
 
 
 def keep_perf(perf: list[Path], out_dir: Path) -> list[Path]:
@@ -85,7 +85,7 @@ def render_and_summarise(
 ) -> tuple[str, str]:
     """Read every run record under ``runs_dir`` and write the tables into ``out_dir``; the cost
     columns come from the ``perf`` records (``mtlbench perf --out``) of the boards' models.
-    ``html``: also write the static site there (:mod:`leaderboards.site`). ``stl_optimizer``:
+    ``html``: also write the static site there (:mod:`mtlbench.leaderboards.site`). ``stl_optimizer``:
     every board's baselines are that optimizer's single-task runs (a spec's ``stl.optimizer``),
     ``stl_model`` likewise for a network (a spec's ``stl.args`` naming ``--model.net``).
     Returns the Markdown and a short summary for a terminal (:func:`console_summary`)."""
@@ -108,7 +108,7 @@ def render_and_summarise(
     if png and boards:
         pareto_png(boards, out_dir / "pareto.png")
     if site is not None:
-        from leaderboards.site import render_site
+        from mtlbench.leaderboards.site import render_site
 
         render_site(boards, runs_dir, left_out_lines(excluded, problems), site)
     return text, console_summary(boards, len(excluded) + len(problems), out_dir)
@@ -158,7 +158,7 @@ def main(argv: list[str]) -> int:
     runs, options = args.runs, {}
     try:
         if args.wandb is not None:
-            from leaderboards.wandb_source import fetch_records
+            from mtlbench.leaderboards.wandb_source import fetch_records
 
             runs = args.out / "records"
             print(f"fetched {fetch_records(args.wandb, runs, args.group)} run records from W&B into {runs}")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from leaderboards.untrusted import MAX_SPEC_BYTES, UntrustedFileError, load_json
+from mtlbench.leaderboards.untrusted import MAX_SPEC_BYTES, UntrustedFileError, load_json
 
 PERF_SCHEMA = "mtlbench.perf/1"
 MAX_NAME = 1000  # characters of a name or the command line a perf record shows

@@ -16,7 +16,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from leaderboards.untrusted import UntrustedFileError, load_yaml
+from mtlbench.leaderboards.untrusted import UntrustedFileError, load_yaml
 
 SCHEMA = "mtlbench.published/1"
 # claim kind -> the fields it needs (besides `kind` and `quote` or `read_from`)

@@ -1,6 +1,6 @@
 """Run records (``results.json``, schema ``mtlbench.run/1``) as plain data: no torch here.
 
-Every record is checked against the schema (:mod:`leaderboards.schema`) before anything of it is
+Every record is checked against the schema (:mod:`mtlbench.leaderboards.schema`) before anything of it is
 read, and its config is only ever read as data (the model's name), never instantiated.
 """
 
@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from leaderboards.schema import RecordError, validate_record
-from leaderboards.study import study_point, study_setting
-from leaderboards.untrusted import MAX_SPEC_BYTES, UntrustedFileError, load_json, load_yaml
+from mtlbench.leaderboards.schema import RecordError, validate_record
+from mtlbench.leaderboards.study import study_point, study_setting
+from mtlbench.leaderboards.untrusted import MAX_SPEC_BYTES, UntrustedFileError, load_json, load_yaml
 
 RECORD_NAME = "results.json"
 TEST_METRICS = {"selected": "test", "last_epochs_mean": "test_last_epochs_mean"}  # --test-metrics -> record field
@@ -42,8 +42,8 @@ class Run:
     gradients: dict[str, float] = field(default_factory=dict)
     divergence: str = ""  # where a diverged run stopped: "step 12: the loss of task 'depth' not finite"
     setting: str = ""  # the scaling-study setting, e.g. "train_size=100" ("" outside studies)
-    study: dict[str, float | None] = field(default_factory=dict)  # the value of each study axis (leaderboards.study)
-    left_out: str = ""  # why a board does not admit the run although it finished (leaderboards.admission)
+    study: dict[str, float | None] = field(default_factory=dict)  # the value of each study axis (mtlbench.leaderboards.study)
+    left_out: str = ""  # why a board does not admit the run although it finished (mtlbench.leaderboards.admission)
 
     @property
     def is_single_task(self) -> bool:
@@ -202,7 +202,7 @@ def record_paths(root: Path) -> list[Path]:
 
 
 def read_record(path: Path, root: Path) -> dict:
-    """One run record under ``root`` as checked data (:mod:`leaderboards.untrusted`): a regular
+    """One run record under ``root`` as checked data (:mod:`mtlbench.leaderboards.untrusted`): a regular
     file of bounded size inside ``root``; :class:`UntrustedFileError` (one line) otherwise."""
     return load_json(path, root, what="run record")
 

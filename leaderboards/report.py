@@ -23,7 +23,7 @@ For each table the report gives (``leaderboards/published.py`` loads and checks 
   inter-task against inter-sample gradient statistics of our EW runs.
 
 Rows the file marks ``suspect`` are shown but left out of ranks and claims. Everything from the
-files and the records is escaped for Markdown (:func:`leaderboards.escape.markdown_text`).
+files and the records is escaped for Markdown (:func:`mtlbench.leaderboards.escape.markdown_text`).
 """
 
 from __future__ import annotations
@@ -39,14 +39,14 @@ from pathlib import Path
 
 from scipy import stats as scipy_stats
 
-from leaderboards.admission import load_admitted_runs
-from leaderboards.atomic_write import write_text_atomic
-from leaderboards.delta_m import delta_m
-from leaderboards.escape import markdown_text
-from leaderboards.published import Claim, PublishedTable, load_published
-from leaderboards.records import TEST_METRICS, network_of_arguments
-from leaderboards.tables import Board, build_boards
-from leaderboards.untrusted import UntrustedFileError, load_yaml
+from mtlbench.leaderboards.admission import load_admitted_runs
+from mtlbench.leaderboards.atomic_write import write_text_atomic
+from mtlbench.leaderboards.delta_m import delta_m
+from mtlbench.leaderboards.escape import markdown_text
+from mtlbench.leaderboards.published import Claim, PublishedTable, load_published
+from mtlbench.leaderboards.records import TEST_METRICS, network_of_arguments
+from mtlbench.leaderboards.tables import Board, build_boards
+from mtlbench.leaderboards.untrusted import UntrustedFileError, load_yaml
 
 DATA_CHECK_TOLERANCE = 0.15  # Delta_m points: printed vs recomputed from metrics printed to 2-4 digits
 REPORT = "report.md"

@@ -17,8 +17,8 @@ import statistics
 from collections import defaultdict
 from collections.abc import Iterable
 
-from leaderboards.delta_m import delta_m
-from leaderboards.records import Run
+from mtlbench.leaderboards.delta_m import delta_m
+from mtlbench.leaderboards.records import Run
 
 
 def _score(values: Iterable[float | None]) -> float:

@@ -23,12 +23,12 @@ import re
 from collections import defaultdict
 from pathlib import Path
 
-from leaderboards.atomic_write import write_atomic, write_text_atomic
-from leaderboards.escape import html_text, plot_text
-from leaderboards.records import Run, read_record
-from leaderboards.render import GENERATED, _fmt, _pm, pareto_png
-from leaderboards.site_folder import SiteFolder
-from leaderboards.tables import NEGATIVE_TRANSFER, NOT_SIGNIFICANT, Board, Row, _mean_std, optimizer_comparison
+from mtlbench.leaderboards.atomic_write import write_atomic, write_text_atomic
+from mtlbench.leaderboards.escape import html_text, plot_text
+from mtlbench.leaderboards.records import Run, read_record
+from mtlbench.leaderboards.render import GENERATED, _fmt, _pm, pareto_png
+from mtlbench.leaderboards.site_folder import SiteFolder
+from mtlbench.leaderboards.tables import NEGATIVE_TRANSFER, NOT_SIGNIFICANT, Board, Row, _mean_std, optimizer_comparison
 
 WANDB_RUN_URL = re.compile(r"https://wandb\.ai/[A-Za-z0-9_.-]{1,128}/[A-Za-z0-9_.-]{1,128}/runs/[A-Za-z0-9]{1,64}")
 
@@ -286,7 +286,7 @@ def _dataset_page(members: list[Board], stem: str, method_pages: dict[str, str],
 
 def render_site(boards: list[Board], runs_dir: Path, left_out: list[str], out_dir: Path | SiteFolder) -> Path:
     """Write the site into ``out_dir``, a new or empty folder or one an earlier render wrote
-    (:mod:`leaderboards.site_folder`: the pages and figures that render wrote are replaced,
+    (:mod:`mtlbench.leaderboards.site_folder`: the pages and figures that render wrote are replaced,
     nothing else is touched); returns the index page. ``left_out`` lists the runs the tables
     leave out, as plain text."""
     folder = out_dir if isinstance(out_dir, SiteFolder) else SiteFolder(Path(out_dir))

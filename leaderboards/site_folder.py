@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from leaderboards.untrusted import MAX_SPEC_BYTES, UntrustedFileError, read_text
+from mtlbench.leaderboards.untrusted import MAX_SPEC_BYTES, UntrustedFileError, read_text
 
 MARKER = ".mtlbench-site"
 HEADER = "# files written by `mtlbench leaderboard --html`; removed and rewritten by the next render"

@@ -1,6 +1,6 @@
 """Where a run lies on the axes of a scaling study, read from its record's config as data.
 
-A study sweep (``axes:`` in a sweep spec, :mod:`bench.study_axes`) sets these arguments of the
+A study sweep (``axes:`` in a sweep spec, :mod:`mtlbench.bench.sweeps.study_axes`) sets these arguments of the
 run config; the leaderboard keeps runs of different settings apart and ``mtlbench plot
 --study`` draws metrics against them. The task axes (``tasks``, ``relatedness``) are read from
 the record's task list instead.

@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 
 from scipy import stats as scipy_stats
 
-from leaderboards.costs import PerfCosts
-from leaderboards.delta_m import delta_m, relative_changes
-from leaderboards.records import Run
-from leaderboards.selection import best_learning_rate, stl_baseline, validation_delta_m
+from mtlbench.leaderboards.costs import PerfCosts
+from mtlbench.leaderboards.delta_m import delta_m, relative_changes
+from mtlbench.leaderboards.records import Run
+from mtlbench.leaderboards.selection import best_learning_rate, stl_baseline, validation_delta_m
 
 SIGNIFICANCE = 0.05
 NEGATIVE_TRANSFER = "\u2020"  # dagger: the task is worse than its single-task baseline
@@ -89,7 +89,7 @@ class Board:
 def build_boards(runs: list[Run], stl_optimizer: str | None = None, stl_model: str | None = None) -> list[Board]:
     """Boards of every (dataset, model, optimizer) that has multi-task runs.
 
-    Learning rates are chosen on validation (``leaderboards.selection``): per task for the
+    Learning rates are chosen on validation (``mtlbench.leaderboards.selection``): per task for the
     single-task baselines, per method for the rows; a row names its lr when several were run.
     ``stl_optimizer``: the baselines of every board are the single-task runs of this optimizer
     (Elich et al. 2024: SGD's rows against Adam's baselines); by default each optimizer's own.

@@ -1,4 +1,4 @@
-"""Run records from a Weights & Biases project (runs logged with ``bench.loggers.WandbRunLogger``
+"""Run records from a Weights & Biases project (runs logged with ``mtlbench.bench.run.loggers.WandbRunLogger``
 upload their ``results.json``), fetched into a folder the leaderboard then reads like any other."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import re
 import sys
 from pathlib import Path
 
-from leaderboards.untrusted import MAX_RECORD_BYTES
+from mtlbench.leaderboards.untrusted import MAX_RECORD_BYTES
 
 RUN_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")  # what a W&B run id is made of: a folder name, never a path
 

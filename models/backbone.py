@@ -13,8 +13,8 @@ import timm
 import torch
 from torch import nn
 
-from models.errors import ModelConfigError
-from models.pyramid import PLAIN_STRIDES, BlockPyramid
+from mtlbench.models.errors import ModelConfigError
+from mtlbench.models.pyramid import PLAIN_STRIDES, BlockPyramid
 
 # what timm raises as RuntimeError for a configuration (a model without dense features, weights
 # of another shape); any other RuntimeError is a real failure and keeps its traceback
@@ -108,7 +108,7 @@ class Backbone(nn.Module):
             every level of stride ``min_reduction`` or more (for most CNNs: strides 4 to 32).
             For a plain ViT these are blocks, ``None`` meaning four evenly spaced ones (DPT's
             choice: blocks 2, 5, 8, 11 of 12), turned into strides 4, 8, 16 and 32 by
-            :class:`models.pyramid.BlockPyramid`.
+            :class:`mtlbench.models.pyramid.BlockPyramid`.
         min_reduction: smallest stride kept when ``out_indices`` is ``None``.
         output_stride: dilate the last stages so features stop at this stride (timm's
             ``output_stride``, e.g. 8 for DeepLab); ``None`` keeps the model's own (usually 32).

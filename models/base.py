@@ -8,7 +8,7 @@ from collections.abc import Iterator, Mapping, Sequence
 import torch
 from torch import nn
 
-from models.errors import ModelConfigError
+from mtlbench.models.errors import ModelConfigError
 
 
 def checked_task_names(tasks: Sequence, model: str) -> list[str]:

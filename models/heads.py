@@ -1,65 +1,39 @@
-"""Task heads: one small conv head per task, chosen by the task's kind."""
+"""Task heads: one per task, built by the task's kind (:mod:`mtlbench.tasks`)."""
 
 from __future__ import annotations
 
 from typing import Protocol
 
-import torch
-import torch.nn.functional as F
 from torch import nn
 
-from models.errors import ModelConfigError
-from models.neck import conv_bn_relu
+from mtlbench.models.errors import ModelConfigError
+from mtlbench.tasks import TaskKind, kind_named
 
 
 class HeadSpec(Protocol):
-    """What a head needs to know of a task (datamodules.TaskSpec satisfies it)."""
+    """What a head needs to know of a task (:class:`mtlbench.tasks.TaskSpec` satisfies it)."""
 
     name: str
-    kind: str
+    kind: TaskKind | str  # a kind, or a built-in kind's name
     channels: int
+    ignore_value: float
 
 
-class DenseHead(nn.Module):
-    """conv3x3-BN-ReLU then a 1x1 projection to ``out_channels``, upsampled to the input size."""
+def build_head(task: HeadSpec, in_channels: int) -> nn.Module:
+    """``task``'s kind's head on ``in_channels`` shared features, or a one-line error naming the
+    task that does not fit its kind.
 
-    def __init__(self, in_channels: int, out_channels: int) -> None:
-        super().__init__()
-        self.body = conv_bn_relu(in_channels, in_channels)
-        self.project = nn.Conv2d(in_channels, out_channels, 1)
-
-    def forward(self, features: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-        out = self.project(self.body(features))
-        return F.interpolate(out, size=size, mode="bilinear", align_corners=False)
-
-
-class SegmentationHead(DenseHead):
-    """Per-pixel class logits (``channels`` = number of classes)."""
-
-
-class DepthHead(DenseHead):
-    """Per-pixel depth, unconstrained output trained by L1 on valid pixels (as MTAN)."""
-
-
-class NormalHead(DenseHead):
-    """Per-pixel unit surface normal: the 3-channel output is L2-normalised."""
-
-    def forward(self, features: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-        return F.normalize(super().forward(features, size), dim=1)
-
-
-HEAD_FOR_KIND: dict[str, type[DenseHead]] = {
-    "segmentation": SegmentationHead,
-    "depth": DepthHead,
-    "normal": NormalHead,
-}
-
-
-def build_head(task: HeadSpec, in_channels: int) -> DenseHead:
-    """The head for ``task.kind``, or a one-line error naming the task without a head."""
-    head = HEAD_FOR_KIND.get(task.kind)
-    if head is None:
-        raise ModelConfigError(f"no head for task '{task.name}' of kind '{task.kind}'; heads exist for kinds: {', '.join(HEAD_FOR_KIND)}")
-    if task.kind == "normal" and task.channels != 3:
-        raise ModelConfigError(f"task '{task.name}' of kind 'normal' must have 3 channels, got {task.channels}")
-    return head(in_channels, task.channels)
+    Example:
+        >>> from mtlbench.tasks import normal_task
+        >>> type(build_head(normal_task(), 8)).__name__
+        'NormalHead'
+    """
+    try:
+        kind = task.kind if isinstance(task.kind, TaskKind) else kind_named(task.kind)  # a built-in kind by name
+    except ValueError as error:
+        raise ModelConfigError(f"task '{task.name}': {error}") from None
+    try:
+        kind.check(task)  # its message names the task
+    except ValueError as error:
+        raise ModelConfigError(str(error)) from None
+    return kind.head(task, in_channels)

@@ -24,10 +24,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.heads import HeadSpec
-from models.neck import conv_bn_relu
-from models.norms import Norm
-from models.segnet import SEGNET_WIDTHS, SegNetBase
+from mtlbench.models.heads import HeadSpec
+from mtlbench.models.norms import Norm
+from mtlbench.models.segnet import SEGNET_WIDTHS, SegNetBase
+from mtlbench.tasks.head import conv_bn_relu
 
 
 def attention(in_channels: int, mid: int, out: int) -> nn.Sequential:
@@ -49,11 +49,11 @@ class MTANSegNet(SegNetBase):
         tasks: the tasks to predict (linked from the datamodule by the CLI).
         widths: channels of the five stages (the paper: 64, 128, 256, 512, 512; smaller
             for tests).
-        norm: as :class:`models.MultiTaskNet`.
+        norm: as :class:`mtlbench.models.MultiTaskNet`.
 
     Example:
-        >>> from types import SimpleNamespace
-        >>> depth = SimpleNamespace(name="depth", kind="depth", channels=1)
+        >>> from mtlbench.tasks import depth_task
+        >>> depth = depth_task()
         >>> net = MTANSegNet([depth], widths=(4, 4, 4, 4, 4))
         >>> net(torch.zeros(2, 3, 64, 64))["depth"].shape
         torch.Size([2, 1, 64, 64])

@@ -8,13 +8,13 @@ from typing import Literal
 import torch
 from torch import nn
 
-from models.backbone import Backbone, check_backbone_name
-from models.base import MultiTaskModel, checked_task_names
-from models.errors import ModelConfigError
-from models.heads import HeadSpec, build_head
-from models.neck import ASPPNeck, FeaturePyramidNeck
-from models.norms import Norm, check_norm, convert_norms
-from models.width import backbone_width_args, scaled
+from mtlbench.models.backbone import Backbone, check_backbone_name
+from mtlbench.models.base import MultiTaskModel, checked_task_names
+from mtlbench.models.errors import ModelConfigError
+from mtlbench.models.heads import HeadSpec, build_head
+from mtlbench.models.neck import ASPPNeck, FeaturePyramidNeck
+from mtlbench.models.norms import Norm, check_norm, convert_norms
+from mtlbench.models.width import backbone_width_args, scaled
 
 
 class MultiTaskNet(MultiTaskModel):
@@ -37,15 +37,15 @@ class MultiTaskNet(MultiTaskModel):
         output_stride: dilate the backbone to this stride (timm's ``output_stride``: 8 or 16).
         norm: ``"batch"`` (BatchNorm, as built), ``"sync_batch"`` (statistics shared across GPUs
             under DDP) or ``"group"`` (GroupNorm: per sample, so exact under DDP on any device).
-        backbone_args: more keyword arguments of the timm model (:class:`models.Backbone`).
+        backbone_args: more keyword arguments of the timm model (:class:`mtlbench.models.Backbone`).
         width: width multiplier for scaling studies: the decoder's channels and, with
             ``scale_backbone``, the backbone's stage widths (timm ResNets and ConvNeXts;
-            :mod:`models.width`), rounded to multiples of 8. Random initialisation only.
+            :mod:`mtlbench.models.width`), rounded to multiples of 8. Random initialisation only.
         scale_backbone: whether ``width`` also scales the backbone (else the decoder only).
 
     Example:
-        >>> from types import SimpleNamespace
-        >>> depth = SimpleNamespace(name="depth", kind="depth", channels=1)
+        >>> from mtlbench.tasks import depth_task
+        >>> depth = depth_task()
         >>> net = MultiTaskNet([depth], backbone="test_resnet", decoder_channels=8)
         >>> net(torch.zeros(2, 3, 64, 64))["depth"].shape
         torch.Size([2, 1, 64, 64])

@@ -14,7 +14,7 @@ from typing import Literal
 
 from torch import nn
 
-from models.errors import ModelConfigError
+from mtlbench.models.errors import ModelConfigError
 
 Norm = Literal["batch", "sync_batch", "group"]
 NORMS: tuple[str, ...] = ("batch", "sync_batch", "group")

@@ -3,7 +3,7 @@ encoder-decoder shared by every task, whose full-resolution features feed each t
 
 It is the single-task network of the Nash-MTL / CAGrad / FAMO tables (one SegNet per task) and
 the multi-task SegNet of Elich, Kirchdorfer et al. (2024). :class:`SegNetBase` holds the
-encoder-decoder that MTAN (:mod:`models.mtan`) puts its task attention on: five encoder stages
+encoder-decoder that MTAN (:mod:`mtlbench.models.mtan`) puts its task attention on: five encoder stages
 of 3x3 conv-BN-ReLU layers (1, 1, 2, 2, 2 after each stage's first) with max pooling, mirrored by
 a decoder that unpools with the pooling indices.
 """
@@ -16,11 +16,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.base import MultiTaskModel, checked_task_names
-from models.errors import ModelConfigError
-from models.heads import HeadSpec, build_head
-from models.neck import conv_bn_relu
-from models.norms import Norm, check_norm, convert_norms
+from mtlbench.models.base import MultiTaskModel, checked_task_names
+from mtlbench.models.errors import ModelConfigError
+from mtlbench.models.heads import HeadSpec, build_head
+from mtlbench.models.norms import Norm, check_norm, convert_norms
+from mtlbench.tasks.head import conv_bn_relu
 
 SEGNET_WIDTHS = (64, 128, 256, 512, 512)  # the paper's filters per stage
 STAGE_LAYERS = (1, 1, 2, 2, 2)  # the second conv block of each stage: 1, 1, then 2 layers
@@ -97,11 +97,11 @@ class SegNet(SegNetBase):
     Args:
         tasks: the tasks to predict (linked from the datamodule by the CLI).
         widths: channels of the five stages (the paper: 64, 128, 256, 512, 512).
-        norm: as :class:`models.MultiTaskNet`.
+        norm: as :class:`mtlbench.models.MultiTaskNet`.
 
     Example:
-        >>> from types import SimpleNamespace
-        >>> depth = SimpleNamespace(name="depth", kind="depth", channels=1)
+        >>> from mtlbench.tasks import depth_task
+        >>> depth = depth_task()
         >>> net = SegNet([depth], widths=(4, 4, 4, 4, 4))
         >>> net(torch.zeros(2, 3, 64, 64))["depth"].shape
         torch.Size([2, 1, 64, 64])

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import timm
 
-from models.errors import ModelConfigError
+from mtlbench.models.errors import ModelConfigError
 
 WIDTH_ARGUMENT = {"ResNet": "channels", "ConvNeXt": "dims"}  # timm class -> its stage-width argument
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from datamodules import SyntheticScenesDataModule
+from mtlbench.datamodules import SyntheticScenesDataModule
 
 TINY = {"num_train": 48, "num_val": 8, "num_test": 8, "height": 48, "width": 64, "batch_size": 8}
 

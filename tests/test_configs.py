@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench.cli import MtlbenchCLI
+from mtlbench.bench.run.launch import MtlbenchCLI
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 QUICKSTART = CONFIGS / "quickstart.yaml"
@@ -45,7 +45,7 @@ def test_config_instantiates(config: Path, tmp_path):
 
 
 def test_the_wandb_logger_config_keeps_the_csv_logs_first(tmp_path, monkeypatch):
-    from bench.loggers import WandbRunLogger
+    from mtlbench.bench.run.loggers import WandbRunLogger
 
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
@@ -56,8 +56,8 @@ def test_the_wandb_logger_config_keeps_the_csv_logs_first(tmp_path, monkeypatch)
 
 @pytest.mark.parametrize("config", PERF_CONFIGS, ids=lambda p: p.name)
 def test_perf_config_names_a_model_and_variants_that_exist(config: Path):
-    from bench.perf.steps import build_parser
-    from bench.perf.variants import load_method, parse_variant
+    from mtlbench.bench.sweeps.perf.steps import build_parser
+    from mtlbench.bench.sweeps.perf.variants import load_method, parse_variant
 
     cfg = build_parser().parse_args(["--config", str(config)])
     assert Path(cfg.net.absolute).is_file()
@@ -71,7 +71,7 @@ def test_a_model_config_fits_synthetic_scenes_at_96x128(model, tiny_cache, tmp_p
     """A plain ViT, a Swin, a ConvNeXt and MTAN, each a short fit on 96x128 scenes from its config."""
     import json
 
-    from bench.cli import main
+    from mtlbench.bench.run.launch import main
     from tests.conftest import tiny_cli_args
 
     args = tiny_cli_args(tiny_cache, tmp_path, str(QUICKSTART))

@@ -2,7 +2,7 @@
 
 import pytest
 
-from leaderboards.delta_m import delta_m, relative_changes
+from mtlbench.leaderboards.delta_m import delta_m, relative_changes
 
 UP = {"miou": True, "pix_acc": True, "abs_err": False, "rel_err": False, "mean_angle": False}
 

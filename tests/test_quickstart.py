@@ -25,7 +25,7 @@ def test_readme_commands_match_ci_and_configs():
 
 
 def run_cli(*args: str, env: dict, cwd: Path) -> None:
-    subprocess.run([sys.executable, "-m", "bench.cli", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True)
+    subprocess.run([sys.executable, "-m", "mtlbench.bench.run.launch", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True)
 
 
 @pytest.mark.slow

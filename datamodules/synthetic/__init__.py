@@ -1,6 +1,6 @@
 """Synthetic scenes: the embedded default dataset."""
 
-from datamodules.synthetic.datamodule import SyntheticScenesDataModule
-from datamodules.synthetic.render import CLASS_NAMES, NUM_CLASSES, render_scene
+from mtlbench.datamodules.synthetic.datamodule import SyntheticScenesDataModule
+from mtlbench.datamodules.synthetic.render import CLASS_NAMES, NUM_CLASSES, render_scene
 
 __all__ = ["CLASS_NAMES", "NUM_CLASSES", "SyntheticScenesDataModule", "render_scene"]

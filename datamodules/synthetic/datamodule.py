@@ -7,11 +7,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from datamodules.base import DenseDataModule
-from datamodules.release import ModalitySpec, ReleaseSpec
-from datamodules.synthetic.generate import ensure_release, release_name
-from datamodules.synthetic.render import NUM_CLASSES, NUM_PATTERNS
-from datamodules.tasks import depth_task, normal_task, segmentation_task
+from mtlbench.datamodules.base import DenseDataModule
+from mtlbench.datamodules.release import ModalitySpec, ReleaseSpec
+from mtlbench.datamodules.synthetic.generate import ensure_release, release_name
+from mtlbench.datamodules.synthetic.render import NUM_CLASSES, NUM_PATTERNS
+from mtlbench.tasks import depth_task, normal_task, segmentation_task
 
 # (task name, classes) of the maps added for the scaling studies: binary except the pattern index
 STUDY_MAPS: tuple[tuple[str, int], ...] = (("edges", 2), ("boundary", 2), ("texture", 2), ("pattern", NUM_PATTERNS))
@@ -40,7 +40,7 @@ class SyntheticScenesDataModule(DenseDataModule):
     """Synthetic indoor scenes with segmentation (7 classes), depth (m) and normals, the default
     tasks, and four more for the scaling studies (``task_groups``): ``edges`` and ``boundary``
     share the scene's geometry, ``texture`` and ``pattern`` come from a generator unrelated to it
-    (:mod:`datamodules.synthetic.render`).
+    (:mod:`mtlbench.datamodules.synthetic.render`).
 
     Same loader path as NYUv2: the files are written in its layout and validation images are
     held out of the training folder.

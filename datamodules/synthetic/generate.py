@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from datamodules.synthetic.render import CLASS_NAMES, render_scene
+from mtlbench.datamodules.synthetic.render import CLASS_NAMES, render_scene
 
 GENERATOR_VERSION = 2  # 2: the edges, boundary, texture and pattern maps (the other files as in 1)
 MODALITIES = ("image", "label", "depth", "normal", "edges", "boundary", "texture", "pattern")

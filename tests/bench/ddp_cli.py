@@ -2,7 +2,7 @@
 
     python -m tests.bench.ddp_cli CACHE OUT WORLD CHECKPOINT
 
-Through ``bench.cli.main``, exactly as the console command: ``fit`` (skipped with 3 processes)
+Through ``mtlbench.bench.run.launch.main``, exactly as the console command: ``fit`` (skipped with 3 processes)
 on the whole batch split over the processes, then ``validate`` and ``test`` of CHECKPOINT
 (the 1-process fit's), each logging to its own folder under OUT. With 2 processes a last
 1-epoch fit keeps the quickstart's BatchNorm, whose per-process statistics the run warns about.
@@ -14,12 +14,12 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from bench.cli import main
+from mtlbench.bench.run.launch import main
 
 REPO = Path(__file__).resolve().parents[2]
 RELEASE = {"num_train": 24, "num_val": 9, "num_test": 9, "height": 48, "width": 64}
 GLOBAL_BATCH, EPOCHS = 8, 3
-PROBE = '[{"class_path": "bench.callbacks.GradientProbe", "init_args": {"every_n_steps": 2}}]'
+PROBE = '[{"class_path": "mtlbench.bench.run.callbacks.GradientProbe", "init_args": {"every_n_steps": 2}}]'
 
 
 def arguments(cache: str, folder: Path, world: int, batch: int) -> list[str]:

@@ -35,10 +35,10 @@ import torch
 import torch.distributed as dist
 from pytorch_lightning.callbacks import Callback
 
-import bench.jacobian
-import bench.module
-from bench.callbacks import GradientProbe
-from bench.methods import (
+import mtlbench.bench.run.jacobian
+import mtlbench.bench.run.module
+from mtlbench.bench.run.callbacks import GradientProbe
+from mtlbench.bench.run.methods import (
     IMTLG,
     MGDA,
     CAGrad,
@@ -53,9 +53,9 @@ from bench.methods import (
     UncertaintyWeighting,
     UPGrad,
 )
-from bench.module import MultiTaskModule
-from datamodules import SyntheticScenesDataModule
-from models import MultiTaskNet
+from mtlbench.bench.run.module import MultiTaskModule
+from mtlbench.datamodules import SyntheticScenesDataModule
+from mtlbench.models import MultiTaskNet
 
 RELEASE = {"num_train": 7, "num_val": 7, "num_test": 2, "height": 32, "width": 32}
 GLOBAL_BATCH, EPOCHS, PROBE_EVERY = 6, 3, 2
@@ -122,7 +122,7 @@ def _local_gramian_update(method, rows, losses, collective, samples):
 
 @contextlib.contextmanager
 def _local_gramian() -> Iterator[None]:
-    with mock.patch.object(bench.jacobian, "feature_update", _local_gramian_update):
+    with mock.patch.object(mtlbench.bench.run.jacobian, "feature_update", _local_gramian_update):
         yield
 
 
@@ -130,9 +130,9 @@ def _local_gramian() -> Iterator[None]:
 def _draws_by_rank() -> Iterator[None]:
     """Randomised methods draw from generators seeded by step and rank: unsynchronised draws (on
     every rank other than those of one process)."""
-    synchronised = bench.module.step_rng
+    synchronised = mtlbench.bench.run.module.step_rng
     with mock.patch.object(
-        bench.module, "step_rng", lambda seed, step, device: synchronised(seed + 7919 * (dist.get_rank() + 1), step, device)
+        mtlbench.bench.run.module, "step_rng", lambda seed, step, device: synchronised(seed + 7919 * (dist.get_rank() + 1), step, device)
     ):
         yield
 

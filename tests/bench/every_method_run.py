@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from bench.cli import main
+from mtlbench.bench.run.launch import main
 from tests.conftest import tiny_cli_args
 
 REPO = Path(__file__).resolve().parents[2]

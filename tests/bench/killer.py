@@ -19,7 +19,7 @@ from unittest import mock
 import torch
 from pytorch_lightning.callbacks import Callback
 
-from bench.checkpoints import AtomicCheckpointIO
+from mtlbench.bench.run.checkpoints import AtomicCheckpointIO
 
 
 def _wait_for_the_kill(marker: Path) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from bench.methods import LossWeighting
+from mtlbench.bench.run.methods import LossWeighting
 
 
 class NaNAfter(LossWeighting):

@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench.checkpoints import METHOD_STATE_KEY, check_model_state, read_count
-from bench.cli import main
-from bench.errors import CheckpointError
-from bench.methods import GRADIENT_AGGREGATORS, LOSS_WEIGHTINGS, DualBalancing, EqualWeighting, NashMTL, UPGrad
-from bench.module import MultiTaskModule
-from datamodules import depth_task, segmentation_task
-from models import MultiTaskNet
+from mtlbench.bench.run.checkpoints import METHOD_STATE_KEY, check_model_state, read_count
+from mtlbench.bench.run.errors import CheckpointError
+from mtlbench.bench.run.launch import main
+from mtlbench.bench.run.methods import GRADIENT_AGGREGATORS, LOSS_WEIGHTINGS, DualBalancing, EqualWeighting, NashMTL, UPGrad
+from mtlbench.bench.run.module import MultiTaskModule
+from mtlbench.models import MultiTaskNet
+from mtlbench.tasks import depth_task, segmentation_task
 from tests.bench.payloads import pickled_command
 from tests.conftest import tiny_cli_args
 

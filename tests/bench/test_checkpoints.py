@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bench.checkpoints import AtomicCheckpointIO, check_checkpoint, resumable_checkpoint
-from bench.errors import CheckpointError
+from mtlbench.bench.run.checkpoints import AtomicCheckpointIO, check_checkpoint, resumable_checkpoint
+from mtlbench.bench.run.errors import CheckpointError
 
 
 def test_a_failed_write_leaves_the_previous_checkpoint(tmp_path, monkeypatch):

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.callbacks import SCHEMA
-from bench.cli import main
+from mtlbench.bench.run.callbacks import SCHEMA
+from mtlbench.bench.run.launch import main
 from tests.conftest import tiny_cli_args
 
 REPO = Path(__file__).resolve().parents[2]
@@ -44,7 +44,7 @@ def test_fit_then_test_writes_a_complete_run_record(tiny_cache, tmp_path):
 def test_steps_that_update_nothing_are_counted_in_the_record(tiny_cache, tmp_path):
     """A step whose shared-parameter update is exactly zero (here every task weight is 0, as every
     task gradient being zero would give) is not silent: the record counts such steps."""
-    args = [*tiny_args(tiny_cache, tmp_path), "--trainer.max_epochs=1", "--model.method=bench.methods.FixedWeights"]
+    args = [*tiny_args(tiny_cache, tmp_path), "--trainer.max_epochs=1", "--model.method=mtlbench.bench.run.methods.FixedWeights"]
     assert main(["fit", *args, "--model.method.init_args.weights=[0, 0, 0]"]) == 0
     record = json.loads(next(tmp_path.rglob("results.json")).read_text())
     steps = record["metrics"]["val"][-1]["step"]
@@ -66,7 +66,7 @@ def test_single_task_run_uses_the_same_pipeline(tiny_cache, tmp_path):
         ("--data.init_args.tasks=[depth, albedo]", r"unknown task\(s\) \[.albedo.\]"),
         ("--model.method=configs/method/nosuch.yaml", r"--model.method: 'configs/method/nosuch.yaml' is neither an existing config file"),
         ("--model.optimizer=torch.optim.Adamm", r"--model.optimizer: 'torch.optim.Adamm' is neither an existing config file"),
-        ("--data=datamodules.NoSuchDataModule", r"--data: .*NoSuchDataModule"),
+        ("--data=mtlbench.datamodules.NoSuchDataModule", r"--data: .*NoSuchDataModule"),
         ("--model.method.init_args.space=nowhere", r"--model.method: Option 'space' is not accepted"),
         ("--trainer.max_epochs=-3", r"`max_epochs` must be a non-negative integer or -1"),
         ("--trainer.max_epochs=three", r"--trainer.max_epochs: 'three' is not a valid int or null"),

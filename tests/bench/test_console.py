@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 
-from bench.console import VERBOSE_ENV, quiet_libraries, take_verbose_flag
+from mtlbench.bench.run.console import VERBOSE_ENV, quiet_libraries, take_verbose_flag
 
 
 def test_verbose_is_taken_out_of_the_arguments_and_inherited(monkeypatch):

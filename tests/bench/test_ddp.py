@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from datamodules import SyntheticScenesDataModule
+from mtlbench.datamodules import SyntheticScenesDataModule
 from tests.bench import ddp_cli
 
 REPO = Path(__file__).resolve().parents[2]

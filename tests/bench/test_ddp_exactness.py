@@ -16,7 +16,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from datamodules import SyntheticScenesDataModule
+from mtlbench.bench.run.methods import GRADIENT_AGGREGATORS, LOSS_WEIGHTINGS
+from mtlbench.datamodules import SyntheticScenesDataModule
+from tests.bench import ddp_equivalence
 from tests.bench.ddp_equivalence import CONFIGS, EPOCHS, NEGATIVE, PROBE_EVERY, RELEASE, STEPS_PER_EPOCH
 
 REPO = Path(__file__).resolve().parents[2]
@@ -67,6 +69,20 @@ DEFAULT = (
     "DB-MTL-features",
 )
 MORE = tuple(name for name in CONFIGS if name not in DEFAULT)
+# Registered methods the harness does not train yet: each needs its configuration in
+# ddp_equivalence.py (and a tolerance here where its solver is not exact) before it is named in
+# a DDP exactness claim. A method added to the registry fails the test below until it is placed.
+NOT_YET_UNDER_DDP = {
+    "FixedWeights", "RandomLossWeighting", "GeometricLossStrategy", "ScaleInvariant", "ImpartialLossBalancing",
+    "AlignedMTL", "GradVac", "DualProj", "FairGrad", "ConFIG", "ExcessMTL", "RandomGradientWeighting", "PCD",
+}  # fmt: skip
+
+
+def test_every_registered_method_is_trained_under_ddp_or_listed_as_not_yet():
+    trained = {cls.__name__ for cls in (*ddp_equivalence.LOSS_WEIGHTINGS.values(), *ddp_equivalence.AGGREGATORS.values())}
+    registered = {cls.__name__ for cls in (*LOSS_WEIGHTINGS, *GRADIENT_AGGREGATORS)}
+    assert trained <= registered and not trained & NOT_YET_UNDER_DDP
+    assert registered - trained == NOT_YET_UNDER_DDP
 
 
 def _train(cache: Path, out: Path, world: int, configs: list[str]) -> None:

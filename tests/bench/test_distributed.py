@@ -2,7 +2,7 @@
 
 import torch
 
-from bench.distributed import BUCKET_BYTES, Collective, _buckets, step_rng, step_seed
+from mtlbench.bench.run.distributed import BUCKET_BYTES, Collective, _buckets, step_rng, step_seed
 
 
 def test_one_process_collectives_are_the_identity():

@@ -9,11 +9,11 @@ import pytest
 import torch
 from torch import nn
 
-from bench.errors import MethodConfigError
-from bench.jacobian import JacobianBuffer, aggregated_backward
-from bench.methods import GRADIENT_AGGREGATORS, MGDA, GradDrop, UPGrad
-from bench.module import MultiTaskModule
-from models import MultiTaskNet
+from mtlbench.bench.run.errors import MethodConfigError
+from mtlbench.bench.run.jacobian import JacobianBuffer, aggregated_backward
+from mtlbench.bench.run.methods import GRADIENT_AGGREGATORS, MGDA, GradDrop, UPGrad
+from mtlbench.bench.run.module import MultiTaskModule
+from mtlbench.models import MultiTaskNet
 
 
 def train_mode_net(tasks, norm: str = "batch", dropout: float = 0.0) -> MultiTaskNet:
@@ -29,7 +29,7 @@ MODELS = {"batch_norm": {}, "group_norm": {"norm": "group"}, "batch_norm_dropout
 
 @pytest.fixture(scope="module")
 def batch(tiny_cache):
-    from datamodules import SyntheticScenesDataModule
+    from mtlbench.datamodules import SyntheticScenesDataModule
     from tests.conftest import TINY
 
     datamodule = SyntheticScenesDataModule(cache_dir=tiny_cache, **TINY)

@@ -11,11 +11,11 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
-from bench.callbacks import STATS_FILE, GradientProbe, RunRecord
-from bench.cli import main
-from bench.methods import UPGrad
-from bench.module import MultiTaskModule
-from models import MultiTaskNet
+from mtlbench.bench.cli.entry import main
+from mtlbench.bench.run.callbacks import STATS_FILE, GradientProbe, RunRecord
+from mtlbench.bench.run.methods import UPGrad
+from mtlbench.bench.run.module import MultiTaskModule
+from mtlbench.models import MultiTaskNet
 
 warnings.filterwarnings("ignore", message=".*not DPP.*")
 

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from bench import gradient_stats as gs
+from mtlbench.bench.run import gradient_stats as gs
 
 
 def test_cosine_and_conflicts_on_known_vectors():

@@ -7,10 +7,10 @@ import contextlib
 import pytest
 import torch
 
-from bench.jacobian import aggregated_backward
-from bench.methods import GradientAggregator
-from bench.module import MultiTaskModule
-from models import MultiTaskNet
+from mtlbench.bench.run.jacobian import aggregated_backward
+from mtlbench.bench.run.methods import GradientAggregator
+from mtlbench.bench.run.module import MultiTaskModule
+from mtlbench.models import MultiTaskNet
 
 
 class SumOfRows(GradientAggregator):

@@ -6,7 +6,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bench.linear_study import Curve, LinearStudy, draw_tasks, load_linear_spec, mtl_solution, run_study, stacked_design, stl_expected_risk
+from mtlbench.bench.sweeps.linear_study import (
+    Curve,
+    LinearStudy,
+    draw_tasks,
+    load_linear_spec,
+    mtl_solution,
+    run_study,
+    stacked_design,
+    stl_expected_risk,
+)
 
 
 @pytest.mark.parametrize(

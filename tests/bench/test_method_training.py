@@ -10,10 +10,10 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
-from bench.cli import MtlbenchCLI, main
-from bench.methods import GRADIENT_AGGREGATORS, FixedWeights
-from bench.module import MultiTaskModule
-from models import MultiTaskNet
+from mtlbench.bench.run.launch import MtlbenchCLI, main
+from mtlbench.bench.run.methods import GRADIENT_AGGREGATORS, FixedWeights
+from mtlbench.bench.run.module import MultiTaskModule
+from mtlbench.models import MultiTaskNet
 from tests.conftest import tiny_cli_args
 
 warnings.filterwarnings("ignore", message=".*not DPP.*")

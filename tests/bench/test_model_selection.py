@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.cli import main
-from leaderboards.delta_m import delta_m
+from mtlbench.bench.run.launch import main
+from mtlbench.leaderboards.delta_m import delta_m
 from tests.conftest import tiny_cli_args
 
 REPO = Path(__file__).resolve().parents[2]

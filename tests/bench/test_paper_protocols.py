@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bench.sweep import load_spec, plan, run_sweep
-from leaderboards.records import load_runs
-from leaderboards.report import render_report
-from leaderboards.tables import build_boards
+from mtlbench.bench.sweeps.sweep import load_spec, plan, run_sweep
+from mtlbench.leaderboards.records import load_runs
+from mtlbench.leaderboards.report import render_report
+from mtlbench.leaderboards.tables import build_boards
 
 REPO = Path(__file__).resolve().parents[2]
 SWEEPS = REPO / "configs" / "sweeps"
@@ -113,9 +113,9 @@ def test_the_nash_mtl_protocol_runs_at_cpu_size_into_a_report(tmp_path):
     outcome = run_sweep(spec, runs)
     assert len(outcome["done"]) == 5 and not outcome["failed"] and not (runs / "baselines").exists()
     records = {path.parent.parent.name: json.loads(path.read_text()) for path in runs.glob("*/version_0/results.json")}
-    assert records["stl-depth-Adam-lr0.0001-s0"]["config"]["model"]["net"]["class_path"] == "models.SegNet"
+    assert records["stl-depth-Adam-lr0.0001-s0"]["config"]["model"]["net"]["class_path"] == "mtlbench.models.SegNet"
     uw = records["UW-Adam-lr0.0001-s0"]
-    assert uw["config"]["model"]["net"]["class_path"] == "models.MTANSegNet" and uw["metrics"]["val"] == []
+    assert uw["config"]["model"]["net"]["class_path"] == "mtlbench.models.MTANSegNet" and uw["metrics"]["val"] == []
     assert [entry["epoch"] for entry in uw["metrics"]["test_last_epochs"]] == [0, 1]
     loaded, _ = load_runs(runs, "last_epochs_mean")
     (board,) = build_boards(loaded, stl_model="SegNet")

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench.perf.memory import step_peak_mb
-from bench.perf.steps import main, replace_block
-from bench.perf.variants import build_variant, parse_variant
-from models import MultiTaskNet
+from mtlbench.bench.sweeps.perf.memory import step_peak_mb
+from mtlbench.bench.sweeps.perf.steps import main, replace_block
+from mtlbench.bench.sweeps.perf.variants import build_variant, parse_variant
+from mtlbench.models import MultiTaskNet
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -76,11 +76,11 @@ def test_perf_run_writes_the_record_the_table_and_the_readme_block(tiny_cache, t
 
 
 def test_bad_inputs_are_one_line_before_anything_is_measured(tiny_cache, tmp_path, monkeypatch):
-    from bench.perf.variants import load_method
+    from mtlbench.bench.sweeps.perf.variants import load_method
 
     monkeypatch.setenv("MTLBENCH_CACHE", tiny_cache)
     bad = tmp_path / "bad.yaml"
-    bad.write_text("class_path: bench.methods.UPGrad\ninit_args: {no_such_argument: 1}\n")
+    bad.write_text("class_path: mtlbench.bench.run.methods.UPGrad\ninit_args: {no_such_argument: 1}\n")
     with pytest.raises(ValueError, match=r"config .*bad\.yaml does not describe a valid object"):
         load_method(bad, features=False)
     base = ["--config", str(REPO / "configs" / "perf" / "smoke.yaml")]

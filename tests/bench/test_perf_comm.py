@@ -2,7 +2,7 @@
 
 import pytest
 
-from bench.perf.comm import FLOAT_BYTES, ModelSizes, all_gather, all_reduce, families, main
+from mtlbench.bench.sweeps.perf.comm import FLOAT_BYTES, ModelSizes, all_gather, all_reduce, families, main
 
 SIZES = ModelSizes(tasks=3, shared=1000, heads=100, last_shared=10, features=500, encoder_flops=1e9, head_flops=1e8)
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bench.errors import MethodConfigError
-from bench.methods import GradDrop, UncertaintyWeighting, UPGrad
-from bench.module import MultiTaskModule
-from models import MultiTaskNet
+from mtlbench.bench.run.errors import MethodConfigError
+from mtlbench.bench.run.methods import GradDrop, UncertaintyWeighting, UPGrad
+from mtlbench.bench.run.module import MultiTaskModule
+from mtlbench.models import MultiTaskNet
 
 
 def make_net(tasks):
@@ -22,7 +22,7 @@ def sgd(params):
 
 @pytest.fixture(scope="module")
 def batch(tiny_cache):
-    from datamodules import SyntheticScenesDataModule
+    from mtlbench.datamodules import SyntheticScenesDataModule
     from tests.conftest import TINY
 
     datamodule = SyntheticScenesDataModule(cache_dir=tiny_cache, **TINY)

@@ -48,7 +48,7 @@ def _fit_arguments(cache: str, folder: Path) -> list[str]:
     args = [*tiny_cli_args(cache, folder, QUICKSTART), f"--trainer.max_epochs={KILLED_EPOCHS}", "--checkpoint_every_n_steps=2"]
     args += ["--model.method", str(REPO / "configs" / "method" / "pcgrad.yaml"), "--data.init_args.num_workers=2"]
     args += ["--data.init_args.augment=true", "--data.init_args.num_val=9"]
-    probe = {"class_path": "bench.callbacks.GradientProbe", "init_args": {"every_n_steps": 3}}
+    probe = {"class_path": "mtlbench.bench.run.callbacks.GradientProbe", "init_args": {"every_n_steps": 3}}
     return [*args, f"--trainer.callbacks=[{json.dumps(probe)}]"]
 
 
@@ -57,13 +57,13 @@ def test_a_fit_killed_in_a_step_in_validation_and_while_writing_a_checkpoint_end
     epoch 0 after its mid-epoch checkpoint, then in a validation batch of epoch 0, then halfway
     through writing one of the checkpoints of the end of epoch 0 or of epoch 1; the fourth run
     completes it."""
-    from bench.cli import main
+    from mtlbench.bench.run.launch import main
 
     draw = random.Random(SEED)
     step, val_batch, save = draw.randrange(3, STEPS_PER_EPOCH), draw.randrange(2), draw.randrange(1, 6)
     where = f"(seed {SEED}: step {step}, validation batch {val_batch} of epoch 0, save {save} from step {STEPS_PER_EPOCH})"
     assert main(["fit", *_fit_arguments(tiny_cache, tmp_path / "straight")]) == 0
-    killed = [sys.executable, "-m", "bench.cli", "fit", *_fit_arguments(tiny_cache, tmp_path / "killed")]
+    killed = [sys.executable, "-m", "mtlbench.bench.run.launch", "fit", *_fit_arguments(tiny_cache, tmp_path / "killed")]
     kills = [
         _pause(tmp_path / "step.kill", step=step),
         _pause(tmp_path / "validation.kill", val_epoch=0, val_batch=val_batch),
@@ -90,7 +90,7 @@ def test_a_sweep_killed_at_a_random_point_resumes_to_the_same_records(tiny_cache
     """The sweep's process is killed from outside, after the first run's first checkpoints, in a
     training step, in a validation or while a checkpoint is written (drawn), and the same sweep,
     run again, ends with the uninterrupted sweep's records."""
-    from bench.sweep import run_sweep
+    from mtlbench.bench.sweeps.sweep import run_sweep
     from tests.bench.test_sweep import tiny_spec
 
     def spec(folder: Path, extra: list[str]) -> Path:
@@ -117,7 +117,15 @@ def test_a_sweep_killed_at_a_random_point_resumes_to_the_same_records(tiny_cache
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     assert run_sweep(spec(tmp_path / "a", []), tmp_path / "a" / "runs")["failed"] == []
-    command = [sys.executable, "-m", "bench.entry", "sweep", str(spec(tmp_path / "b", [kill])), "--runs", str(tmp_path / "b" / "runs")]
+    command = [
+        sys.executable,
+        "-m",
+        "mtlbench.bench.cli.entry",
+        "sweep",
+        str(spec(tmp_path / "b", [kill])),
+        "--runs",
+        str(tmp_path / "b" / "runs"),
+    ]
     run_until_killed(command, marker, tmp_path / "b" / "killed.log", REPO)
     rerun = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
@@ -142,7 +150,7 @@ STATEFUL_CONFIGS = [
 def test_a_stateful_method_resumed_from_its_checkpoint_ends_with_the_same_record(tiny_cache, tmp_path, method):
     """The method's state goes through a real checkpoint file (mtlbench.method_state/1) and the
     resumed run continues exactly: 3 epochs straight, or 2 then resumed from last.ckpt to 3."""
-    from bench.cli import main
+    from mtlbench.bench.run.launch import main
 
     common = [*tiny_cli_args(tiny_cache, tmp_path / "x", QUICKSTART), "--data.init_args.num_train=16", "--test_after_fit=false"]
     common += ["--model.method", str(REPO / "configs" / "method" / f"{method}.yaml")]
@@ -160,7 +168,7 @@ def test_a_finished_run_continued_for_more_epochs_ends_as_one_run_of_that_length
     """2 epochs, then the same run continued to 3 from its last.ckpt: one complete record that
     trains, selects and tests as a 3-epoch run (the epochs tested and deleted by the first fit
     keep their recorded test metrics)."""
-    from bench.cli import main
+    from mtlbench.bench.run.launch import main
 
     common = [*tiny_cli_args(tiny_cache, tmp_path / "x", QUICKSTART), "--data.init_args.num_train=16"]
     assert main(["fit", *common, "--trainer.max_epochs=3", f"--trainer.logger.init_args.save_dir={tmp_path / 'straight'}"]) == 0
@@ -182,13 +190,13 @@ def test_a_finished_run_continued_for_more_epochs_ends_as_one_run_of_that_length
 def test_a_fit_killed_before_its_first_checkpoint_starts_afresh_in_its_folder(tiny_cache, tmp_path):
     """Killed in epoch 0 with no checkpoint yet: the same command, run again, starts the run
     over in its folder and ends with the uninterrupted record."""
-    from bench.cli import main
+    from mtlbench.bench.run.launch import main
 
     step = random.Random(SEED + 2).randrange(1, STEPS_PER_EPOCH)
     arguments = [arg for arg in _fit_arguments(tiny_cache, tmp_path / "straight") if not arg.startswith("--checkpoint_every")]
     assert main(["fit", *arguments]) == 0
     killed = [arg.replace(str(tmp_path / "straight"), str(tmp_path / "killed")) for arg in arguments]
-    command = [sys.executable, "-m", "bench.cli", "fit", *killed, _pause(tmp_path / "first.kill", step=step)]
+    command = [sys.executable, "-m", "mtlbench.bench.run.launch", "fit", *killed, _pause(tmp_path / "first.kill", step=step)]
     run_until_killed(command, tmp_path / "first.kill", tmp_path / "killed.log", REPO)
     again = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and "continuing the interrupted run" in again.stderr, again.stderr[-2000:]

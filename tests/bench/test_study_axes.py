@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bench.sweep import load_spec, plan
+from mtlbench.bench.sweeps.sweep import load_spec, plan
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bench.errors import RunFileError
-from bench.plot import main as plot_main
-from bench.sweep import run_sweep
-from leaderboards.cli import render_leaderboard
+from mtlbench.bench.run.errors import RunFileError
+from mtlbench.bench.sweeps.plot import main as plot_main
+from mtlbench.bench.sweeps.sweep import run_sweep
+from mtlbench.leaderboards.cli import render_leaderboard
 from tests.bench.test_sweep import tiny_spec
 
 

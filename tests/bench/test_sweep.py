@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bench.sweep import load_spec, plan, run_sweep
+from mtlbench.bench.sweeps.sweep import load_spec, plan, run_sweep
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -92,7 +92,7 @@ def test_interrupted_sweep_reruns_only_what_is_missing(tiny_cache, tmp_path):
 
 
 def test_sweep_command_skips_complete_runs_and_prints_the_leaderboard(tiny_cache, tmp_path, capsys):
-    from bench.sweep import main
+    from mtlbench.bench.sweeps.sweep import main
 
     spec = tiny_spec(tmp_path, tiny_cache)
     runs_dir = tmp_path / "runs"
@@ -137,7 +137,7 @@ def test_sweep_logs_each_run_to_its_own_offline_wandb_run(tiny_cache, tmp_path, 
         assert json.loads((folder / "files" / "results.json").read_text())["status"] == "complete"
         log = written_log(next(folder.glob("*.wandb")))
         assert b"sweep-test" in log and b"spec" in log  # project, and the group: the spec's name
-    from leaderboards.records import load_runs
+    from mtlbench.leaderboards.records import load_runs
 
     runs, _ = load_runs(runs_dir)
     assert len(runs) == 3  # W&B's copies of the records are not counted again
@@ -236,7 +236,7 @@ def test_a_diverging_run_is_recorded_and_the_sweep_goes_on(tiny_cache, tmp_path)
     assert record["status"] == "diverged"
     assert record["divergence"] == {"step": 2, "task": None, "method": "NaNAfter", "what": "the weighted loss"}
     assert sorted(run_sweep(spec_path, runs_dir)["skipped"]) == ["EW-Adam-lr0.003-s0", "NaN-Adam-lr0.003-s0"]  # a result: not rerun
-    from leaderboards.cli import render_leaderboard
+    from mtlbench.leaderboards.cli import render_leaderboard
 
     table = render_leaderboard(runs_dir, tmp_path / "board")
     assert "diverged at step 2: the weighted loss not finite (NaNAfter, Adam, seed 0)" in table
@@ -252,7 +252,7 @@ def test_a_diverging_run_is_recorded_and_the_sweep_goes_on(tiny_cache, tmp_path)
     ],
 )
 def test_a_malformed_spec_is_one_line(tmp_path, capsys, text, expected):
-    from bench.entry import main
+    from mtlbench.bench.cli.entry import main
 
     spec = tmp_path / "spec.yaml"
     spec.write_text(text)
@@ -262,7 +262,7 @@ def test_a_malformed_spec_is_one_line(tmp_path, capsys, text, expected):
 
 
 def test_an_unwritable_runs_folder_is_one_line(tmp_path, capsys):
-    from bench.entry import main
+    from mtlbench.bench.cli.entry import main
 
     a_file = tmp_path / "a_file"
     a_file.write_text("")
@@ -278,8 +278,8 @@ def test_an_unwritable_runs_folder_is_one_line(tmp_path, capsys):
 )
 def test_a_record_that_does_not_fit_the_schema_is_no_result_of_a_resumed_sweep(tmp_path, content):
     """A colleague's sweep folder may hold anything: such a run is run again, not trusted or crashed on."""
-    from bench.cli import interrupted_run
-    from bench.sweep import PlannedRun
+    from mtlbench.bench.run.launch import interrupted_run
+    from mtlbench.bench.sweeps.sweep import PlannedRun
 
     run = PlannedRun("EW-Adam-s0", (), "Adam")
     run.record(tmp_path).parent.mkdir(parents=True)
@@ -293,7 +293,7 @@ def test_parallel_runs_share_the_cores_instead_of_each_taking_all(tmp_path, monk
     unless the user set it."""
     import subprocess
 
-    from bench import sweep
+    from mtlbench.bench.sweeps import sweep
 
     seen = []
 
@@ -313,7 +313,7 @@ def test_parallel_runs_share_the_cores_instead_of_each_taking_all(tmp_path, monk
 
 
 def test_a_failed_run_keeps_its_traceback_in_its_log_and_one_console_line(tiny_cache, tmp_path, capsys):
-    from bench.sweep import main as sweep_main
+    from mtlbench.bench.sweeps.sweep import main as sweep_main
 
     spec_path = tiny_spec(tmp_path, tiny_cache)
     spec = yaml.safe_load(spec_path.read_text())

@@ -6,9 +6,9 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
-from bench.methods import EqualWeighting
-from bench.module import MultiTaskModule
-from models import MultiTaskNet
+from mtlbench.bench.run.methods import EqualWeighting
+from mtlbench.bench.run.module import MultiTaskModule
+from mtlbench.models import MultiTaskNet
 
 
 def tiny_module(tasks, lr: float = 3e-3) -> MultiTaskModule:
@@ -63,7 +63,7 @@ def test_equal_weighting_step_is_the_summed_loss_backward(tiny_datamodule):
 def test_gradient_clipping_argument_is_validated():
     import pytest
 
-    from datamodules import depth_task
+    from mtlbench.tasks import depth_task
 
     with pytest.raises(ValueError, match="grad_clip_norm must be positive"):
         MultiTaskModule([depth_task()], net=lambda t: MultiTaskNet(t, backbone="test_resnet"), grad_clip_norm=0.0)
@@ -72,8 +72,8 @@ def test_gradient_clipping_argument_is_validated():
 def test_method_lr_gives_the_methods_parameters_a_group_of_their_own():
     """Nash-MTL's and FAMO's code train a weighting's parameters (UW's log-variances) at 0.025
     beside the network's 1e-4: one optimizer, two groups; without method_lr, one group."""
-    from bench.methods import UncertaintyWeighting
-    from datamodules import depth_task, segmentation_task
+    from mtlbench.bench.run.methods import UncertaintyWeighting
+    from mtlbench.tasks import depth_task, segmentation_task
 
     tasks = [segmentation_task(5), depth_task()]
 

@@ -9,8 +9,8 @@ import pytest
 import wandb
 import yaml
 
-from bench.cli import main
-from bench.loggers import WandbRunLogger, has_wandb_credentials
+from mtlbench.bench.run.launch import main
+from mtlbench.bench.run.loggers import WandbRunLogger, has_wandb_credentials
 from tests.conftest import tiny_cli_args
 
 REPO = Path(__file__).resolve().parents[2]

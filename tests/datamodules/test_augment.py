@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from datamodules import JointAugment
+from mtlbench.datamodules import JointAugment
+from mtlbench.tasks import depth_task, normal_task, segmentation_task
 
 H, W = 24, 36
-KINDS = {"segmentation": "label", "depth": "depth", "normal": "normal"}
+KINDS = {task.name: task.kind for task in (segmentation_task(4), depth_task(), normal_task())}
 
 
 def sample():

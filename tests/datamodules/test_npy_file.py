@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from datamodules.fake_release import write_release
-from datamodules.npy_file import NpyError, open_npy
+from mtlbench.datamodules.fake_release import write_release
+from mtlbench.datamodules.npy_file import NpyError, open_npy
 
 
 def crafted_header(shape: tuple[int, ...], data: bytes = b"\0" * 64) -> bytes:
@@ -40,7 +40,7 @@ def release(tmp_path_factory) -> Path:
 @pytest.mark.timeout(20)  # a reader blocked on the FIFO fails, not hangs
 @pytest.mark.parametrize("case", CASES)
 def test_a_hostile_sample_is_one_line_of_data_check(release, tmp_path, case, capsys):
-    from bench.data_cli import main
+    from mtlbench.bench.cli.data import main
 
     root = tmp_path / "release"
     shutil.copytree(release, root)

@@ -10,10 +10,10 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
-from bench.cli import main
-from datamodules import CityscapesDataModule, DatasetError, NYUv2DataModule
-from datamodules.fake_release import write_release
-from models import MultiTaskNet
+from mtlbench.bench.cli.entry import main
+from mtlbench.datamodules import CityscapesDataModule, DatasetError, NYUv2DataModule
+from mtlbench.datamodules.fake_release import write_release
+from mtlbench.models import MultiTaskNet
 
 HEIGHT, WIDTH = 35, 47  # odd on purpose
 
@@ -98,7 +98,7 @@ def test_augmentation_only_on_training_samples(nyuv2_root):
 @pytest.mark.parametrize("make", [nyuv2, cityscapes], ids=["nyuv2", "cityscapes"])
 def test_short_training_run(make, nyuv2_root, cityscapes_root, tmp_path):
     root = nyuv2_root if make is nyuv2 else cityscapes_root
-    from bench.module import MultiTaskModule
+    from mtlbench.bench.run.module import MultiTaskModule
 
     pl.seed_everything(0)
     dm = make(root)
@@ -208,7 +208,7 @@ def test_a_corrupt_npy_header_is_named_by_data_check_and_by_training(nyuv2_root,
     out = capsys.readouterr().out.splitlines()
     assert any("train/image/3.npy: unreadable .npy" in line for line in out), out
     assert any("train/depth/4.npy: unreadable .npy" in line for line in out), out
-    from datamodules.npy_release import load_float32
+    from mtlbench.datamodules.npy_release import load_float32
 
     with pytest.raises(DatasetError, match=r"depth/4.npy: unreadable .npy .*; replace the file"):
         load_float32(Path(root) / "train" / "depth" / "4.npy")

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from datamodules.errors import DatasetError
-from datamodules.sampling import EvalOrder, ResumableLoader, SampleKey, TrainOrder, sample_seed
+from mtlbench.datamodules.errors import DatasetError
+from mtlbench.datamodules.sampling import EvalOrder, ResumableLoader, SampleKey, TrainOrder, sample_seed
 
 
 @pytest.mark.parametrize("size", [13, 16, 17])

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from datamodules import DatasetError, SyntheticScenesDataModule
-from datamodules.synthetic.render import render_scene
+from mtlbench.datamodules import DatasetError, SyntheticScenesDataModule
+from mtlbench.datamodules.synthetic.render import render_scene
 
 
 def _setup(make, **overrides):

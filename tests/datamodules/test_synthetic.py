@@ -3,10 +3,10 @@ import json
 import numpy as np
 import pytest
 
-from datamodules import DatasetError, SyntheticScenesDataModule, holdout_split
-from datamodules.synthetic import NUM_CLASSES, render_scene
-from datamodules.synthetic.generate import ensure_release
-from datamodules.synthetic.render import camera_rays
+from mtlbench.datamodules import DatasetError, SyntheticScenesDataModule, holdout_split
+from mtlbench.datamodules.synthetic import NUM_CLASSES, render_scene
+from mtlbench.datamodules.synthetic.generate import ensure_release
+from mtlbench.datamodules.synthetic.render import camera_rays
 
 
 def test_render_is_a_pure_function_of_the_seed():
@@ -100,7 +100,7 @@ def test_missing_modality_folder_is_reported(tiny_cache, tmp_path):
 
 
 def test_interrupted_generation_leaves_no_release(tmp_path, monkeypatch):
-    import datamodules.synthetic.generate as generate
+    import mtlbench.datamodules.synthetic.generate as generate
 
     def explode(*args, **kwargs):
         raise KeyboardInterrupt

@@ -50,7 +50,7 @@ def _record(method: str, optimizer: str, seed: int, tasks: list[str], dataset: s
     return {
         "schema": "mtlbench.run/1",
         "status": "complete",
-        "config": {"model": {"net": {"class_path": "models.SegNet"}}},
+        "config": {"model": {"net": {"class_path": "mtlbench.models.SegNet"}}},
         "seed": seed,
         "method": {"name": method},
         "optimizer": {"name": optimizer, "lr": LR[optimizer]},

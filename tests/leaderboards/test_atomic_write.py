@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from leaderboards.atomic_write import write_atomic, write_text_atomic
+from mtlbench.leaderboards.atomic_write import write_atomic, write_text_atomic
 
 
 def test_a_written_file_is_whole_and_readable_as_a_new_file(tmp_path):

@@ -7,10 +7,10 @@ import math
 
 import pytest
 
-from leaderboards.cli import main, render_leaderboard
-from leaderboards.costs import PERF_SCHEMA, load_perf
-from leaderboards.records import load_runs
-from leaderboards.tables import apply_perf_costs, build_boards
+from mtlbench.leaderboards.cli import main, render_leaderboard
+from mtlbench.leaderboards.costs import PERF_SCHEMA, load_perf
+from mtlbench.leaderboards.records import load_runs
+from mtlbench.leaderboards.tables import apply_perf_costs, build_boards
 from tests.leaderboards.fixture_runs import write_fixture_runs
 
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from leaderboards.cli import main, render_leaderboard
-from leaderboards.escape import csv_text, latex_text, markdown_text
-from leaderboards.schema import RecordError, validate_record
+from mtlbench.leaderboards.cli import main, render_leaderboard
+from mtlbench.leaderboards.escape import csv_text, latex_text, markdown_text
+from mtlbench.leaderboards.schema import RecordError, validate_record
 from tests.leaderboards.fixture_runs import record
 
 SCRIPT = "<script>alert(1)</script>"
@@ -160,7 +160,7 @@ def test_a_wandb_run_id_that_is_a_path_is_not_fetched(tmp_path, monkeypatch, cap
     W&B's server cannot be reached here, so its API object is replaced by one serving two runs."""
     import wandb
 
-    from leaderboards.wandb_source import fetch_records
+    from mtlbench.leaderboards.wandb_source import fetch_records
 
     class File:
         name = "results.json"

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from leaderboards.cli import render_leaderboard
-from leaderboards.records import load_runs
-from leaderboards.tables import build_boards
+from mtlbench.leaderboards.cli import render_leaderboard
+from mtlbench.leaderboards.records import load_runs
+from mtlbench.leaderboards.tables import build_boards
 from tests.leaderboards.fixture_runs import write_fixture_runs
 
 GOLDEN = Path(__file__).resolve().parents[1] / "fixtures" / "golden"
@@ -72,7 +72,7 @@ def test_diverged_and_unfinished_runs_are_listed_never_averaged(fixture_runs, tm
 
 def test_leaderboard_command_does_not_import_torch(fixture_runs, tmp_path):
     code = (
-        "import sys; from bench.entry import main; "
+        "import sys; from mtlbench.bench.cli.entry import main; "
         f"assert main(['leaderboard', {str(fixture_runs)!r}, '--out', {str(tmp_path / 'out')!r}, '--no-png']) == 0; "
         "assert 'torch' not in sys.modules, 'torch was imported'"
     )
@@ -82,7 +82,7 @@ def test_leaderboard_command_does_not_import_torch(fixture_runs, tmp_path):
 
 
 def test_missing_runs_folder_is_a_one_line_error(tmp_path, capsys):
-    from bench.entry import main
+    from mtlbench.bench.cli.entry import main
 
     assert main(["leaderboard", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out")]) == 2
     assert "runs folder" in capsys.readouterr().err
@@ -95,7 +95,7 @@ def test_the_last_epochs_mean_can_be_reported_and_says_so(fixture_runs, tmp_path
 
 
 def test_reading_a_wandb_project_without_credentials_is_one_line(tmp_path, monkeypatch, capsys):
-    from leaderboards.cli import main
+    from mtlbench.leaderboards.cli import main
 
     for name in ("WANDB_API_KEY", "WANDB_MODE"):
         monkeypatch.delenv(name, raising=False)
@@ -113,7 +113,7 @@ def test_reading_a_wandb_project_without_credentials_is_one_line(tmp_path, monke
 
 
 def test_missing_runs_folder_is_one_line(tmp_path, capsys):
-    from leaderboards.cli import main
+    from mtlbench.leaderboards.cli import main
 
     assert main([str(tmp_path / "nowhere"), "--out", str(tmp_path / "out")]) == 2
     assert "runs folder" in capsys.readouterr().err

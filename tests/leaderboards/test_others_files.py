@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from leaderboards import site
-from leaderboards.admission import load_admitted_runs
-from leaderboards.cli import main, render_leaderboard
-from leaderboards.site_folder import MARKER, SiteFolder, SiteFolderError
-from leaderboards.tables import build_boards
-from leaderboards.untrusted import MAX_YAML_NODES, UntrustedFileError, load_json, parse_yaml
+from mtlbench.leaderboards import site
+from mtlbench.leaderboards.admission import load_admitted_runs
+from mtlbench.leaderboards.cli import main, render_leaderboard
+from mtlbench.leaderboards.site_folder import MARKER, SiteFolder, SiteFolderError
+from mtlbench.leaderboards.tables import build_boards
+from mtlbench.leaderboards.untrusted import MAX_YAML_NODES, UntrustedFileError, load_json, parse_yaml
 from tests.leaderboards.fixture_runs import write_fixture_runs
 
 TARGET = "UW-Adam-s1"  # the record each case spoils
@@ -139,7 +139,7 @@ def test_without_the_guards_a_flipped_direction_moves_the_board(clean):
     """Negative control: the same record let in (no admission) changes UW's row; admitted, not."""
     runs, expected = clean
     flipped_direction(runs)
-    from leaderboards.records import load_runs
+    from mtlbench.leaderboards.records import load_runs
 
     unguarded, _ = load_runs(runs)
     rows = {(board.optimizer, row.label): row.delta_metric for board in build_boards(unguarded) for row in board.rows}
@@ -205,7 +205,7 @@ def alias_bomb(levels: int = 9) -> str:
 def test_a_yaml_alias_bomb_is_refused_before_it_expands(tmp_path, capsys):
     spec = tmp_path / "bomb.yaml"
     spec.write_text(alias_bomb())
-    from leaderboards.report import main as report_main
+    from mtlbench.leaderboards.report import main as report_main
 
     start = time.perf_counter()
     assert report_main([str(spec), str(write_fixture_runs(tmp_path / "runs"))]) == 2

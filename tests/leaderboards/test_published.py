@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from leaderboards.cli import published_perf, render_leaderboard
-from leaderboards.render import GENERATED
+from mtlbench.leaderboards.cli import published_perf, render_leaderboard
+from mtlbench.leaderboards.render import GENERATED
 
 LEADERBOARDS = Path(__file__).resolve().parents[2] / "leaderboards"
 PUBLISHED = sorted(records.parent for records in LEADERBOARDS.glob("**/records") if (records.parent / "leaderboard.md").is_file())
@@ -50,7 +50,7 @@ def test_a_study_is_published():
 
 @pytest.mark.parametrize("table", STUDY_TABLES, ids=lambda table: f"{table.parent.name}/{table.name}")
 def test_published_study_figures_regenerate_identically(table, tmp_path):
-    from bench.study_plot import plot_sweep_study
+    from mtlbench.bench.sweeps.study_plot import plot_sweep_study
 
     with table.open() as stream:
         header, first = next(csv.reader(stream)), next(csv.DictReader(table.open()))
@@ -73,7 +73,15 @@ def test_the_main_job_reproduces_the_published_quickstart_records(tmp_path):
     import sys
 
     repo = LEADERBOARDS.parent
-    command = [sys.executable, "-m", "bench.entry", "sweep", "configs/sweeps/quickstart.yaml", "--runs", str(tmp_path / "runs")]
+    command = [
+        sys.executable,
+        "-m",
+        "mtlbench.bench.cli.entry",
+        "sweep",
+        "configs/sweeps/quickstart.yaml",
+        "--runs",
+        str(tmp_path / "runs"),
+    ]
     done = subprocess.run(command, cwd=repo, capture_output=True, text=True, timeout=1100)
     assert done.returncode == 0, done.stderr[-3000:]
     published = sorted((LEADERBOARDS / "quickstart" / "records").rglob("results.json"))

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from leaderboards.published import PublishedError, load_published
-from leaderboards.report import Side, check_claim, data_check, main, paper_side, render_report
+from mtlbench.leaderboards.published import PublishedError, load_published
+from mtlbench.leaderboards.report import Side, check_claim, data_check, main, paper_side, render_report
 from tests.leaderboards.report_runs import write_report_runs
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -134,14 +134,14 @@ def test_a_row_with_an_unknown_field_or_a_bad_number_is_refused(tmp_path):
 
 
 def _side(deltas: dict[tuple[str, str], float], gradients: dict[str, float] | None = None) -> Side:
-    from leaderboards.report import Entry
+    from mtlbench.leaderboards.report import Entry
 
     entries = {key: Entry(key[0], key[1], {}, value, value) for key, value in deltas.items()}
     return Side(entries, gradients or {})
 
 
 def test_claims_hold_exactly_when_the_numbers_say_so():
-    from leaderboards.published import Claim
+    from mtlbench.leaderboards.published import Claim
 
     table = load_published(PAPERS / "elich2024_cityscapes_segnet.yaml")
     paper = _side({("EW", "Adam"): 5.0, ("UW", "Adam"): 1.0, ("EW", "SGD"): 9.0, ("UW", "SGD"): 8.0})
@@ -165,7 +165,7 @@ def test_claims_hold_exactly_when_the_numbers_say_so():
 
 
 def test_gradient_claims_read_our_ew_runs_and_say_when_they_cannot():
-    from leaderboards.published import Claim
+    from mtlbench.leaderboards.published import Claim
 
     table = load_published(PAPERS / "elich2024_nyuv2_segnet.yaml")
     paper = paper_side(table)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from leaderboards.records import Run, parse_record, selected_validation
-from leaderboards.selection import baseline_table, best_learning_rate, stl_baseline, validation_delta_m
+from mtlbench.leaderboards.records import Run, parse_record, selected_validation
+from mtlbench.leaderboards.selection import baseline_table, best_learning_rate, stl_baseline, validation_delta_m
 
 UP = {"depth/abs_err": False, "segmentation/miou": True}
 
@@ -85,9 +85,9 @@ def test_records_can_report_the_last_epochs_mean_instead():
 def test_baselines_of_one_optimizer_or_network_serve_every_board(tmp_path):
     """Elich et al. measure SGD's rows against Adam's single-task runs; Nash-MTL's MTAN rows are
     measured against single-task SegNets: `stl_optimizer` and `stl_model` say so."""
-    from leaderboards.cli import main as leaderboard_main
-    from leaderboards.records import load_runs, model_name
-    from leaderboards.tables import build_boards
+    from mtlbench.leaderboards.cli import main as leaderboard_main
+    from mtlbench.leaderboards.records import load_runs, model_name
+    from mtlbench.leaderboards.tables import build_boards
     from tests.leaderboards.report_runs import write_report_runs
 
     runs, _ = load_runs(write_report_runs(tmp_path / "runs", "CityscapesDataModule", ["segmentation", "depth"]))
@@ -96,8 +96,8 @@ def test_baselines_of_one_optimizer_or_network_serve_every_board(tmp_path):
     shared = {board.optimizer: board for board in build_boards(runs, stl_optimizer="Adam")}
     assert shared["SGD"].baseline == shared["Adam"].baseline and shared["SGD"].rows[0].delta_metric
     assert build_boards(runs, stl_optimizer="Adam", stl_model="MTANSegNet")[0].missing_baselines  # no such single-task runs
-    assert model_name({"class_path": "models.SegNet", "init_args": {"widths": [8] * 5}}) == "SegNet"
-    assert model_name({"class_path": "models.MultiTaskNet", "init_args": {"backbone": "resnet50"}}) == "resnet50"
-    assert model_name("models.SegNet") == "unknown"
+    assert model_name({"class_path": "mtlbench.models.SegNet", "init_args": {"widths": [8] * 5}}) == "SegNet"
+    assert model_name({"class_path": "mtlbench.models.MultiTaskNet", "init_args": {"backbone": "resnet50"}}) == "resnet50"
+    assert model_name("mtlbench.models.SegNet") == "unknown"
     assert leaderboard_main([str(tmp_path / "runs"), "--out", str(tmp_path / "out"), "--stl-optimizer", "Adam", "--no-png"]) == 0
     assert "SegNet / SGD" in (tmp_path / "out" / "leaderboard.md").read_text()

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from leaderboards.cli import main as leaderboard_main
-from leaderboards.cli import render_leaderboard
+from mtlbench.leaderboards.cli import main as leaderboard_main
+from mtlbench.leaderboards.cli import render_leaderboard
 from tests.leaderboards.browser import Browser, find_browser
 from tests.leaderboards.fixture_runs import write_fixture_runs
 

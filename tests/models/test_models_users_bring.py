@@ -11,10 +11,10 @@ import pytest
 import timm
 import torch
 
-from bench.methods import MGDA, GradNorm, UPGrad
-from bench.module import MultiTaskModule
-from datamodules import depth_task, normal_task, segmentation_task
-from models import Backbone, ModelConfigError, MTANSegNet, MultiTaskNet
+from mtlbench.bench.run.methods import MGDA, GradNorm, UPGrad
+from mtlbench.bench.run.module import MultiTaskModule
+from mtlbench.models import Backbone, ModelConfigError, MTANSegNet, MultiTaskNet
+from mtlbench.tasks import depth_task, normal_task, segmentation_task
 
 TASKS = [segmentation_task(5), depth_task(), normal_task()]
 TINY_SWIN = {"embed_dim": 16, "depths": [1, 1, 1, 1], "num_heads": [1, 1, 1, 1]}
@@ -67,7 +67,7 @@ def test_default_weights_offline_without_a_cached_copy_are_one_line(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=Path(__file__).parents[2], timeout=120)
     last = done.stderr.strip().splitlines()[-1]
     cache = tmp_path / "hf" / "hub"
-    assert last.startswith("models.errors.ModelConfigError: the default weights of 'test_resnet' are not in timm's cache")
+    assert last.startswith("mtlbench.models.errors.ModelConfigError: the default weights of 'test_resnet' are not in timm's cache")
     assert f"{cache} (Hugging Face hub: timm/test_resnet.r160_in1k)" in last and "pretrained: PATH of a local file" in last
 
 
@@ -123,7 +123,7 @@ def test_default_weights_come_from_timms_cache_through_timms_loading(tmp_path):
 import sys, torch, timm
 from pathlib import Path
 from safetensors.torch import save_file
-from models import Backbone
+from mtlbench.models import Backbone
 repo = Path(sys.argv[1]) / "hub" / "models--timm--test_resnet.r160_in1k"
 (repo / "refs").mkdir(parents=True)
 (repo / "refs" / "main").write_text("0" * 40)
@@ -148,7 +148,7 @@ SEGNET_PARAMETERS = 25_048_209  # widths 64..512, NYUv2's three heads: MTAN's 44
 def test_segnet_shares_one_encoder_decoder_and_mtan_builds_on_the_same():
     """Hard parameter sharing: every head reads the same full-resolution features; MTAN is that
     SegNet plus attention (its shared parameters include all of SegNet's)."""
-    from models import SegNet
+    from mtlbench.models import SegNet
 
     torch.manual_seed(0)
     net = SegNet(TASKS, widths=(4, 4, 8, 8, 8))

@@ -4,8 +4,8 @@ import pytest
 import timm
 import torch
 
-from datamodules import depth_task, normal_task, segmentation_task
-from models import Backbone, ModelConfigError, MultiTaskNet
+from mtlbench.models import Backbone, ModelConfigError, MultiTaskNet
+from mtlbench.tasks import Normal, depth_task, normal_task, segmentation_task
 
 TASKS = [segmentation_task(5), depth_task(), normal_task()]
 
@@ -84,12 +84,15 @@ def test_local_weights_file_is_loaded(tmp_path):
     assert not all(torch.equal(fresh.body.state_dict()[key], reference[key]) for key in matched)
 
 
-def test_task_without_head_is_named():
-    edges = SimpleNamespace(name="edges", kind="edge", channels=1)
+def test_a_task_that_does_not_fit_its_kind_is_named():
+    edges = SimpleNamespace(name="edges", kind="edge", channels=1, ignore_value=0.0)
     with pytest.raises(
-        ModelConfigError, match=r"no head for task 'edges' of kind 'edge'; heads exist for kinds: segmentation, depth, normal"
+        ModelConfigError, match=r"task 'edges': unknown task kind 'edge'; built-in kinds: segmentation, depth, normal, or give a TaskKind"
     ):
         MultiTaskNet([depth_task(), edges], backbone="test_resnet")
+    flat_normal = SimpleNamespace(name="normal", kind=Normal(), channels=1, ignore_value=0.0)
+    with pytest.raises(ModelConfigError, match=r"task 'normal' of kind 'normal' must have 3 channels, got 1"):
+        MultiTaskNet([flat_normal], backbone="test_resnet")
     with pytest.raises(ModelConfigError, match="no head for task 'edges'"):
         next(MultiTaskNet([depth_task()], backbone="test_resnet", decoder_channels=8).task_parameters("edges"))
 
@@ -138,7 +141,7 @@ def test_a_forward_failure_that_is_not_the_input_size_keeps_its_traceback(monkey
 
 
 def test_the_model_interface_is_enforced():
-    from models import MultiTaskModel
+    from mtlbench.models import MultiTaskModel
 
     class Incomplete(MultiTaskModel):
         def encode(self, images):

@@ -7,8 +7,8 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from models import MultiTaskNet
-from models.errors import ModelConfigError
+from mtlbench.models import MultiTaskNet
+from mtlbench.models.errors import ModelConfigError
 
 DEPTH = SimpleNamespace(name="depth", kind="depth", channels=1)
 

@@ -1,6 +1,6 @@
 """Float64 references of the Gramian-based aggregators, written from their papers' formulas.
 
-Independent of torchjd and of ``bench.methods``: numpy only, exact solutions by enumerating
+Independent of torchjd and of ``mtlbench.bench.run.methods``: numpy only, exact solutions by enumerating
 active sets (T <= 10 tasks), Newton's method for the bargaining equations, and the SVD of the
 Jacobian itself. Every linear solve is equilibrated: with ``G = D C D`` (``D`` the task-gradient
 norms, ``C`` their cosines), systems in ``G`` are solved through ``C``, whose conditioning

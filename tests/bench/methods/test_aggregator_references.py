@@ -23,8 +23,8 @@ import numpy as np
 import pytest
 import torch
 
-from bench.jacobian import combine
-from bench.methods import IMTLG, MGDA, AlignedMTL, CAGrad, DualProj, FairGrad, GradientAggregator, NashMTL, PCGrad, UPGrad
+from mtlbench.bench.run.jacobian import combine
+from mtlbench.bench.run.methods import IMTLG, MGDA, AlignedMTL, CAGrad, DualProj, FairGrad, GradientAggregator, NashMTL, PCGrad, UPGrad
 from tests.bench.methods import references as ref
 
 warnings.filterwarnings("ignore", message=".*not DPP.*")

@@ -8,7 +8,7 @@ import warnings
 import pytest
 import torch
 
-from bench.methods import GRADIENT_AGGREGATORS, MGDA, GradientAggregator
+from mtlbench.bench.run.methods import GRADIENT_AGGREGATORS, MGDA, GradientAggregator
 
 warnings.filterwarnings("ignore", message=".*not DPP.*")
 
@@ -101,7 +101,7 @@ def test_mgda_two_tasks_closed_form():
 
 
 def test_non_conflicting_gradients_are_left_to_the_mean_by_upgrad():
-    from bench.methods import UPGrad
+    from mtlbench.bench.run.methods import UPGrad
 
     jacobian = torch.tensor([[1.0, 0.2, 0.0], [0.8, 1.0, 0.1]])
     method = UPGrad()
@@ -162,7 +162,7 @@ def test_weights_from_the_gramian_give_the_update(cls):
 
 
 def test_a_zero_gramian_gives_no_update():
-    from bench.methods import UPGrad
+    from mtlbench.bench.run.methods import UPGrad
 
     assert bound(UPGrad).weights_from_gramian(torch.zeros(3, 3), torch.ones(3)).abs().sum() == 0
 

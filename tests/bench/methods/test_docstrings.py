@@ -1,5 +1,5 @@
 """Every method's docstring carries an example, which the suite runs as a doctest
-(``--doctest-modules`` over bench/): a newcomer sees each method called, with its output."""
+(tests/test_doctests.py): a newcomer sees each method called, with its output."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import doctest
 
 import pytest
 
-from bench.methods import GRADIENT_AGGREGATORS, LOSS_WEIGHTINGS
+from mtlbench.bench.run.methods import GRADIENT_AGGREGATORS, LOSS_WEIGHTINGS
 
 
 @pytest.mark.parametrize("method", [*LOSS_WEIGHTINGS, *GRADIENT_AGGREGATORS], ids=lambda method: method.__name__)

@@ -7,7 +7,7 @@ import itertools
 import pytest
 import torch
 
-from bench.methods import LOSS_WEIGHTINGS, FixedWeights, LossWeighting
+from mtlbench.bench.run.methods import LOSS_WEIGHTINGS, FixedWeights, LossWeighting
 
 IDS = [cls.__name__ for cls in LOSS_WEIGHTINGS]
 
@@ -76,7 +76,7 @@ def test_dwa_weights_follow_the_descent_rates():
 
 
 def test_gradnorm_moves_weight_towards_the_slow_task():
-    from bench.methods import GradNorm
+    from mtlbench.bench.run.methods import GradNorm
 
     method = GradNorm(alpha=1.5)
     method.bind(2)

@@ -9,7 +9,7 @@ import warnings
 import pytest
 import torch
 
-from bench.methods import (
+from mtlbench.bench.run.methods import (
     GRADIENT_AGGREGATORS,
     LOSS_WEIGHTINGS,
     PCD,
@@ -20,7 +20,7 @@ from bench.methods import (
     NashMTL,
     UPGrad,
 )
-from bench.methods.state import LAYOUT, MethodStateError
+from mtlbench.bench.run.methods.state import LAYOUT, MethodStateError
 from tests.bench.payloads import pickled_command
 
 warnings.filterwarnings("ignore", message=".*not DPP.*")

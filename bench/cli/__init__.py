@@ -1,0 +1,1 @@
+"""The command line: the ``mtlbench`` subcommands, on top of the run and sweep rooms."""
