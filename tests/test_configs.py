@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from mtlbench.bench.run.launch import MtlbenchCLI
 
@@ -80,3 +81,9 @@ def test_a_model_config_fits_synthetic_scenes_at_96x128(model, tiny_cache, tmp_p
     record = json.loads(next(tmp_path.rglob("results.json")).read_text())
     assert record["status"] == "fitted" and len(record["metrics"]["val"]) == 1
     assert all(value == value for task in record["metrics"]["val"][0]["tasks"].values() for value in task.values())
+
+
+def test_the_configs_page_shows_the_quickstart_config_as_it_is():
+    page = (CONFIGS.parent / "docs" / "configs.md").read_text()
+    shown = page.split("```yaml\n", 1)[1].split("```", 1)[0]
+    assert yaml.safe_load(shown) == yaml.safe_load(QUICKSTART.read_text())
