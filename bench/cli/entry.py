@@ -13,7 +13,9 @@ from collections.abc import Sequence
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
+    from mtlbench.bench.run.console import take_verbose_flag  # torch-free
+
+    args = take_verbose_flag(list(sys.argv[1:] if argv is None else argv))  # so `mtlbench --verbose data ...` dispatches
     light = {
         "leaderboard": "mtlbench.leaderboards.cli",
         "report": "mtlbench.leaderboards.report",
@@ -31,11 +33,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"mtlbench: error: {error}", file=sys.stderr)
             return 2
     if args[:1] in (["data"], ["plot"]):  # the dataset tools and the gradient figures: quiet, errors in one line
-        from mtlbench.bench.run.console import quiet_libraries, take_verbose_flag
         from mtlbench.bench.run.launch import guarded
 
-        args = take_verbose_flag(args)
-        quiet_libraries()
         if args[0] == "data":
             from mtlbench.bench.cli.data import main as tool
         else:

@@ -361,13 +361,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     process exit status (2 for a user error, 3 for a run that diverged)."""
     given = list(sys.argv[1:] if argv is None else argv)
     args = take_verbose_flag(given)
-    quiet_libraries()
     return guarded(lambda: MtlbenchCLI(args=None if argv is None and args == given else args), args)
 
 
 def guarded(command: Callable[[], object], args: Sequence[str]) -> int:
-    """Run ``command`` and turn what a user can fix into one line on stderr and exit status 2 (3
-    for a diverged run); anything else keeps its traceback. ``command``'s own int is its status."""
+    """Run ``command`` with the libraries quietened (unless ``--verbose``), and turn what a user can
+    fix into one line on stderr and exit status 2 (3 for a diverged run); anything else keeps its
+    traceback. ``command``'s own int is its status."""
+    quiet_libraries()
     inherited = RESUME_ENV in os.environ  # set by the first process for DDP's others
     try:
         status = command()
