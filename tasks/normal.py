@@ -16,6 +16,11 @@ from mtlbench.tasks.kind import TaskKind, TaskLike, no_valid_pixel
 ANGLE_THRESHOLDS = {"within_11_25": 11.25, "within_22_5": 22.5, "within_30": 30.0}
 
 
+def has_normal(target: torch.Tensor) -> torch.Tensor:
+    """(B, H, W) bool: the pixels of (B, 3, H, W) normals that are not all-zero (have ground truth)."""
+    return target.abs().sum(dim=1) > 0
+
+
 class NormalAngleErrors(Metric):
     """Angle (degrees) between L2-normalised predicted and true normals over valid pixels
     (gt not all-zero): mean, median and the fractions within 11.25, 22.5 and 30 degrees.
@@ -44,7 +49,7 @@ class NormalAngleErrors(Metric):
 
     def update(self, prediction: torch.Tensor, target: torch.Tensor) -> None:
         """``prediction`` and ``target``: (B, 3, H, W)."""
-        valid = target.abs().sum(dim=1) > 0
+        valid = has_normal(target)
         pred = prediction.detach().float().movedim(1, -1)[valid]
         true = target.float().movedim(1, -1)[valid]
         # atan2(|a x b|, a . b) is accurate at every angle, unlike acos near 0 and 180 degrees.
@@ -76,7 +81,7 @@ def normal_loss(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         >>> normal_loss(torch.tensor([[[[1.0]], [[0.0]], [[0.0]]]]), torch.tensor([[[[0.0]], [[1.0]], [[0.0]]]])).item()
         1.0
     """
-    valid = target.abs().sum(dim=1) > 0
+    valid = has_normal(target)
     if not bool(valid.any()):
         return no_valid_pixel(prediction)
     cosine = (F.normalize(prediction, dim=1) * target).sum(dim=1)
@@ -121,7 +126,7 @@ class Normal(TaskKind):
         return np.where(valid, noisy, target).astype(target.dtype)
 
     def valid(self, task: TaskLike, target: torch.Tensor) -> torch.Tensor:
-        return target.abs().sum(dim=1) > 0
+        return has_normal(target)
 
     def loss(self, task: TaskLike, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return normal_loss(prediction, target)
