@@ -24,8 +24,9 @@ baselines) and the folder ``RUNS/<id>/version_0``. A run whose ``results.json`` 
 is skipped; any other run resumes from its last readable checkpoint in its own folder, or starts
 afresh without one, so an interrupted sweep, rerun, runs only what was missing, exactly as the
 uninterrupted sweep would have. Runs go locally, one after another in this process (``--jobs 1``,
-the default: no interpreter start-up per run) or ``--jobs`` processes at a time, or to SLURM
-via submitit (one job per run).
+the default: no interpreter start-up per run) or ``--jobs`` processes at a time, each with
+``--gpus-per-run`` GPUs of its own (:mod:`mtlbench.bench.sweeps.devices`), or to SLURM via
+submitit (one job per run, ``--gpus-per-run`` GPUs each).
 
 Model selection (``leaderboards/selection.py``): the single-task baselines run first; their
 validation metrics (best lr per task, mean over seeds, each at its selected epoch) are written
@@ -54,6 +55,8 @@ import yaml
 from tqdm import tqdm
 
 from mtlbench.bench.run.errors import DIVERGED_EXIT
+from mtlbench.bench.sweeps.devices import DevicePool, run_arguments, slots, visible_devices
+from mtlbench.bench.sweeps.devices import gpus_per_run as assigned_gpus
 from mtlbench.bench.sweeps.study_axes import Point, grid
 from mtlbench.leaderboards.atomic_write import write_json_atomic
 from mtlbench.leaderboards.untrusted import MAX_SPEC_BYTES, UntrustedFileError, parse_yaml, read_text
@@ -313,15 +316,20 @@ def start_or_resume(run: PlannedRun, runs_dir: Path, clear: bool = True) -> tupl
     return [*run.args, f"--ckpt_path={checkpoint}"], [*notes, f"resuming from {checkpoint}"]
 
 
-def _run_locally(run: PlannedRun, runs_dir: Path, jobs: int) -> tuple[str, int]:
+def _run_locally(run: PlannedRun, runs_dir: Path, jobs: int, pool: DevicePool | None = None) -> tuple[str, int]:
     """One run in its own process, its output in ``RUNS/<id>.log``. Unless ``OMP_NUM_THREADS``
     is set, each of the ``jobs`` processes gets its share of the cores (torch would otherwise
-    start as many threads as there are cores in each, and they would compete)."""
+    start as many threads as there are cores in each, and they would compete). With a device
+    ``pool``, the run holds devices of its own while it runs (``CUDA_VISIBLE_DEVICES``)."""
     args, notes = start_or_resume(run, runs_dir)
     env = dict(os.environ)
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // jobs)))
     log = runs_dir / f"{run.run_id}.log"
-    with open(log, "a") as stream:
+    with open(log, "a") as stream, pool.take() if pool is not None else contextlib.nullcontext(()) as slot:
+        if slot:
+            env["CUDA_VISIBLE_DEVICES"] = ",".join(slot)
+            args += run_arguments(slot)
+            notes.append(f"on GPU {env['CUDA_VISIBLE_DEVICES']} (CUDA_VISIBLE_DEVICES)")
         stream.writelines(f"mtlbench sweep: {note}\n" for note in notes)
         stream.flush()
         command = [sys.executable, "-m", "mtlbench.bench.run.launch", "fit", *args]
@@ -372,14 +380,16 @@ def _run_in_process(run: PlannedRun, runs_dir: Path) -> tuple[str, int]:
     return run.run_id, code
 
 
-def _run_all(todo: list[PlannedRun], runs_dir: Path, jobs: int, bar: tqdm) -> list[tuple[str, int]]:
+def _run_all(todo: list[PlannedRun], runs_dir: Path, jobs: int, bar: tqdm, pool: DevicePool | None = None) -> list[tuple[str, int]]:
     """Run ``todo`` sequentially in this process (no start-up cost per run) or ``jobs`` processes
-    at a time; returns (id, exit code) per run in order."""
+    at a time (always processes when runs are given devices: DDP starts a run's other ranks by
+    re-running its command); returns (id, exit code) per run in order."""
     with contextlib.ExitStack() as stack:
-        if jobs <= 1:
+        if jobs <= 1 and pool is None:
             results = (_run_in_process(run, runs_dir) for run in todo)
         else:
-            results = stack.enter_context(ThreadPoolExecutor(max_workers=jobs)).map(lambda run: _run_locally(run, runs_dir, jobs), todo)
+            executor = stack.enter_context(ThreadPoolExecutor(max_workers=jobs))
+            results = executor.map(lambda run: _run_locally(run, runs_dir, jobs, pool), todo)
         finished = []
         for result in results:
             finished.append(result)
@@ -391,10 +401,19 @@ def _outcome(code: int) -> str:
     return {0: "done", DIVERGED_EXIT: "diverged"}.get(code, "failed")
 
 
-def run_sweep(spec_path: Path, runs_dir: Path, jobs: int = 1, slurm: dict | None = None) -> dict[str, list[str]]:
+def run_sweep(
+    spec_path: Path, runs_dir: Path, jobs: int = 1, slurm: dict | None = None, gpus_per_run: int | None = None
+) -> dict[str, list[str]]:
     """Run what is missing, baselines first; returns the ids skipped, done, failed, blocked
-    (a multi-task run whose baselines failed) or submitted."""
+    (a multi-task run whose baselines failed) or submitted. Locally, ``gpus_per_run`` devices of
+    their own for each of the ``jobs`` runs at a time (:mod:`mtlbench.bench.sweeps.devices`)."""
     spec = load_spec(spec_path)
+    pool = None
+    if slurm is None:
+        wants_devices = (gpus_per_run or 0) > 0 or (gpus_per_run is None and jobs > 1)
+        devices = visible_devices() if wants_devices else []
+        per_run = assigned_gpus(gpus_per_run, jobs, devices)
+        pool = DevicePool(slots(jobs, per_run, devices)) if per_run else None  # refused here, before any run starts
     runs_dir = Path(runs_dir).resolve()
     runs_dir.mkdir(parents=True, exist_ok=True)
     planned = plan(spec, runs_dir)
@@ -412,13 +431,13 @@ def run_sweep(spec_path: Path, runs_dir: Path, jobs: int = 1, slurm: dict | None
         return outcome
     first = [run for run in todo if run.baseline_of]
     with tqdm(total=len(todo), desc="runs", unit="run") as bar:
-        for run_id, code in _run_all(first, runs_dir, jobs, bar):
+        for run_id, code in _run_all(first, runs_dir, jobs, bar, pool):
             outcome[_outcome(code)].append(run_id)
         blocked = write_baselines(planned, runs_dir)
         second = [run for run in todo if not run.baseline_of and run.selection_group not in blocked]
         outcome["blocked"] = [run.run_id for run in todo if not run.baseline_of and run.selection_group in blocked]
         bar.update(len(outcome["blocked"]))
-        for run_id, code in _run_all(second, runs_dir, jobs, bar):
+        for run_id, code in _run_all(second, runs_dir, jobs, bar, pool):
             outcome[_outcome(code)].append(run_id)
     return outcome
 
@@ -505,10 +524,18 @@ def main(argv: list[str]) -> int:
     parser.add_argument("spec", type=Path)
     parser.add_argument("--runs", type=Path, default=None, help="folder of the run folders (default: runs/<spec name>)")
     parser.add_argument("--jobs", type=int, default=1, help="runs at a time (locally)")
+    parser.add_argument(
+        "--gpus-per-run",
+        "--gpus",
+        dest="gpus_per_run",
+        type=int,
+        default=None,
+        help="GPUs of each run (DDP over them when more than 1): locally its own CUDA_VISIBLE_DEVICES "
+        "(default: 1 when --jobs > 1 on a machine with GPUs, else none assigned); on SLURM, per job (default 1)",
+    )
     parser.add_argument("--out", type=Path, default=None, help="where to write the leaderboard (default: <runs>/leaderboard)")
     parser.add_argument("--slurm", action="store_true", help="submit one SLURM job per run with submitit")
     parser.add_argument("--slurm-partition", default=None)
-    parser.add_argument("--gpus", type=int, default=1, help="GPUs per SLURM job")
     parser.add_argument("--timeout-min", type=int, default=600, help="time limit of a job; it is then requeued and resumes")
     parser.add_argument("--signal-delay-s", type=int, default=120, help="seconds before the limit at which a job is told to stop")
     parser.add_argument("--cluster", choices=["slurm", "local", "debug"], default=None, help="submitit executor (default: slurm)")
@@ -534,7 +561,7 @@ def main(argv: list[str]) -> int:
         for path in write_study(args.spec, raw, args.out or args.runs):
             print(path)
         return 0
-    outcome = run_sweep(args.spec, args.runs, jobs=args.jobs, slurm=slurm)
+    outcome = run_sweep(args.spec, args.runs, jobs=args.jobs, slurm=slurm, gpus_per_run=args.gpus_per_run)
     print(", ".join(f"{len(ids)} {name}" for name, ids in outcome.items()))
     for run_id in outcome["failed"]:
         print(f"failed: {run_id} (log: {args.runs / (run_id + '.log')})")

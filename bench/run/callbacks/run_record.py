@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
+import torch
 from pytorch_lightning.callbacks import Callback
 
 from mtlbench.bench.run.errors import Diverged
@@ -53,7 +54,7 @@ def git_state(directory: Path) -> dict[str, Any]:
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
 
 
 def _task_metrics(metrics: dict[str, Any], stage: str, task_names: list[str]) -> dict[str, dict[str, float]]:
@@ -175,7 +176,14 @@ class RunRecord(Callback):
                 "max_epochs": trainer.max_epochs,
             },
             "metrics": {"val": [], "test": None, "test_weights": None, "test_last_epochs": [], "test_last_epochs_mean": None},
-            "environment": {"versions": package_versions(), "git": git_state(Path.cwd()), "host": platform.node(), "pid": os.getpid()},
+            "environment": {
+                "versions": package_versions(),
+                "git": git_state(Path.cwd()),
+                "host": platform.node(),
+                "pid": os.getpid(),
+                "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),  # a sweep's --gpus-per-run sets it
+                "gpus": [torch.cuda.get_device_name(index) for index in range(torch.cuda.device_count())],
+            },
             "error": None,
         }
 

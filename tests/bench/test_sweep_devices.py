@@ -1,0 +1,101 @@
+"""Local multi-GPU sweeps: ``--jobs N --gpus-per-run K`` gives each run K devices of its own.
+
+Tested on CPU with a fake device count: ``CUDA_VISIBLE_DEVICES`` lists four devices, the runs
+train on the CPU, and their records say which devices they were given.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mtlbench.bench.cli.entry import main
+from mtlbench.bench.sweeps import devices, sweep
+from tests.bench.test_sweep import tiny_spec
+
+
+def test_visible_devices_follow_cuda_visible_devices(monkeypatch):
+    for listed, expected in (("0,1,2,3", ["0", "1", "2", "3"]), ("3, 1", ["3", "1"]), ("2,-1,3", ["2"]), ("", [])):
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", listed)
+        assert devices.visible_devices() == expected
+
+
+def test_one_gpu_per_run_by_default_when_runs_go_in_parallel_on_gpus():
+    assert devices.gpus_per_run(None, jobs=8, devices=[str(i) for i in range(8)]) == 1  # not 8 runs on GPU 0
+    assert devices.gpus_per_run(None, jobs=1, devices=["0"]) == 0  # one run at a time: its config decides
+    assert devices.gpus_per_run(None, jobs=4, devices=[]) == 0  # CPUs
+    assert devices.gpus_per_run(2, jobs=4, devices=[]) == 2
+    with pytest.raises(ValueError, match="--gpus-per-run takes 0"):
+        devices.gpus_per_run(-1, jobs=1, devices=[])
+
+
+def test_slots_are_disjoint_and_too_few_devices_are_refused(monkeypatch):
+    assert devices.slots(2, 2, ["0", "1", "2", "3"]) == [("0", "1"), ("2", "3")]
+    assert devices.slots(3, 1, ["4", "5", "6", "7"]) == [("4",), ("5",), ("6",)]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,2,3")
+    with pytest.raises(ValueError, match=r"^--jobs 3 x --gpus-per-run 2 needs 6 GPUs, 4 visible \(CUDA_VISIBLE_DEVICES=0,1,2,3\); lower"):
+        devices.slots(3, 2, ["0", "1", "2", "3"])
+
+
+def test_a_run_with_several_gpus_runs_ddp_over_its_own(tmp_path, monkeypatch):
+    """K = 2: each run process sees its two devices and is told to run DDP over both."""
+    seen = []
+
+    def fake_run(command, stdout, stderr, env):
+        seen.append((env["CUDA_VISIBLE_DEVICES"], [arg for arg in command if arg.startswith("--trainer.")]))
+        return subprocess.CompletedProcess(command, 0)
+
+    monkeypatch.setattr(sweep.subprocess, "run", fake_run)
+    pool = devices.DevicePool(devices.slots(2, 2, ["0", "1", "2", "3"]))
+    for seed in (0, 1):
+        run = sweep.PlannedRun(f"EW-Adam-lr0.001-s{seed}", ("--config", "x.yaml"), "Adam")
+        assert sweep._run_locally(run, tmp_path, jobs=2, pool=pool)[1] == 0
+    assert seen == [("0,1", ["--trainer.devices=2", "--trainer.strategy=ddp"]), ("2,3", ["--trainer.devices=2", "--trainer.strategy=ddp"])]
+    assert "on GPU 0,1 (CUDA_VISIBLE_DEVICES)" in (tmp_path / "EW-Adam-lr0.001-s0.log").read_text()
+
+
+def _interval(record: dict) -> tuple[dt.datetime, dt.datetime]:
+    return dt.datetime.fromisoformat(record["started"]), dt.datetime.fromisoformat(record["updated"])
+
+
+def test_two_runs_at_a_time_each_see_one_device_of_their_own(tiny_cache, tmp_path, monkeypatch, capsys):
+    """4 runs, --jobs 2 --gpus-per-run 1, four devices visible: every record names the one device
+    its run saw, and runs that overlapped in time never saw the same one."""
+    spec_path = tiny_spec(tmp_path, tiny_cache)
+    spec = yaml.safe_load(spec_path.read_text())
+    spec.update(stl=False, seeds=[0, 1])  # EW and UW, 2 seeds: 4 runs
+    spec_path.write_text(yaml.safe_dump(spec))
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,2,3")
+    runs = tmp_path / "runs"
+    assert main(["sweep", str(spec_path), "--runs", str(runs), "--jobs", "2", "--gpus-per-run", "1"]) == 0
+    assert "4 done" in capsys.readouterr().out
+    records = [json.loads(path.read_text()) for path in sorted(runs.glob("*/version_0/results.json"))]
+    assert len(records) == 4 and all(record["status"] == "complete" for record in records)
+    seen = [record["environment"]["cuda_visible_devices"] for record in records]
+    assert all(device in ("0", "1") for device in seen), seen  # one device each, from the two slots
+    overlapping = 0
+    for index, first in enumerate(records):
+        for second in records[index + 1 :]:
+            (start_a, end_a), (start_b, end_b) = _interval(first), _interval(second)
+            if start_a < end_b and start_b < end_a:  # they ran at the same time
+                overlapping += 1
+                assert first["environment"]["cuda_visible_devices"] != second["environment"]["cuda_visible_devices"]
+    assert overlapping >= 1  # the test saw concurrent runs, or it would show nothing
+
+
+def test_more_gpus_than_visible_is_refused_in_one_line_before_any_run(tiny_cache, tmp_path, monkeypatch, capsys):
+    spec_path = tiny_spec(tmp_path, tiny_cache)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,2,3")
+    runs = tmp_path / "runs"
+    assert main(["sweep", str(spec_path), "--runs", str(runs), "--jobs", "3", "--gpus-per-run", "2"]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.strip().splitlines() == [
+        "mtlbench: error: --jobs 3 x --gpus-per-run 2 needs 6 GPUs, 4 visible (CUDA_VISIBLE_DEVICES=0,1,2,3); "
+        "lower --jobs or --gpus-per-run (--gpus-per-run 0 assigns none)"
+    ]
+    assert captured.out == "" and not list(Path(runs).glob("*/version_0"))
