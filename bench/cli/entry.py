@@ -1,7 +1,7 @@
 """The ``mtlbench`` console script: dispatches before importing anything heavy.
 
 ``leaderboard`` and ``report`` read run records only and never import torch; ``sweep`` imports the trainer
-only when it starts a run; ``data``, ``plot`` and ``perf`` import only what they use; everything else is
+only when it starts a run; ``data``, ``plot``, ``perf`` and ``gpu-check`` import only what they use; everything else is
 LightningCLI (:mod:`mtlbench.bench.run.launch`).
 """
 
@@ -21,6 +21,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "report": "mtlbench.leaderboards.report",
         "sweep": "mtlbench.bench.sweeps.sweep",
         "perf": "mtlbench.bench.sweeps.perf",
+        "gpu-check": "mtlbench.bench.cli.gpu_check",
     }
     if args[:1] and args[0] in light:
         import importlib

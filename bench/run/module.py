@@ -71,7 +71,9 @@ class MultiTaskModule(pl.LightningModule):
             no limit.
         channels_last: keep the network and the images in channels-last memory format (faster
             convolutions on recent GPUs and on some CPUs; ``mtlbench perf`` measures it).
-        compile: compile the backbone, the neck and the heads with ``torch.compile``.
+        compile: compile the backbone, the neck and the heads with ``torch.compile``: ``True``
+            with its default backend (inductor), or a backend's name (``aot_eager`` traces the
+            graphs and their backward without generating code).
         selection_baseline: JSON file ``{task: {metric: value}}`` of the single-task baselines'
             validation metrics (the sweep writes it). Every validation logs ``val/select``, the
             criterion checkpoints are chosen by (lower is better): the validation Delta_m (%,
@@ -93,7 +95,7 @@ class MultiTaskModule(pl.LightningModule):
         refresh_every: int = 1,
         jacobian_memory_mb: float | None = None,
         channels_last: bool = False,
-        compile: bool = False,
+        compile: bool | str = False,
         selection_baseline: str | None = None,
         method_lr: float | None = None,
     ) -> None:
@@ -126,8 +128,9 @@ class MultiTaskModule(pl.LightningModule):
                 # per-task gradients back-propagate through the graph more than once (retain_graph),
                 # which compiled backward functions refuse while they donate their buffers (process-wide)
                 torch._functorch.config.donated_buffer = False
+            backend = {} if compile is True else {"backend": compile}
             for part in self.net.compile_units():
-                part.compile()
+                part.compile(**backend)
         # Set by the gradient probe on its steps: keep the parameter-space Jacobian and update
         # the method computed anyway, so probing such a method costs no backward pass.
         self.capture_jacobian = False
@@ -256,7 +259,8 @@ class MultiTaskModule(pl.LightningModule):
         # the seed of the per-step draws of randomised methods: rank 0's, so every rank agrees
         self.rng_seed = self.collective.broadcast_int(torch.initial_seed() % 2**62, self.device)
 
-    def _batched(self) -> bool:
+    def batches_task_gradients(self) -> bool:
+        """Whether per-task gradients are computed in one batched (vmap) backward: by default on GPUs."""
         return self.device.type == "cuda" if self.jacobian_batched is None else self.jacobian_batched
 
     @contextlib.contextmanager
@@ -278,7 +282,8 @@ class MultiTaskModule(pl.LightningModule):
             losses = losses + (global_losses - losses).detach()
         extra = {}
         if self.method.needs_grad_norms:
-            extra["grad_norms"] = shared_gradient_norms(losses, list(self.net.last_shared_parameters()), self.collective, self._batched())
+            last_shared = list(self.net.last_shared_parameters())
+            extra["grad_norms"] = shared_gradient_norms(losses, last_shared, self.collective, self.batches_task_gradients())
         with self._method_context():
             return self.method(losses, **extra)
 
@@ -338,7 +343,7 @@ class MultiTaskModule(pl.LightningModule):
                 targets,
                 self.training_losses,
                 self.collective,
-                self._batched(),
+                self.batches_task_gradients(),
                 self._method_context,
                 self.jacobian_buffer,
                 self._max_jacobian_bytes(),

@@ -30,8 +30,9 @@ def module_with(method, tasks):
 
 def produce(module, images, targets):
     """One aggregated backward through the producer, as the training step makes it."""
+    batched = module.batches_task_gradients()
     return aggregated_backward(
-        module.net, module.method, images, targets, module.training_losses, module.collective, module._batched(), contextlib.nullcontext
+        module.net, module.method, images, targets, module.training_losses, module.collective, batched, contextlib.nullcontext
     )
 
 

@@ -92,3 +92,33 @@ def test_bad_inputs_are_one_line_before_anything_is_measured(tiny_cache, tmp_pat
     with pytest.raises(ValueError, match="has no '<!-- perf:smoke -->'"):
         main([*base, "--readme", str(readme), "--out", str(tmp_path / "perf.json")])
     assert not (tmp_path / "perf.json").exists()  # refused before measuring, not after
+
+
+def test_a_failing_variant_is_reported_and_the_others_go_on_round_by_round():
+    """A step that fails (out of memory, a compiler error) drops that variant with its error; every
+    round is handed to ``after_round`` as it ends (a run cut short keeps its figures); the
+    deadline ends the timing after the round that passes it."""
+    from mtlbench.bench.sweeps.perf.steps import summarise, time_interleaved
+    from mtlbench.bench.sweeps.perf.variants import Variant
+
+    def fine(_: int) -> None:
+        pass
+
+    def fails_on_second_call(step: int) -> None:
+        if step == 1:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB\nmore")
+
+    variants = [Variant(parse_variant(label), None, None, label, step) for label, step in (("ew", fine), ("upgrad", fails_on_second_call))]
+    rounds_seen, lines = [], []
+    done = time_interleaved(variants, 5, 1, torch.device("cpu"), lines.append, rounds_seen.append)
+    assert done == 5 and rounds_seen == [1, 2, 3, 4, 5]
+    assert len(variants[0].seconds) == 5 and variants[1].seconds == []
+    assert variants[1].error == "OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB"
+    rows = summarise(variants, batch_size=4)
+    assert rows["upgrad"]["seconds_per_step"] is None and rows["upgrad"]["error"].startswith("OutOfMemoryError")
+    assert rows["ew"]["x_ew"] == 1.0 and rows["ew"]["error"] is None
+    assert any("upgrad: failed, left out from now on" in line for line in lines)
+    assert any(line.startswith("  round 1/5 (s/step): ew ") for line in lines)
+
+    fresh = [Variant(parse_variant("ew"), None, None, "ew", fine)]
+    assert time_interleaved(fresh, 50, 0, torch.device("cpu"), lines.append, deadline_s=1e-9) == 1  # stopped after one round

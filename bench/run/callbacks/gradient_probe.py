@@ -117,7 +117,8 @@ class GradientProbe(Callback):
             losses = pl_module.training_losses(net.decode(detached, size=images.shape[-2:]), targets)[: len(self._task_names)]
             count = losses.shape[0]
             eye = torch.eye(count, dtype=losses.dtype, device=losses.device)
-            feature_rows = task_gradients(losses, [detached], eye, pl_module._batched(), retain_graph=False).view(count, *features.shape)
+            batched = pl_module.batches_task_gradients()
+            feature_rows = task_gradients(losses, [detached], eye, batched, retain_graph=False).view(count, *features.shape)
             wants_samples = self.inter_sample or self.principal_angles
             if wants_samples:  # each task's representation gradient, split by samples
                 chunks = self._local_chunks(images.shape[0], pl_module.collective, images.device)
@@ -127,7 +128,7 @@ class GradientProbe(Callback):
                 outputs = outputs.flatten(0, 1)
             else:
                 outputs = feature_rows.to(features.dtype)
-            rows = task_gradients(features, shared, outputs, pl_module._batched(), retain_graph=False).float()
+            rows = task_gradients(features, shared, outputs, pl_module.batches_task_gradients(), retain_graph=False).float()
         finally:
             with torch.no_grad():
                 for name, value in net.named_buffers():

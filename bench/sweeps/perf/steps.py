@@ -8,6 +8,10 @@ take turns for ``rounds`` rounds, one step each per turn (``k`` steps for ``@k``
 timing covers one exact step and its ``k - 1`` cheap ones), the order rotating each round: noise
 on a shared machine hits every variant alike, and ratios from the medians are taken within the
 run. Memory is measured afterwards, one step per variant (:mod:`mtlbench.bench.sweeps.perf.memory`).
+Each round prints its times as it ends, and ``--out`` / ``--table`` are rewritten after it, so a
+run cut short leaves the rounds it measured; ``--deadline_s`` ends the timing after the round
+that passes it. A variant whose step fails (out of memory, a compiler error) is reported with
+its error and dropped from later rounds; the others go on.
 
 The record (``--out``, schema ``mtlbench.perf/1``) is what ``mtlbench leaderboard --perf``
 joins for its cost columns; ``--table`` writes the markdown table, ``--readme`` replaces the
@@ -55,6 +59,9 @@ def build_parser():
     parser.add_argument("--variants", type=list[str], required=True, help="e.g. [floor, naive, ew, upgrad, upgrad@8, ew+bf16]")
     parser.add_argument("--rounds", type=PositiveInt, default=10)
     parser.add_argument("--warmup_rounds", type=NonNegativeInt, default=2)
+    parser.add_argument("--deadline_s", type=PositiveInt | None, default=None, help="stop timing after the round that passes it")
+    parser.add_argument("--precision", type=Literal["32", "bf16"], default="32", help="bf16: every variant under bf16 autocast")
+    parser.add_argument("--compile_backend", type=str | None, default=None, help="+compile's torch.compile backend (default: inductor)")
     directory = path_type("dr", docstring="path to a directory that exists and is readable")
     parser.add_argument("--method_dir", type=directory, default=directory(str(REPO / "configs" / "method")))
     parser.add_argument("--device", type=Literal["auto", "cpu", "cuda"], default="auto", help="auto: cuda if available")
@@ -91,24 +98,53 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def _step_failed(variant: Variant, error: Exception, log: Callable[[str], None]) -> None:
+    variant.error = f"{type(error).__name__}: {(str(error).strip().splitlines() or [''])[0][:200]}"
+    log(f"  {variant.spec.label}: failed, left out from now on ({variant.error})")
+
+
 def time_interleaved(
-    variants: Sequence[Variant], rounds: int, warmup_rounds: int, device: torch.device, log: Callable[[str], None]
-) -> None:
-    """Fill every variant's ``seconds`` (per step), taking turns, the order rotating each round."""
+    variants: Sequence[Variant],
+    rounds: int,
+    warmup_rounds: int,
+    device: torch.device,
+    log: Callable[[str], None],
+    after_round: Callable[[int], None] = lambda _: None,
+    deadline_s: float | None = None,
+) -> int:
+    """Fill every variant's ``seconds`` (per step), taking turns, the order rotating each round;
+    returns the number of rounds timed (fewer than ``rounds`` once ``deadline_s`` has passed)."""
+    started_all = time.perf_counter()
     for variant in variants:
         started = time.perf_counter()
-        variant.run(warmup_rounds * variant.spec.refresh_every)
+        try:
+            variant.run(warmup_rounds * variant.spec.refresh_every)
+            _sync(device)
+        except Exception as error:  # one variant's failure (OOM, compiler) must not lose the others' figures
+            _step_failed(variant, error, log)
+            continue
         log(f"  warm-up {variant.spec.label}: {time.perf_counter() - started:.1f} s")
     for round_index in range(rounds):
-        shift = round_index % len(variants)
-        for variant in [*variants[shift:], *variants[:shift]]:
+        live = [variant for variant in variants if variant.error is None]
+        shift = round_index % max(len(live), 1)
+        for variant in [*live[shift:], *live[:shift]]:
             every = variant.spec.refresh_every
-            _sync(device)
-            started = time.perf_counter()
-            variant.run(every)
-            _sync(device)
+            try:
+                _sync(device)
+                started = time.perf_counter()
+                variant.run(every)
+                _sync(device)
+            except Exception as error:
+                _step_failed(variant, error, log)
+                continue
             variant.seconds.append((time.perf_counter() - started) / every)
-        log(f"  round {round_index + 1}/{rounds} done")
+        times = ", ".join(f"{v.spec.label} {v.seconds[-1]:.4f}" for v in live if v.error is None)
+        log(f"  round {round_index + 1}/{rounds} (s/step): {times}")
+        after_round(round_index + 1)
+        if deadline_s is not None and time.perf_counter() - started_all > deadline_s:
+            log(f"  deadline of {deadline_s:.0f} s passed: {round_index + 1} of {rounds} rounds timed")
+            return round_index + 1
+    return rounds
 
 
 def _device_name(device: torch.device) -> str:
@@ -118,23 +154,25 @@ def _device_name(device: torch.device) -> str:
 
 
 def summarise(variants: Sequence[Variant], batch_size: int) -> dict[str, dict[str, Any]]:
-    medians = {v.spec.label: statistics.median(v.seconds) for v in variants}
+    medians = {v.spec.label: statistics.median(v.seconds) for v in variants if v.seconds and v.error is None}
     ew, floor = medians.get("ew"), medians.get("floor")
     rows = {}
     for variant in variants:
-        median = medians[variant.spec.label]
+        median = medians.get(variant.spec.label)
         rows[variant.spec.label] = {
             "method": variant.method_name,
             "reference": variant.spec.is_reference,
             "space": "features" if variant.spec.features else "parameters",
             "refresh_every": variant.spec.refresh_every,
             "options": list(variant.spec.options),
+            "task_gradients": variant.task_gradients,
             "seconds_per_step": median,
             "seconds": variant.seconds,
-            "x_ew": median / ew if ew else None,
-            "x_floor": median / floor if floor else None,
-            "images_per_second": batch_size / median,
+            "x_ew": median / ew if ew and median else None,
+            "x_floor": median / floor if floor and median else None,
+            "images_per_second": batch_size / median if median else None,
             "peak_memory_mb": None,
+            "error": variant.error,
         }
     return rows
 
@@ -150,13 +188,16 @@ def markdown_table(record: dict[str, Any]) -> str:
         f"{record['created'][:10]}, {record['device']}, torch {record['torch']}: `{record['command']}`",
         "",
         f"{model['backbone']} ({model['shared_parameters'] / 1e6:.1f} M shared parameters, {len(model['tasks'])} tasks, "
-        f"Jacobian {model['jacobian_mb']:.0f} MB in fp32), batch {size['batch_size']} at {size['height']}x{size['width']}; "
-        f"median of {record['rounds']} interleaved rounds.",
+        f"Jacobian {model['jacobian_mb']:.0f} MB in fp32), batch {size['batch_size']} at {size['height']}x{size['width']}"
+        f"{', bf16 autocast' if record.get('precision') == 'bf16' else ''}; median of {record['rounds']} interleaved rounds.",
         "",
         "| variant | method | s/step | x EW | x floor | images/s | peak MB |",
         "|---|---|---|---|---|---|---|",
     ]
     for label, row in record["variants"].items():
+        if row["seconds_per_step"] is None:
+            lines.append(f"| {label} | {row['method']} | failed: {row.get('error') or 'no step timed'} | | | | |")
+            continue
         lines.append(
             f"| {label} | {row['method']} | {row['seconds_per_step']:.3f} | {_fmt(row['x_ew'])} | {_fmt(row['x_floor'])} | "
             f"{row['images_per_second']:.3g} | {_fmt(row['peak_memory_mb'], 0)} |"
@@ -202,20 +243,12 @@ def main(argv: Sequence[str]) -> int:
     def log(line: str) -> None:
         print(line, flush=True)
 
-    variants = [build_variant(spec, base_net, tasks, batch, method_dir, device) for spec in specs]
+    bf16 = cfg.precision == "bf16"
+    variants = [build_variant(spec, base_net, tasks, batch, method_dir, device, bf16, cfg.compile_backend) for spec in specs]
     log(f"mtlbench perf: {len(variants)} variants on {_device_name(device)}")
-    time_interleaved(variants, cfg.rounds, cfg.warmup_rounds, device, log)
-    rows = summarise(variants, cfg.batch_size)
-    if cfg.memory:
-        for variant in variants:
-            try:
-                peak = step_peak_mb(lambda v=variant: v.run(1), variant.module, variant.optimizer, device)
-                rows[variant.spec.label]["peak_memory_mb"] = peak
-            except RuntimeError as error:  # the tracker cannot follow every backend (compiled graphs)
-                log(f"  {variant.spec.label}: peak memory not measured ({str(error).splitlines()[0][:120]})")
     shared = sum(p.numel() for p in base_net.shared_parameters())
     net_config = yaml.safe_load(net_path.read_text()) or {}
-    record = {
+    record: dict[str, Any] = {
         "schema": SCHEMA,
         "name": cfg.name,
         "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
@@ -231,16 +264,38 @@ def main(argv: Sequence[str]) -> int:
             "jacobian_mb": jacobian_bytes(len(tasks), shared) / 2**20,
         },
         "input": {"batch_size": cfg.batch_size, "height": cfg.height, "width": cfg.width},
-        "rounds": cfg.rounds,
+        "precision": cfg.precision,
+        "compile_backend": cfg.compile_backend or "inductor",
+        "rounds": 0,
         "warmup_rounds": cfg.warmup_rounds,
-        "variants": rows,
+        "variants": {},
     }
-    table = markdown_table(record)
+
+    peaks: dict[str, float] = {}
+
+    def write(rounds_done: int) -> str:
+        """The record and table of the rounds timed so far (a run cut short keeps them)."""
+        rows = summarise(variants, cfg.batch_size)
+        for label, peak in peaks.items():
+            rows[label]["peak_memory_mb"] = peak
+        record.update(rounds=rounds_done, variants=rows)
+        table = markdown_table(record)
+        if cfg.out:
+            write_json_atomic(cfg.out.absolute, record)
+        if cfg.table:
+            write_text_atomic(cfg.table.absolute, table)
+        return table
+
+    rounds_done = time_interleaved(variants, cfg.rounds, cfg.warmup_rounds, device, log, write, cfg.deadline_s)
+    if cfg.memory:
+        for variant in (variant for variant in variants if variant.error is None):
+            try:
+                peaks[variant.spec.label] = step_peak_mb(lambda v=variant: v.run(1), variant.module, variant.optimizer, device)
+                log(f"  {variant.spec.label}: peak memory {peaks[variant.spec.label]:.0f} MB")
+            except RuntimeError as error:  # the tracker cannot follow every backend (compiled graphs); OOM
+                log(f"  {variant.spec.label}: peak memory not measured ({str(error).splitlines()[0][:120]})")
+    table = write(rounds_done)
     print("\n" + table)
-    if cfg.out:
-        write_json_atomic(cfg.out.absolute, record)
-    if cfg.table:
-        write_text_atomic(cfg.table.absolute, table)
     if readme is not None:
         write_text_atomic(readme, replace_block(readme.read_text(), cfg.name, table, str(cfg.readme)))
     return 0

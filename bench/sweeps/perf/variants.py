@@ -99,8 +99,10 @@ class Variant:
     optimizer: torch.optim.Optimizer
     method_name: str
     take_step: Callable[[int], Any]
+    task_gradients: str | None = None  # how the per-task gradients were computed: "batched", "looped" (aggregators)
     steps_taken: int = 0
     seconds: list[float] = field(default_factory=list)
+    error: str | None = None  # why the variant stopped, when a step of it failed (out of memory, a compiler error)
 
     def run(self, steps: int) -> None:
         for _ in range(steps):
@@ -119,15 +121,26 @@ def build_variant(
     batch: tuple[torch.Tensor, dict[str, torch.Tensor]],
     method_dir: Path,
     device: torch.device,
+    bf16: bool = False,
+    compile_backend: str | None = None,
 ) -> Variant:
-    """The variant's own copy of ``base_net`` (same weights for every variant) and its step."""
+    """The variant's own copy of ``base_net`` (same weights for every variant) and its step;
+    ``bf16``: every step under bf16 autocast (the reference steps too), as ``+bf16`` does for one;
+    ``compile_backend``: ``+compile``'s torch.compile backend (``None``: torch's default)."""
     images, targets = batch
     net = copy.deepcopy(base_net)
+    bf16 = bf16 or "bf16" in spec.options
+    autocast = (lambda: torch.autocast(device_type=device.type, dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
     if spec.is_reference:
         module = MultiTaskModule(tasks, net=lambda _: net).to(device)
         optimizer = _sgd(module.net.parameters())
         reference = REFERENCES[spec.name]
-        return Variant(spec, module, optimizer, spec.name, lambda _: reference(module.net, images, targets, module.task_losses, optimizer))
+
+        def reference_step(_: int) -> None:
+            with autocast():
+                reference(module.net, images, targets, module.task_losses, optimizer)
+
+        return Variant(spec, module, optimizer, spec.name, reference_step)
     method = load_method(method_dir / f"{spec.name}.yaml", spec.features)
     batched = True if "batched" in spec.options else False if "sequential" in spec.options else None
     module = MultiTaskModule(
@@ -138,14 +151,14 @@ def build_variant(
         refresh_every=spec.refresh_every,
         jacobian_batched=batched,
         channels_last="channels_last" in spec.options,
-        compile="compile" in spec.options,
+        compile=(compile_backend or True) if "compile" in spec.options else False,
     ).to(device)
     module.train()
     optimizer = module.configure_optimizers()
-    autocast = (lambda: torch.autocast(device_type=device.type, dtype=torch.bfloat16)) if "bf16" in spec.options else contextlib.nullcontext
 
     def take_step(step: int) -> None:
         with autocast():
             module.optimization_step(images, targets, optimizer, step)
 
-    return Variant(spec, module, optimizer, module.method_name, take_step)
+    gradients = ("batched" if module.batches_task_gradients() else "looped") if module.uses_gradients else None
+    return Variant(spec, module, optimizer, module.method_name, take_step, gradients)

@@ -1,0 +1,360 @@
+"""``mtlbench gpu-check``: what a GPU must show, measured in one go and written as files.
+
+    mtlbench gpu-check [--device auto|cuda|cpu] [--out DIR] [--readme README.md]
+
+A GPU is lent now and then, for minutes: this command is prepared so that it runs in one go, in
+at most 8 minutes on one GPU, and leaves its figures in the repository's formats. Four steps,
+each printing what it measured as it ends (a run cut short keeps what was printed and written):
+
+1. ``perf``: ``mtlbench perf`` on the standard NYUv2 model (ResNet-50 at output stride 8 with the
+   DeepLab ASPP, 288x384, batch 8) under bf16 autocast: EW, the floor, the naive loop, FAMO,
+   GradNorm, the exact aggregators (MGDA, UPGrad, PCGrad, CAGrad, Nash-MTL) with their task
+   gradients batched (vmap) and looped, their ``@8`` refresh, their feature-space variants, and
+   ``channels_last`` and ``compile`` on EW and UPGrad: seconds per step, images per second and
+   peak memory -> ``perf.json`` (``mtlbench.perf/1``) and ``perf.md``;
+2. ``fit``: a short bf16 fit and test of UPGrad through the DDP code path (world size 1), with
+   SyncBatchNorm, on a NYUv2 release in the exact layout that the check writes itself -> a run
+   record ``runs/fit-upgrad-ddp/version_0/results.json`` that must say ``complete``;
+3. ``determinism``: two identical short runs, with torch's default kernels and with
+   ``--trainer.deterministic true`` (``warn`` where a kernel has no deterministic version), and
+   what differs between the two of each pair: parameters, validation and test metrics;
+4. ``leaderboard``: the records and the perf record read back by ``mtlbench leaderboard --perf``.
+
+``--device cpu`` runs the same steps at a tiny size (the tiny ResNet, small images, two
+rounds; ``+compile`` with the ``aot_eager`` backend, which traces without generating code) so
+that the command is known to work before a GPU is lent; the default tests run it. On CPUs
+SyncBatchNorm has no implementation, so the fit normalises with BatchNorm there.
+``summary.md`` (the tables and findings; ``--readme`` puts it in the file's
+``<!-- perf:gpu_check -->`` block) and ``gpu_check.json`` (every step's status, time and
+figures) are written after each step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+CONFIGS = REPO / "configs"
+EXACT = ("mgda", "upgrad", "pcgrad", "cagrad", "nash_mtl")
+SCHEMA = "mtlbench.gpu_check/1"
+README_BLOCK = "gpu_check"
+
+
+@dataclass(frozen=True)
+class CheckSize:
+    """How large each step is: the NYUv2-size model on a GPU, a tiny one on a CPU."""
+
+    net: str  # model config under configs/model
+    height: int
+    width: int
+    batch_size: int
+    rounds: int
+    warmup_rounds: int
+    perf_deadline_s: int  # the perf step stops timing after the round that passes it
+    fit_images: tuple[int, int, int]  # NYUv2 release: train (incl. validation), validation, test
+    fit_epochs: int
+    probe_images: tuple[int, int, int]  # synthetic scenes of the determinism probe: train, val, test
+    probe_size: tuple[int, int]
+    probe_epochs: int
+
+
+FULL = CheckSize("resnet50_deeplab.yaml", 288, 384, 8, 10, 2, 240, (40, 8, 8), 2, (160, 32, 32), (96, 128), 2)
+TINY = CheckSize("tiny.yaml", 32, 48, 4, 2, 1, 120, (12, 4, 4), 2, (24, 8, 8), (48, 64), 2)
+
+
+def perf_variants(device_type: str) -> list[str]:
+    """The perf step's variants. An aggregator without option computes its task gradients the
+    device's default way (batched on GPUs, looped on CPUs), so the leaderboard's cost columns
+    can join it; ``+batched`` / ``+sequential`` adds the other way."""
+    other = "sequential" if device_type == "cuda" else "batched"
+    exact = [name for method in EXACT for name in (method, f"{method}+{other}")]
+    return [
+        *("floor", "naive", "feature_floor", "ew", "famo", "gradnorm"),
+        *exact,
+        *(f"{method}@8" for method in EXACT),
+        *(f"{method}:features" for method in EXACT),
+        *("ew+channels_last", "upgrad+channels_last", "ew+compile", "upgrad+compile"),
+    ]
+
+
+class Check:
+    """The steps' shared state: where files go, what each step found, the summary written after each."""
+
+    def __init__(self, out: Path, device: str, size: CheckSize, readme: Path | None, command: str) -> None:
+        self.out, self.device, self.size, self.readme, self.command = out, device, size, readme, command
+        self.steps: dict[str, dict[str, Any]] = {}
+        self.started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+        self.scratch = Path(tempfile.mkdtemp(prefix="mtlbench-gpu-check-"))  # releases and checkpoints: never in OUT
+
+    def say(self, line: str) -> None:
+        print(f"gpu-check: {line}", flush=True)
+
+    def run_step(self, name: str, step: Callable[[], dict[str, Any]]) -> None:
+        """Run one step; its failure is recorded and the next steps still run."""
+        self.say(f"{name} ...")
+        began = time.perf_counter()
+        try:
+            found = step()
+            entry = {"status": "done", **found}
+        except Exception as error:  # a step that fails on a new machine must not lose the others
+            entry = {"status": "failed", "error": f"{type(error).__name__}: {(str(error).strip().splitlines() or [''])[0][:300]}"}
+        entry["seconds"] = round(time.perf_counter() - began, 1)
+        self.steps[name] = entry
+        self.say(f"{name}: {entry['status']} in {entry['seconds']:.0f} s" + (f" ({entry['error']})" if "error" in entry else ""))
+        self.write_summary()
+
+    def fit(self, run_id: str, args: Sequence[str], env: dict[str, str] | None = None) -> subprocess.Popen:
+        """Start ``mtlbench fit`` as its own process (its own CUDA context and cuBLAS set-up),
+        its output in ``OUT/logs/<run_id>.log`` and its record in ``OUT/runs/<run_id>``."""
+        csv = {"save_dir": str(self.out / "runs"), "name": run_id, "version": 0}
+        logger = {"class_path": "pytorch_lightning.loggers.CSVLogger", "init_args": csv}
+        command = [
+            sys.executable,
+            "-m",
+            "mtlbench.bench.run.launch",
+            "fit",
+            *args,
+            f"--trainer.logger={json.dumps(logger)}",
+            f"--trainer.default_root_dir={self.scratch / run_id}",
+            "--trainer.enable_progress_bar=false",
+        ]
+        (self.out / "logs").mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(self.out / "runs" / run_id, ignore_errors=True)
+        log = open(self.out / "logs" / f"{run_id}.log", "w")  # noqa: SIM115 (closed by the caller's wait)
+        return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+
+    def record(self, run_id: str) -> dict[str, Any]:
+        path = self.out / "runs" / run_id / "version_0" / "results.json"
+        return json.loads(path.read_text()) if path.is_file() else {}
+
+    def log_tail(self, run_id: str) -> str:
+        lines = (self.out / "logs" / f"{run_id}.log").read_text(errors="replace").strip().splitlines()
+        return lines[-1][:300] if lines else "no output"
+
+    def write_summary(self) -> None:
+        from mtlbench.leaderboards.atomic_write import write_json_atomic, write_text_atomic
+
+        record = {
+            "schema": SCHEMA,
+            "started": self.started,
+            "device": self.device,
+            "size": "full" if self.size is FULL else "tiny",
+            "command": self.command,
+            "steps": self.steps,
+        }
+        write_json_atomic(self.out / "gpu_check.json", record)
+        text = summary_markdown(self.out, self.steps)
+        write_text_atomic(self.out / "summary.md", text)
+        if self.readme is not None:
+            from mtlbench.bench.sweeps.perf.steps import replace_block
+
+            write_text_atomic(self.readme, replace_block(self.readme.read_text(), README_BLOCK, text, str(self.readme)))
+
+
+def summary_markdown(out: Path, steps: dict[str, dict[str, Any]]) -> str:
+    """The perf table and one paragraph per other step: what the README's GPU block shows."""
+    lines = []
+    perf_table = out / "perf.md"
+    if perf_table.is_file():
+        lines += [perf_table.read_text().rstrip(), ""]
+    for name, entry in steps.items():
+        if name == "perf" and entry["status"] == "done":
+            continue
+        if entry["status"] == "failed":
+            lines.append(f"- {name}: failed after {entry['seconds']:.0f} s: {entry['error']}")
+        else:
+            lines.append(f"- {name} ({entry['seconds']:.0f} s): {entry.get('finding', 'done')}")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+# ------------------------------------------------------------------------------------------ steps
+def perf_step(check: Check) -> dict[str, Any]:
+    from mtlbench.bench.sweeps.perf.steps import main as perf_main
+
+    size = check.size
+    argv = [
+        *("--name", "gpu_check", "--net", str(CONFIGS / "model" / size.net)),
+        *("--height", str(size.height), "--width", str(size.width), "--batch_size", str(size.batch_size)),
+        *("--rounds", str(size.rounds), "--warmup_rounds", str(size.warmup_rounds), "--deadline_s", str(size.perf_deadline_s)),
+        *("--precision", "bf16", "--device", check.device),
+        *(("--compile_backend", "aot_eager") if check.device == "cpu" else ()),
+        "--variants",
+        "[" + ",".join(perf_variants(check.device)) + "]",
+        *("--out", str(check.out / "perf.json"), "--table", str(check.out / "perf.md")),
+    ]
+    perf_main(argv)
+    record = json.loads((check.out / "perf.json").read_text())
+    rows = record["variants"]
+    failed = sorted(label for label, row in rows.items() if row.get("error"))
+    ew = rows.get("ew", {})
+    ratios = ", ".join(f"{label} {rows[label]['x_floor']:.2f}" for label in EXACT if (rows.get(label) or {}).get("x_floor"))
+    finding = f"EW {ew.get('images_per_second') or 0:.1f} images/s; exact methods x floor: {ratios or '-'}"
+    finding += f"; failed: {', '.join(failed)}" if failed else ""
+    return {"finding": finding, "rounds": record["rounds"], "failed_variants": failed}
+
+
+def fit_step(check: Check) -> dict[str, Any]:
+    from mtlbench.datamodules.fake_release import write_release
+
+    size = check.size
+    train, val, test = size.fit_images
+    root = write_release(check.scratch / "nyuv2", "nyuv2", num_train=train, num_test=test, height=size.height, width=size.width)
+    gpu = check.device == "cuda"
+    run_id = "fit-upgrad-ddp"
+    args = [
+        *("--config", str(CONFIGS / "nyuv2" / "mtl.yaml"), f"--model.net={CONFIGS / 'model' / size.net}"),
+        f"--model.net.init_args.norm={'sync_batch' if gpu else 'batch'}",
+        f"--model.method={CONFIGS / 'method' / 'upgrad.yaml'}",
+        *(f"--data.init_args.{key}={value}" for key, value in {"root": root, "num_val": val, "batch_size": size.batch_size}.items()),
+        *("--data.init_args.num_workers=2", "--trainer.strategy=ddp", "--trainer.devices=1", "--trainer.precision=bf16-mixed"),
+        f"--trainer.accelerator={'gpu' if gpu else 'cpu'}",
+        f"--trainer.max_epochs={size.fit_epochs}",
+    ]
+    code = check.fit(run_id, args).wait()
+    record = check.record(run_id)
+    shutil.rmtree(check.out / "runs" / run_id / "version_0" / "checkpoints", ignore_errors=True)
+    if code != 0 or record.get("status") != "complete":
+        raise RuntimeError(f"{run_id} exited with {code}, record status {record.get('status')!r}: {check.log_tail(run_id)}")
+    test = record["metrics"]["test"]
+    shown = "; ".join(f"{task} " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()) for task, metrics in test.items())
+    trainer = record["trainer"]
+    norm = "SyncBatchNorm" if gpu else "BatchNorm (SyncBatchNorm has no CPU path)"
+    finding = f"UPGrad, {trainer['precision']}, DDP world size {trainer['world_size']}, {norm}: record complete; test {shown}"
+    return {"finding": finding, "record": str(Path("runs") / run_id / "version_0" / "results.json")}
+
+
+def _state_tensors(run_dir: Path) -> dict[str, Any]:
+    """Every tensor of the run's last checkpoint's state (parameters, buffers, method state), by a flat name."""
+    import torch
+
+    checkpoint = run_dir / "version_0" / "checkpoints" / "last.ckpt"
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]  # our own file, still weights only
+    flat, todo = {}, list(state.items())
+    while todo:
+        name, value = todo.pop()
+        if isinstance(value, dict):
+            todo += [(f"{name}.{key}", item) for key, item in value.items()]
+        elif isinstance(value, torch.Tensor):
+            flat[name] = value
+    return flat
+
+
+def _numbers(record: dict[str, Any]) -> dict[str, float]:
+    """Every validation and test metric of a record, by a flat name."""
+    metrics = record.get("metrics") or {}
+    flat = {}
+    for entry in metrics.get("val") or []:
+        for task, values in entry.get("tasks", {}).items():
+            flat.update({f"val{entry['epoch']}/{task}/{name}": value for name, value in values.items()})
+    for task, values in (metrics.get("test") or {}).items():
+        flat.update({f"test/{task}/{name}": value for name, value in values.items()})
+    return flat
+
+
+def compare_pair(check: Check, first: str, second: str) -> str:
+    """What differs between two runs that should be identical."""
+    a, b = _state_tensors(check.out / "runs" / first), _state_tensors(check.out / "runs" / second)
+    import torch
+
+    differing = [name for name in a if not torch.equal(a[name], b[name])]
+    largest = max((float((a[name].double() - b[name].double()).abs().max()) for name in differing), default=0.0)
+    numbers_a, numbers_b = _numbers(check.record(first)), _numbers(check.record(second))
+    metric_gap = max((abs(numbers_a[key] - numbers_b[key]) for key in numbers_a if key in numbers_b), default=0.0)
+    if not differing and metric_gap == 0:
+        return f"identical (all {len(a)} tensors of the state, all {len(numbers_a)} metrics)"
+    return f"{len(differing)} of {len(a)} state tensors differ (by up to {largest:.2e}), metrics by up to {metric_gap:.2e}"
+
+
+def determinism_step(check: Check) -> dict[str, Any]:
+    size = check.size
+    train, val, test = size.probe_images
+    gpu = check.device == "cuda"
+    data = {"num_train": train, "num_val": val, "num_test": test, "height": size.probe_size[0], "width": size.probe_size[1]}
+    data |= {"batch_size": 16 if gpu else 8, "cache_dir": check.scratch / "synthetic"}
+    base = [
+        *("--config", str(CONFIGS / "quickstart.yaml"), f"--model.method={CONFIGS / 'method' / 'upgrad.yaml'}"),
+        *(f"--data.init_args.{key}={value}" for key, value in data.items()),
+        f"--trainer.max_epochs={size.probe_epochs}",
+        *(("--trainer.accelerator=gpu", "--trainer.precision=bf16-mixed") if gpu else ()),
+    ]
+    from mtlbench.datamodules import SyntheticScenesDataModule
+
+    release = {key: value for key, value in data.items() if key != "cache_dir"}
+    SyntheticScenesDataModule(cache_dir=str(check.scratch / "synthetic"), **release).prepare_data()  # rendered once, not by both runs
+    findings: dict[str, str] = {}
+    for setting in ("default", "true", "warn"):
+        if setting == "warn" and "failed" not in findings.get("true", ""):
+            break  # warn only where 'true' refused a kernel without a deterministic version
+        ids = [f"determinism-{setting}-{copy}" for copy in ("a", "b")]
+        extra = [] if setting == "default" else [f"--trainer.deterministic={setting}"]
+        # the pair runs side by side, one thread each on a CPU (the same in both, so their float order agrees)
+        env = {} if gpu else {"OMP_NUM_THREADS": "1"}
+        processes = [check.fit(run_id, [*base, *extra], env) for run_id in ids]
+        codes = [process.wait() for process in processes]
+        try:
+            if any(codes):
+                failed = next(run_id for run_id, code in zip(ids, codes, strict=True) if code)
+                findings[setting] = f"failed: {check.log_tail(failed)}"
+            else:
+                findings[setting] = compare_pair(check, *ids)
+        finally:
+            for run_id in ids:  # the records stay; the checkpoints were only for this comparison
+                shutil.rmtree(check.out / "runs" / run_id / "version_0" / "checkpoints", ignore_errors=True)
+        check.say(f"determinism, deterministic={setting}: {findings[setting]}")
+    shown = "; ".join(f"deterministic={setting}: {text}" for setting, text in findings.items())
+    return {"finding": f"two identical UPGrad runs: {shown}", "pairs": findings}
+
+
+def leaderboard_step(check: Check) -> dict[str, Any]:
+    from mtlbench.leaderboards.cli import main as leaderboard_main
+
+    code = leaderboard_main([str(check.out / "runs"), "--perf", str(check.out / "perf.json"), "--out", str(check.out / "leaderboard")])
+    if code != 0:
+        raise RuntimeError(f"mtlbench leaderboard exited with {code}")
+    boards = sorted(path.name for path in (check.out / "leaderboard").glob("*.md"))
+    return {"finding": f"records and perf record read back: {', '.join(boards)}"}
+
+
+def main(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(prog="mtlbench gpu-check", description=__doc__.splitlines()[0])
+    parser.add_argument("--device", choices=["auto", "cuda", "cpu"], default="auto", help="auto: cuda if torch sees a GPU")
+    parser.add_argument("--out", type=Path, default=Path("runs/gpu-check"), help="where the files go (default: runs/gpu-check)")
+    block = f"<!-- perf:{README_BLOCK} -->"
+    parser.add_argument("--readme", type=Path, default=None, help=f"also write the summary into this file's {block} block")
+    args = parser.parse_args(list(argv))
+    import torch
+
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("gpu-check: --device cuda, but torch sees no GPU; use --device auto or cpu")
+    device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    if args.readme is not None:  # its block is checked before minutes of measuring, not after
+        from mtlbench.bench.sweeps.perf.steps import replace_block
+
+        replace_block(args.readme.read_text(), README_BLOCK, "", str(args.readme))
+    args.out.mkdir(parents=True, exist_ok=True)
+    command = "mtlbench gpu-check " + shlex.join(argv)
+    check = Check(args.out.resolve(), device, FULL if device == "cuda" else TINY, args.readme, command)
+    name = torch.cuda.get_device_name() if device == "cuda" else "CPU"
+    check.say(f"{name}, torch {torch.__version__}, files in {check.out}")
+    try:
+        check.run_step("perf", lambda: perf_step(check))
+        check.run_step("fit", lambda: fit_step(check))
+        check.run_step("determinism", lambda: determinism_step(check))
+        check.run_step("leaderboard", lambda: leaderboard_step(check))
+    finally:
+        shutil.rmtree(check.scratch, ignore_errors=True)
+    print(summary_markdown(check.out, check.steps))
+    return 1 if any(entry["status"] == "failed" for entry in check.steps.values()) else 0
