@@ -99,3 +99,19 @@ def test_more_gpus_than_visible_is_refused_in_one_line_before_any_run(tiny_cache
         "lower --jobs or --gpus-per-run (--gpus-per-run 0 assigns none)"
     ]
     assert captured.out == "" and not list(Path(runs).glob("*/version_0"))
+
+
+def test_runs_with_two_devices_each_run_ddp_inside(tiny_cache, tmp_path, monkeypatch, capsys):
+    """--jobs 2 --gpus-per-run 2 over four fake devices: two runs at once, each a 2-process DDP
+    job (gloo on the CPU here) whose record names its own pair of devices."""
+    spec_path = tiny_spec(tmp_path, tiny_cache)
+    spec = yaml.safe_load(spec_path.read_text())
+    spec.update(stl=False)  # EW and UW: 2 runs
+    spec_path.write_text(yaml.safe_dump(spec))
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,2,3")
+    runs = tmp_path / "runs"
+    assert main(["sweep", str(spec_path), "--runs", str(runs), "--jobs", "2", "--gpus-per-run", "2"]) == 0
+    records = [json.loads(path.read_text()) for path in sorted(runs.glob("*/version_0/results.json"))]
+    assert [record["status"] for record in records] == ["complete", "complete"]
+    assert all(record["trainer"]["world_size"] == 2 for record in records)
+    assert sorted(record["environment"]["cuda_visible_devices"] for record in records) == ["0,1", "2,3"]
