@@ -24,6 +24,25 @@ def test_readme_commands_match_ci_and_configs():
     assert ".venv/bin/python -m pytest" in (REPO / ".ci" / "run").read_text()
 
 
+def test_readme_cluster_commands_are_accepted_and_their_specs_train_on_gpus():
+    """The sweeps of "Running on GPUs and clusters": known options, an existing spec whose base
+    config names a GPU trainer, and the GPU-check block that ``gpu-check --readme`` fills."""
+    import shlex
+
+    import yaml
+
+    from mtlbench.bench.sweeps.sweep import build_parser, load_spec
+
+    commands = [line.strip() for line in README.splitlines() if line.strip().startswith("mtlbench sweep") and "--gpus-per-run" in line]
+    assert len(commands) == 3
+    for command in commands:
+        args = build_parser().parse_args(shlex.split(command.split("#")[0])[2:])
+        assert args.gpus_per_run in (1, 2)
+        base = yaml.safe_load(Path(load_spec(REPO / args.spec)["base"]).read_text())
+        assert base["trainer"]["accelerator"] == "gpu"
+    assert "<!-- perf:gpu_check -->" in README and "<!-- /perf:gpu_check -->" in README
+
+
 def run_cli(*args: str, env: dict, cwd: Path) -> None:
     subprocess.run([sys.executable, "-m", "mtlbench.bench.run.launch", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True)
 

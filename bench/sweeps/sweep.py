@@ -519,7 +519,7 @@ def _submit(planned: list[PlannedRun], todo: list[PlannedRun], runs_dir: Path, s
     return submitted
 
 
-def main(argv: list[str]) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mtlbench sweep", description=__doc__.splitlines()[0])
     parser.add_argument("spec", type=Path)
     parser.add_argument("--runs", type=Path, default=None, help="folder of the run folders (default: runs/<spec name>)")
@@ -539,6 +539,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--timeout-min", type=int, default=600, help="time limit of a job; it is then requeued and resumes")
     parser.add_argument("--signal-delay-s", type=int, default=120, help="seconds before the limit at which a job is told to stop")
     parser.add_argument("--cluster", choices=["slurm", "local", "debug"], default=None, help="submitit executor (default: slurm)")
+    return parser
+
+
+def main(argv: list[str]) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     slurm = None
     if args.slurm:
