@@ -3,7 +3,8 @@
     mtlbench gpu-check [--device auto|cuda|cpu] [--out DIR] [--readme README.md]
 
 A GPU is lent now and then, for minutes: this command is prepared so that it runs in one go, in
-at most 8 minutes on one GPU, and leaves its figures in the repository's formats. Four steps,
+at most ``--minutes`` (8) on one GPU, and leaves its figures in the repository's formats. Each
+step is held to what is left of that time, less what the later steps are kept. Four steps,
 each printing what it measured as it ends (a run cut short keeps what was printed and written):
 
 1. ``perf``: ``mtlbench perf`` on the standard NYUv2 model (ResNet-50 at output stride 8 with the
@@ -63,7 +64,8 @@ class CheckSize:
     batch_size: int
     rounds: int
     warmup_rounds: int
-    perf_deadline_s: int  # the perf step stops timing after the round that passes it
+    fit_reserve_s: int  # what the fit, the probe and the leaderboard are kept: the perf step stops timing before
+    probe_reserve_s: int  # what the determinism probe and the leaderboard are kept: the fit is stopped before
     fit_images: tuple[int, int, int]  # NYUv2 release: train (incl. validation), validation, test
     fit_epochs: int
     probe_images: tuple[int, int, int]  # synthetic scenes of the determinism probe: train, val, test
@@ -71,8 +73,8 @@ class CheckSize:
     probe_epochs: int
 
 
-FULL = CheckSize("resnet50_deeplab.yaml", 288, 384, 8, 10, 2, 240, (40, 8, 8), 2, (160, 32, 32), (96, 128), 2)
-TINY = CheckSize("tiny.yaml", 32, 48, 4, 2, 1, 120, (12, 4, 4), 2, (24, 8, 8), (48, 64), 2)
+FULL = CheckSize("resnet50_deeplab.yaml", 288, 384, 8, 10, 2, 200, 110, (40, 8, 8), 2, (160, 32, 32), (96, 128), 2)
+TINY = CheckSize("tiny.yaml", 32, 48, 4, 2, 1, 60, 40, (12, 4, 4), 2, (24, 8, 8), (48, 64), 2)
 
 
 def perf_variants(device_type: str) -> list[str]:
@@ -93,11 +95,25 @@ def perf_variants(device_type: str) -> list[str]:
 class Check:
     """The steps' shared state: where files go, what each step found, the summary written after each."""
 
-    def __init__(self, out: Path, device: str, size: CheckSize, readme: Path | None, command: str) -> None:
+    def __init__(self, out: Path, device: str, size: CheckSize, readme: Path | None, command: str, minutes: float = 8) -> None:
         self.out, self.device, self.size, self.readme, self.command = out, device, size, readme, command
+        self.ends = time.monotonic() + 60 * minutes  # every step is held to what is left of the check's minutes
         self.steps: dict[str, dict[str, Any]] = {}
         self.started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
         self.scratch = Path(tempfile.mkdtemp(prefix="mtlbench-gpu-check-"))  # releases and checkpoints: never in OUT
+
+    def seconds_left(self, reserve: float = 0) -> float:
+        """What is left of the check's time after ``reserve`` seconds kept for the steps that follow."""
+        return max(1.0, self.ends - time.monotonic() - reserve)
+
+    def wait(self, run_id: str, process: subprocess.Popen, reserve: float) -> int:
+        """The run's exit status; a run still going when only ``reserve`` seconds are left is stopped."""
+        try:
+            return process.wait(timeout=self.seconds_left(reserve))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            raise TimeoutError(f"{run_id} stopped: the check's time ran out (see logs/{run_id}.log)") from None
 
     def say(self, line: str) -> None:
         print(f"gpu-check: {line}", flush=True)
@@ -107,8 +123,7 @@ class Check:
         self.say(f"{name} ...")
         began = time.perf_counter()
         try:
-            found = step()
-            entry = {"status": "done", **found}
+            entry = {"status": "done", **step()}  # (a step may say it failed, keeping what it found)
         except Exception as error:  # a step that fails on a new machine must not lose the others
             entry = {"status": "failed", "error": f"{type(error).__name__}: {(str(error).strip().splitlines() or [''])[0][:300]}"}
         entry["seconds"] = round(time.perf_counter() - began, 1)
@@ -133,8 +148,8 @@ class Check:
         ]
         (self.out / "logs").mkdir(parents=True, exist_ok=True)
         shutil.rmtree(self.out / "runs" / run_id, ignore_errors=True)
-        log = open(self.out / "logs" / f"{run_id}.log", "w")  # noqa: SIM115 (closed by the caller's wait)
-        return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+        with open(self.out / "logs" / f"{run_id}.log", "w") as log:  # the child keeps its own copy of the file
+            return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
 
     def record(self, run_id: str) -> dict[str, Any]:
         path = self.out / "runs" / run_id / "version_0" / "results.json"
@@ -188,7 +203,8 @@ def perf_step(check: Check) -> dict[str, Any]:
     argv = [
         *("--name", "gpu_check", "--net", str(CONFIGS / "model" / size.net)),
         *("--height", str(size.height), "--width", str(size.width), "--batch_size", str(size.batch_size)),
-        *("--rounds", str(size.rounds), "--warmup_rounds", str(size.warmup_rounds), "--deadline_s", str(size.perf_deadline_s)),
+        *("--rounds", str(size.rounds), "--warmup_rounds", str(size.warmup_rounds)),
+        *("--deadline_s", str(int(check.seconds_left(size.fit_reserve_s)))),
         *("--precision", "bf16", "--device", check.device),
         *(("--compile_backend", "aot_eager") if check.device == "cpu" else ()),
         "--variants",
@@ -202,7 +218,7 @@ def perf_step(check: Check) -> dict[str, Any]:
     ew = rows.get("ew", {})
     ratios = ", ".join(f"{label} {rows[label]['x_floor']:.2f}" for label in EXACT if (rows.get(label) or {}).get("x_floor"))
     finding = f"EW {ew.get('images_per_second') or 0:.1f} images/s; exact methods x floor: {ratios or '-'}"
-    finding += f"; failed: {', '.join(failed)}" if failed else ""
+    finding += f"; not measured: {', '.join(failed)} (perf.md says why)" if failed else ""
     return {"finding": finding, "rounds": record["rounds"], "failed_variants": failed}
 
 
@@ -223,7 +239,7 @@ def fit_step(check: Check) -> dict[str, Any]:
         f"--trainer.accelerator={'gpu' if gpu else 'cpu'}",
         f"--trainer.max_epochs={size.fit_epochs}",
     ]
-    code = check.fit(run_id, args).wait()
+    code = check.wait(run_id, check.fit(run_id, args), reserve=size.probe_reserve_s)
     record = check.record(run_id)
     shutil.rmtree(check.out / "runs" / run_id / "version_0" / "checkpoints", ignore_errors=True)
     if code != 0 or record.get("status") != "complete":
@@ -303,7 +319,15 @@ def determinism_step(check: Check) -> dict[str, Any]:
         # the pair runs side by side, one thread each on a CPU (the same in both, so their float order agrees)
         env = {} if gpu else {"OMP_NUM_THREADS": "1"}
         processes = [check.fit(run_id, [*base, *extra], env) for run_id in ids]
-        codes = [process.wait() for process in processes]
+        try:
+            codes = [check.wait(run_id, process, reserve=5) for run_id, process in zip(ids, processes, strict=True)]
+        except TimeoutError as error:
+            for process in processes:
+                process.kill()
+                process.wait()
+            findings[setting] = str(error)
+            check.say(f"determinism, deterministic={setting}: {error}")
+            return {"status": "failed", "error": f"TimeoutError: {error}", "pairs": findings}
         try:
             if any(codes):
                 failed = next(run_id for run_id, code in zip(ids, codes, strict=True) if code)
@@ -332,6 +356,7 @@ def main(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(prog="mtlbench gpu-check", description=__doc__.splitlines()[0])
     parser.add_argument("--device", choices=["auto", "cuda", "cpu"], default="auto", help="auto: cuda if torch sees a GPU")
     parser.add_argument("--out", type=Path, default=Path("runs/gpu-check"), help="where the files go (default: runs/gpu-check)")
+    parser.add_argument("--minutes", type=float, default=8.0, help="the most the check takes; each step is held to what is left")
     block = f"<!-- perf:{README_BLOCK} -->"
     parser.add_argument("--readme", type=Path, default=None, help=f"also write the summary into this file's {block} block")
     args = parser.parse_args(list(argv))
@@ -346,7 +371,9 @@ def main(argv: Sequence[str]) -> int:
         replace_block(args.readme.read_text(), README_BLOCK, "", str(args.readme))
     args.out.mkdir(parents=True, exist_ok=True)
     command = "mtlbench gpu-check " + shlex.join(argv)
-    check = Check(args.out.resolve(), device, FULL if device == "cuda" else TINY, args.readme, command)
+    if args.minutes <= 0:
+        raise ValueError(f"gpu-check: --minutes must be positive, got {args.minutes}")
+    check = Check(args.out.resolve(), device, FULL if device == "cuda" else TINY, args.readme, command, args.minutes)
     name = torch.cuda.get_device_name() if device == "cuda" else "CPU"
     check.say(f"{name}, torch {torch.__version__}, files in {check.out}")
     try:

@@ -97,3 +97,22 @@ def test_bad_options_are_one_line_before_anything_runs(tmp_path, capsys):
     if not torch.cuda.is_available():
         assert main(["gpu-check", "--device", "cuda"]) == 2
         assert "gpu-check: --device cuda, but torch sees no GPU" in capsys.readouterr().err
+
+
+def test_a_check_out_of_time_stops_each_step_and_keeps_what_it_measured(tmp_path, capsys):
+    """--minutes bounds the whole check: perf stops timing, the runs are stopped, and every figure
+    measured before is in the files and on the console."""
+    import time
+
+    started = time.monotonic()
+    assert main(["gpu-check", "--device", "cpu", "--out", str(tmp_path), "--minutes", "0.05"]) == 1
+    assert time.monotonic() - started < 60
+    steps = json.loads((tmp_path / "gpu_check.json").read_text())["steps"]
+    assert steps["perf"]["status"] == "done" and steps["perf"]["rounds"] == 1
+    perf = json.loads((tmp_path / "perf.json").read_text())
+    measured = [label for label, row in perf["variants"].items() if row["seconds_per_step"]]
+    assert measured and "not warmed up within the deadline" in (tmp_path / "perf.md").read_text()
+    assert steps["fit"]["status"] == "failed" and "the check's time ran out" in steps["fit"]["error"]
+    assert steps["determinism"]["status"] == "failed" and "time ran out" in steps["determinism"]["error"]
+    printed = capsys.readouterr().out
+    assert "gpu-check: fit: failed" in printed and f"| {measured[0]} |" in printed

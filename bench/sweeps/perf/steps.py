@@ -10,8 +10,9 @@ on a shared machine hits every variant alike, and ratios from the medians are ta
 run. Memory is measured afterwards, one step per variant (:mod:`mtlbench.bench.sweeps.perf.memory`).
 Each round prints its times as it ends, and ``--out`` / ``--table`` are rewritten after it, so a
 run cut short leaves the rounds it measured; ``--deadline_s`` ends the timing after the round
-that passes it. A variant whose step fails (out of memory, a compiler error) is reported with
-its error and dropped from later rounds; the others go on.
+that passes it (variants not warmed up by then are left out, named). A variant whose step fails
+(out of memory, a compiler error) is reported with its error and dropped from later rounds; the
+others go on.
 
 The record (``--out``, schema ``mtlbench.perf/1``) is what ``mtlbench leaderboard --perf``
 joins for its cost columns; ``--table`` writes the markdown table, ``--readme`` replaces the
@@ -116,6 +117,10 @@ def time_interleaved(
     returns the number of rounds timed (fewer than ``rounds`` once ``deadline_s`` has passed)."""
     started_all = time.perf_counter()
     for variant in variants:
+        if deadline_s is not None and time.perf_counter() - started_all > deadline_s:  # (a long compilation)
+            variant.error = f"not warmed up within the deadline of {deadline_s:.0f} s"
+            log(f"  {variant.spec.label}: {variant.error}")
+            continue
         started = time.perf_counter()
         try:
             variant.run(warmup_rounds * variant.spec.refresh_every)
