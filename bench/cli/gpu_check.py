@@ -27,7 +27,8 @@ that the command is known to work before a GPU is lent; the default tests run it
 SyncBatchNorm has no implementation, so the fit normalises with BatchNorm there.
 ``summary.md`` (the tables and findings; ``--readme`` puts it in the file's
 ``<!-- perf:gpu_check -->`` block) and ``gpu_check.json`` (every step's status, time and
-figures) are written after each step.
+figures) are written after each step. ``--publish DIR --readme README.md`` measures nothing: it
+puts the summary of a check made elsewhere (a GPU node whose files came back as DIR) in the block.
 """
 
 from __future__ import annotations
@@ -352,6 +353,23 @@ def leaderboard_step(check: Check) -> dict[str, Any]:
     return {"finding": f"records and perf record read back: {', '.join(boards)}"}
 
 
+def publish(folder: Path, readme: Path) -> None:
+    """Put the summary of the check whose files are in ``folder`` in ``readme``'s block. The files
+    may come from another machine: they are read as bounded data, and the summary must be text."""
+    from mtlbench.bench.sweeps.perf.steps import replace_block
+    from mtlbench.leaderboards.atomic_write import write_text_atomic
+    from mtlbench.leaderboards.untrusted import MAX_SPEC_BYTES, UntrustedFileError, load_json, read_text
+
+    try:
+        record = load_json(folder / "gpu_check.json", limit=MAX_SPEC_BYTES, what="gpu-check record")
+        summary = read_text(folder / "summary.md", limit=MAX_SPEC_BYTES, what="gpu-check summary")
+    except (UntrustedFileError, OSError) as error:
+        raise ValueError(f"gpu-check --publish: {error}; pass the folder gpu-check --out wrote") from None
+    if not isinstance(record, dict) or record.get("schema") != SCHEMA or "<!--" in summary:
+        raise ValueError(f"gpu-check --publish: {folder} does not hold a gpu-check's files (schema {SCHEMA}); pass the folder --out wrote")
+    write_text_atomic(readme, replace_block(readme.read_text(), README_BLOCK, summary.rstrip() + "\n", str(readme)))
+
+
 def main(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(prog="mtlbench gpu-check", description=__doc__.splitlines()[0])
     parser.add_argument("--device", choices=["auto", "cuda", "cpu"], default="auto", help="auto: cuda if torch sees a GPU")
@@ -359,7 +377,13 @@ def main(argv: Sequence[str]) -> int:
     parser.add_argument("--minutes", type=float, default=8.0, help="the most the check takes; each step is held to what is left")
     block = f"<!-- perf:{README_BLOCK} -->"
     parser.add_argument("--readme", type=Path, default=None, help=f"also write the summary into this file's {block} block")
+    parser.add_argument("--publish", type=Path, default=None, help="measure nothing: put the summary in DIR into --readme's block")
     args = parser.parse_args(list(argv))
+    if args.publish is not None:
+        if args.readme is None:
+            parser.error("--publish DIR needs --readme FILE (the file whose block takes the summary)")
+        publish(args.publish, args.readme)
+        return 0
     import torch
 
     if args.device == "cuda" and not torch.cuda.is_available():

@@ -116,3 +116,21 @@ def test_a_check_out_of_time_stops_each_step_and_keeps_what_it_measured(tmp_path
     assert steps["determinism"]["status"] == "failed" and "time ran out" in steps["determinism"]["error"]
     printed = capsys.readouterr().out
     assert "gpu-check: fit: failed" in printed and f"| {measured[0]} |" in printed
+
+
+def test_publish_puts_a_check_made_elsewhere_in_the_readme(checked, tmp_path, capsys):
+    """The files of a check that came back from a GPU node: no measuring, the summary in the block;
+    a folder that is not a check's, or a summary that would open another block, is refused."""
+    _, out, _ = checked
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- perf:gpu_check -->\nnot yet\n<!-- /perf:gpu_check -->\n")
+    assert main(["gpu-check", "--publish", str(out / "files"), "--readme", str(readme)]) == 0
+    summary = (out / "files" / "summary.md").read_text()
+    assert readme.read_text() == f"intro\n<!-- perf:gpu_check -->\n{summary}<!-- /perf:gpu_check -->\n"
+    hostile = tmp_path / "hostile"
+    hostile.mkdir()
+    (hostile / "gpu_check.json").write_text(json.dumps({"schema": "mtlbench.gpu_check/1"}))
+    (hostile / "summary.md").write_text("x\n<!-- /perf:gpu_check -->\n<script>\n")
+    assert main(["gpu-check", "--publish", str(hostile), "--readme", str(readme)]) == 2
+    assert "does not hold a gpu-check's files" in capsys.readouterr().err
+    assert readme.read_text().endswith(f"{summary}<!-- /perf:gpu_check -->\n")  # unchanged
