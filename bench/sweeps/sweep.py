@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime
 import json
 import logging
 import os
@@ -329,12 +330,18 @@ def _run_locally(run: PlannedRun, runs_dir: Path, jobs: int, pool: DevicePool | 
         if slot:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(slot)
             args += run_arguments(slot)
-            notes.append(f"on GPU {env['CUDA_VISIBLE_DEVICES']} (CUDA_VISIBLE_DEVICES)")
+            notes.append(f"on GPU {env['CUDA_VISIBLE_DEVICES']} (CUDA_VISIBLE_DEVICES) from {_now()}")
         stream.writelines(f"mtlbench sweep: {note}\n" for note in notes)
         stream.flush()
         command = [sys.executable, "-m", "mtlbench.bench.run.launch", "fit", *args]
         code = subprocess.run(command, stdout=stream, stderr=subprocess.STDOUT, env=env).returncode
+        if slot:  # the log holds the devices' hold: from the line above to this one
+            print(f"mtlbench sweep: GPU {env['CUDA_VISIBLE_DEVICES']} handed on at {_now()}", file=stream)
     return run.run_id, code
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds")
 
 
 @contextlib.contextmanager

@@ -59,13 +59,19 @@ def test_a_run_with_several_gpus_runs_ddp_over_its_own(tmp_path, monkeypatch):
     assert "on GPU 0,1 (CUDA_VISIBLE_DEVICES)" in (tmp_path / "EW-Adam-lr0.001-s0.log").read_text()
 
 
-def _interval(record: dict) -> tuple[dt.datetime, dt.datetime]:
-    return dt.datetime.fromisoformat(record["started"]), dt.datetime.fromisoformat(record["updated"])
+def _held(log: Path) -> tuple[str, dt.datetime, dt.datetime]:
+    """The devices a run held and when, from the sweep's lines in its log."""
+    lines = log.read_text().splitlines()
+    taken = next(line for line in lines if line.startswith("mtlbench sweep: on GPU "))
+    released = next(line for line in lines if line.startswith("mtlbench sweep: GPU ") and " handed on at " in line)
+    device = taken.split()[4]
+    return device, dt.datetime.fromisoformat(taken.rsplit(" from ", 1)[1]), dt.datetime.fromisoformat(released.rsplit(" at ", 1)[1])
 
 
 def test_two_runs_at_a_time_each_see_one_device_of_their_own(tiny_cache, tmp_path, monkeypatch, capsys):
     """4 runs, --jobs 2 --gpus-per-run 1, four devices visible: every record names the one device
-    its run saw, and runs that overlapped in time never saw the same one."""
+    its run saw (the one the sweep gave it), and runs that held devices at the same time never
+    held the same one."""
     spec_path = tiny_spec(tmp_path, tiny_cache)
     spec = yaml.safe_load(spec_path.read_text())
     spec.update(stl=False, seeds=[0, 1])  # EW and UW, 2 seeds: 4 runs
@@ -74,18 +80,20 @@ def test_two_runs_at_a_time_each_see_one_device_of_their_own(tiny_cache, tmp_pat
     runs = tmp_path / "runs"
     assert main(["sweep", str(spec_path), "--runs", str(runs), "--jobs", "2", "--gpus-per-run", "1"]) == 0
     assert "4 done" in capsys.readouterr().out
-    records = [json.loads(path.read_text()) for path in sorted(runs.glob("*/version_0/results.json"))]
-    assert len(records) == 4 and all(record["status"] == "complete" for record in records)
-    seen = [record["environment"]["cuda_visible_devices"] for record in records]
-    assert all(device in ("0", "1") for device in seen), seen  # one device each, from the two slots
+    records = {path.parents[1].name: json.loads(path.read_text()) for path in sorted(runs.glob("*/version_0/results.json"))}
+    assert len(records) == 4 and all(record["status"] == "complete" for record in records.values())
+    held = {run_id: _held(runs / f"{run_id}.log") for run_id in records}
+    for run_id, record in records.items():
+        assert record["environment"]["cuda_visible_devices"] == held[run_id][0] in ("0", "1")  # one device, from the two slots
     overlapping = 0
-    for index, first in enumerate(records):
-        for second in records[index + 1 :]:
-            (start_a, end_a), (start_b, end_b) = _interval(first), _interval(second)
-            if start_a < end_b and start_b < end_a:  # they ran at the same time
+    ids = sorted(held)
+    for index, first in enumerate(ids):
+        for second in ids[index + 1 :]:
+            (device_a, start_a, end_a), (device_b, start_b, end_b) = held[first], held[second]
+            if start_a < end_b and start_b < end_a:  # they held devices at the same time
                 overlapping += 1
-                assert first["environment"]["cuda_visible_devices"] != second["environment"]["cuda_visible_devices"]
-    assert overlapping >= 1  # the test saw concurrent runs, or it would show nothing
+                assert device_a != device_b, (first, second)
+    assert overlapping >= 1  # the first two runs start together: the test saw runs at the same time
 
 
 def test_more_gpus_than_visible_is_refused_in_one_line_before_any_run(tiny_cache, tmp_path, monkeypatch, capsys):
