@@ -75,7 +75,7 @@ class CheckSize:
 
 
 FULL = CheckSize("resnet50_deeplab.yaml", 288, 384, 8, 10, 2, 200, 110, (40, 8, 8), 2, (160, 32, 32), (96, 128), 2)
-TINY = CheckSize("tiny.yaml", 32, 48, 4, 2, 1, 60, 40, (12, 4, 4), 2, (24, 8, 8), (48, 64), 2)
+TINY = CheckSize("tiny.yaml", 32, 48, 4, 2, 1, 60, 40, (12, 4, 4), 1, (24, 8, 8), (48, 64), 1)
 
 
 def perf_variants(device_type: str) -> list[str]:

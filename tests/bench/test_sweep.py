@@ -62,9 +62,10 @@ def test_a_method_entry_can_carry_fit_arguments(tmp_path):
 
 
 def test_interrupted_sweep_reruns_only_what_is_missing(tiny_cache, tmp_path):
+    """(In this process: runs in processes of their own, --jobs 2, are the subject of test_sweep_devices and test_resume.)"""
     spec = tiny_spec(tmp_path, tiny_cache)
     runs_dir = tmp_path / "runs"
-    first = run_sweep(spec, runs_dir, jobs=2)
+    first = run_sweep(spec, runs_dir, jobs=1)
     assert sorted(first["done"]) == [
         "EW-Adam-lr0.003-s0",
         "UW-Adam-lr0.003-s0",

@@ -109,9 +109,11 @@ def test_more_gpus_than_visible_is_refused_in_one_line_before_any_run(tiny_cache
     assert captured.out == "" and not list(Path(runs).glob("*/version_0"))
 
 
+@pytest.mark.slow
 def test_runs_with_two_devices_each_run_ddp_inside(tiny_cache, tmp_path, monkeypatch, capsys):
     """--jobs 2 --gpus-per-run 2 over four fake devices: two runs at once, each a 2-process DDP
-    job (gloo on the CPU here) whose record names its own pair of devices."""
+    job (gloo on the CPU here) whose record names its own pair of devices. (Slow: four training
+    processes on two cores; the default run checks the environment and arguments such runs get.)"""
     spec_path = tiny_spec(tmp_path, tiny_cache)
     spec = yaml.safe_load(spec_path.read_text())
     spec.update(stl=False)  # EW and UW: 2 runs

@@ -62,7 +62,7 @@ def test_a_local_weights_file_loads_into_a_transformer(tmp_path):
 def test_default_weights_offline_without_a_cached_copy_are_one_line(tmp_path):
     """timm's own hub loading runs (nothing bypassed); offline and with an empty cache it fails,
     and the failure is one line naming the weights, the cache and the local-file alternative."""
-    code = "from models import Backbone\nBackbone('test_resnet', pretrained=True)"
+    code = "from mtlbench.models import Backbone\nBackbone('test_resnet', pretrained=True)"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"), "TORCH_HOME": str(tmp_path / "torch")}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=Path(__file__).parents[2], timeout=120)
     last = done.stderr.strip().splitlines()[-1]
