@@ -21,6 +21,7 @@ from mtlbench.leaderboards.records import TEST_METRICS, record_paths
 from mtlbench.leaderboards.render import console_summary, csv_table, latex, left_out_lines, markdown, pareto_png
 from mtlbench.leaderboards.site_folder import SiteFolder
 from mtlbench.leaderboards.tables import apply_perf_costs, build_boards
+from mtlbench.leaderboards.time_budget import budget_line, budget_markdown
 from mtlbench.leaderboards.untrusted import MAX_RECORD_BYTES, MAX_SPEC_BYTES, UntrustedFileError, read_bytes
 
 
@@ -101,7 +102,7 @@ def render_and_summarise(
     excluded = [run for run in runs if not run.usable]
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    text = markdown(boards, excluded, problems, test_metrics)
+    text = markdown(boards, excluded, problems, test_metrics) + budget_markdown(runs)
     write_text_atomic(out_dir / "leaderboard.md", text)
     write_text_atomic(out_dir / "leaderboard.csv", csv_table(boards))
     write_text_atomic(out_dir / "leaderboard.tex", latex(boards))
@@ -111,7 +112,9 @@ def render_and_summarise(
         from mtlbench.leaderboards.site import render_site
 
         render_site(boards, runs_dir, left_out_lines(excluded, problems), site)
-    return text, console_summary(boards, len(excluded) + len(problems), out_dir)
+    summary = console_summary(boards, len(excluded) + len(problems), out_dir)
+    spent = budget_line(runs)
+    return text, summary + (f"\n{spent}" if spent else "")
 
 
 def main(argv: list[str]) -> int:

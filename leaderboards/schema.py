@@ -121,6 +121,9 @@ def validate_record(record: Any) -> None:
     timing = _object(cost.get("seconds_per_step"), "cost.seconds_per_step", optional=True)
     _number(timing.get("median"), "cost.seconds_per_step.median", optional=True, positive=True)
     _number(cost.get("peak_memory_mb"), "cost.peak_memory_mb", optional=True, within=(0, MAX_MAGNITUDE))
+    for part, seconds in _object(record.get("budget"), "budget", optional=True).items():
+        _text(part, "a budget part")
+        _number(seconds, f"budget[{_name(part)}]", within=(0, MAX_MAGNITUDE))
     statistics = _object(record.get("gradient_statistics"), "gradient_statistics", optional=True)
     slack = 1e-6  # float rounding of a mean of cosines
     for kind in ("inter_task", "inter_sample"):  # the summaries the tables show: cosines in [-1, 1], the others in [0, 1]

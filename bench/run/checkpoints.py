@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
+from mtlbench.bench.run import budget
 from mtlbench.bench.run.errors import CheckpointError
 from mtlbench.bench.run.methods.state import MethodStateError, missing_entry, packed, read_method_state
 from mtlbench.leaderboards.atomic_write import write_atomic
@@ -40,9 +41,10 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         if storage_options is not None:
             raise TypeError("AtomicCheckpointIO takes no storage_options")
         target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        discard_partial_writes(target.parent, target.name)
-        write_atomic(target, lambda stream: torch.save(checkpoint, stream))
+        with budget.part("checkpoints"):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            discard_partial_writes(target.parent, target.name)
+            write_atomic(target, lambda stream: torch.save(checkpoint, stream))
 
     def load_checkpoint(self, path, map_location: Any = lambda storage, loc: storage, weights_only: bool | None = None) -> dict[str, Any]:
         """Lightning's loading, always with ``weights_only=True``: tensors and plain data only."""

@@ -36,7 +36,8 @@ from pytorch_lightning import Trainer
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.cli import LightningCLI
 
-from mtlbench.bench.run.callbacks import MidEpochCheckpoint, RunRecord, StepCost
+from mtlbench.bench.run.budget import begin_run
+from mtlbench.bench.run.callbacks import MidEpochCheckpoint, RunRecord, StepCost, TimeBudget
 from mtlbench.bench.run.checkpoints import check_checkpoint, differing_keys, resumable_checkpoint, stored_hyperparameters
 from mtlbench.bench.run.console import quiet_libraries, take_verbose_flag
 from mtlbench.bench.run.errors import DIVERGED_EXIT, BaselineError, CheckpointError, Diverged, MethodConfigError, RunFileError
@@ -65,6 +66,7 @@ class MtlbenchCLI(LightningCLI):
     (``--checkpoint``, ``--last_epochs``) and ``--test_after_fit``."""
 
     def __init__(self, args: Sequence[str] | None = None, run: bool = True) -> None:
+        begin_run()  # this run's time budget (bench/run/budget.py)
         super().__init__(
             MultiTaskModule,
             DenseDataModule,
@@ -74,7 +76,7 @@ class MtlbenchCLI(LightningCLI):
             parser_kwargs={"exit_on_error": False},  # main() prints the one line that matters
             # the plugin as a class path, not an instance: the config it is part of can be saved
             trainer_defaults={
-                "callbacks": [StepCost(), RunRecord()],
+                "callbacks": [StepCost(), TimeBudget(), RunRecord()],
                 "plugins": [{"class_path": "mtlbench.bench.run.checkpoints.AtomicCheckpointIO"}],
             },
             args=args,

@@ -1,8 +1,9 @@
-"""Callbacks of benchmark runs: cost measurement, the run record, the gradient probe, mid-epoch checkpoints."""
+"""Callbacks of benchmark runs: cost measurement, the time budget, the run record, the gradient probe, mid-epoch checkpoints."""
 
 from mtlbench.bench.run.callbacks.gradient_probe import STATS_FILE, GradientProbe
 from mtlbench.bench.run.callbacks.run_record import RECORD_NAME, SCHEMA, RunRecord
 from mtlbench.bench.run.callbacks.step_checkpoint import MidEpochCheckpoint
 from mtlbench.bench.run.callbacks.step_cost import StepCost
+from mtlbench.bench.run.callbacks.time_budget import TimeBudget
 
-__all__ = ["RECORD_NAME", "SCHEMA", "STATS_FILE", "GradientProbe", "MidEpochCheckpoint", "RunRecord", "StepCost"]
+__all__ = ["RECORD_NAME", "SCHEMA", "STATS_FILE", "GradientProbe", "MidEpochCheckpoint", "RunRecord", "StepCost", "TimeBudget"]

@@ -32,6 +32,7 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback
 
+from mtlbench.bench.run import budget
 from mtlbench.bench.run import gradient_stats as gs
 from mtlbench.bench.run.jacobian import task_gradients
 from mtlbench.leaderboards.atomic_write import write_json_atomic
@@ -97,6 +98,10 @@ class GradientProbe(Callback):
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module, batch: Any, batch_idx: int) -> None:
         if trainer.global_step % self.every_n_steps != 0:
             return
+        with budget.part("probe"):
+            self._before_step(trainer, pl_module, batch)
+
+    def _before_step(self, trainer: pl.Trainer, pl_module, batch: Any) -> None:
         shared = list(pl_module.net.shared_parameters())
         reuse = self._reuses_method_jacobian(pl_module)
         state: dict[str, Any] = {"before": _flat(shared), "reuse": reuse, "step": trainer.global_step}
@@ -152,6 +157,10 @@ class GradientProbe(Callback):
         state, self._state = self._state, None
         if state is None:
             return
+        with budget.part("probe"):
+            self._after_step(pl_module, state)
+
+    def _after_step(self, pl_module, state: dict[str, Any]) -> None:
         shared = list(pl_module.net.shared_parameters())
         if state["reuse"]:
             captured, pl_module.capture_jacobian, pl_module.captured = pl_module.captured, False, None

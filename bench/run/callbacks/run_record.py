@@ -18,6 +18,7 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback
 
+from mtlbench.bench.run import budget
 from mtlbench.bench.run.errors import Diverged
 from mtlbench.leaderboards.atomic_write import write_json_atomic
 from mtlbench.leaderboards.schema import validate_record
@@ -134,11 +135,12 @@ class RunRecord(Callback):
     def _write(self, trainer: pl.Trainer) -> None:
         if not trainer.is_global_zero:
             return
-        for callback in trainer.callbacks:
-            if callback is not self and hasattr(callback, "record_fields"):
-                self.record.update(callback.record_fields())
-        self.record["updated"] = _now()
-        write_json_atomic(self._target(trainer), self.record)
+        with budget.part("record"):
+            for callback in trainer.callbacks:
+                if callback is not self and hasattr(callback, "record_fields"):
+                    self.record.update(callback.record_fields())
+            self.record["updated"] = _now()
+            write_json_atomic(self._target(trainer), self.record)
 
     def _start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if self.record:

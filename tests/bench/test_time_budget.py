@@ -1,0 +1,82 @@
+"""The run record's time budget: where a run's wall time goes, each part measured once."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from mtlbench.bench.run import budget
+from mtlbench.bench.run.callbacks import GradientProbe
+from mtlbench.bench.run.launch import main
+from mtlbench.leaderboards.records import parse_record
+from mtlbench.leaderboards.time_budget import budget_line, budget_markdown
+from tests.conftest import tiny_cli_args
+
+REPO = Path(__file__).resolve().parents[2]
+QUICKSTART = str(REPO / "configs" / "quickstart.yaml")
+PROBE = "[{class_path: mtlbench.bench.run.callbacks.GradientProbe, init_args: {every_n_steps: 2}}]"
+
+
+def fitted_budget(cache: str, out: Path) -> tuple[dict, float]:
+    args = [*tiny_cli_args(cache, out, QUICKSTART), "--trainer.max_epochs=2", f"--trainer.callbacks={PROBE}"]
+    started = time.perf_counter()
+    assert main(["fit", *args]) == 0
+    wall = time.perf_counter() - started
+    record = json.loads(next(out.rglob("results.json")).read_text())
+    return record, wall
+
+
+def test_every_part_is_measured_and_they_add_up_to_the_run(tiny_cache, tmp_path):
+    record, wall = fitted_budget(tiny_cache, tmp_path)
+    spent = record["budget"]
+    assert set(spent) == {*budget.PARTS, "other", "total"}
+    for part in ("setup", "training_steps", "validation", "probe", "checkpoints", "test", "record"):
+        assert spent[part] > 0, part
+    assert sum(value for part, value in spent.items() if part != "total") == pytest.approx(spent["total"], abs=0.01)
+    assert spent["total"] - spent["start_up"] <= wall  # the command's own time, measured around it
+    assert spent["total"] - spent["start_up"] > 0.6 * wall  # and most of it: little happens after the last write
+
+
+def test_nested_parts_are_taken_out_of_the_steps_they_happen_in(tiny_cache, tmp_path, monkeypatch):
+    """A probe made 0.3 s slower per probed step shows in the probe's part, not in the training
+    steps' (the negative control: without the subtraction the steps would carry it)."""
+    slow = GradientProbe._after_step
+
+    def slower(self, pl_module, state):
+        time.sleep(0.3)
+        return slow(self, pl_module, state)
+
+    monkeypatch.setattr(GradientProbe, "_after_step", slower)
+    record, _ = fitted_budget(tiny_cache, tmp_path)
+    probes = len(json.loads(next(tmp_path.rglob("gradient_stats.json")).read_text())["probes"])
+    assert probes >= 4
+    spent = record["budget"]
+    assert spent["probe"] >= 0.3 * probes
+    assert spent["training_steps"] < 0.3 * probes / 2
+
+
+def test_a_run_in_a_process_that_ran_one_before_has_no_start_up(tiny_cache, tmp_path):
+    """An in-process sweep imports once: its later runs carry no start-up of their own."""
+    first, _ = fitted_budget(tiny_cache, tmp_path / "a")
+    second, _ = fitted_budget(tiny_cache, tmp_path / "b")
+    assert second["budget"]["start_up"] == 0.0
+    assert first["budget"]["start_up"] >= 0.0
+    assert budget.process_age() is not None and budget.process_age() > 0  # Linux: read from /proc
+
+
+def test_the_leaderboard_sums_a_sweeps_budgets_and_refuses_a_hostile_one(tiny_cache, tmp_path):
+    record, _ = fitted_budget(tiny_cache, tmp_path)
+    path = next(tmp_path.rglob("results.json"))
+    runs = [parse_record(record, path), parse_record(record, path)]
+    table = budget_markdown(runs)
+    assert "## Where the time went" in table and "2 runs," in table
+    training = 2 * record["budget"]["training_steps"]
+    assert f"| training steps | {training:.1f} |" in table
+    assert budget_line(runs).startswith("run time: ")
+    assert budget_markdown([]) == "" and budget_line([]) == ""
+    for hostile in (-1.0, float("nan"), "1", 1e300):
+        with pytest.raises(ValueError, match=r"budget\["):
+            parse_record({**record, "budget": {**record["budget"], "test": hostile}}, path)
