@@ -29,8 +29,15 @@ def fitted_budget(cache: str, out: Path) -> tuple[dict, float]:
     return record, wall
 
 
-def test_every_part_is_measured_and_they_add_up_to_the_run(tiny_cache, tmp_path):
-    record, wall = fitted_budget(tiny_cache, tmp_path)
+@pytest.fixture(scope="module")
+def fitted(tiny_cache, tmp_path_factory) -> tuple[dict, float, Path]:
+    out = tmp_path_factory.mktemp("budget")
+    record, wall = fitted_budget(tiny_cache, out)
+    return record, wall, next(out.rglob("results.json"))
+
+
+def test_every_part_is_measured_and_they_add_up_to_the_run(fitted):
+    record, wall, _ = fitted
     spent = record["budget"]
     assert set(spent) == {*budget.PARTS, "other", "total"}
     for part in ("setup", "training_steps", "validation", "probe", "checkpoints", "test", "record"):
@@ -40,9 +47,11 @@ def test_every_part_is_measured_and_they_add_up_to_the_run(tiny_cache, tmp_path)
     assert spent["total"] - spent["start_up"] > 0.6 * wall  # and most of it: little happens after the last write
 
 
-def test_nested_parts_are_taken_out_of_the_steps_they_happen_in(tiny_cache, tmp_path, monkeypatch):
+def test_nested_parts_are_taken_out_of_the_steps_they_happen_in(fitted, tiny_cache, tmp_path, monkeypatch):
     """A probe made 0.3 s slower per probed step shows in the probe's part, not in the training
-    steps' (the negative control: without the subtraction the steps would carry it)."""
+    steps' (the negative control: without the subtraction the steps would carry it). This run
+    follows another in the same process: like the later runs of an in-process sweep, which
+    imports once, it has no start-up of its own."""
     slow = GradientProbe._after_step
 
     def slower(self, pl_module, state):
@@ -56,20 +65,12 @@ def test_nested_parts_are_taken_out_of_the_steps_they_happen_in(tiny_cache, tmp_
     spent = record["budget"]
     assert spent["probe"] >= 0.3 * probes
     assert spent["training_steps"] < 0.3 * probes / 2
-
-
-def test_a_run_in_a_process_that_ran_one_before_has_no_start_up(tiny_cache, tmp_path):
-    """An in-process sweep imports once: its later runs carry no start-up of their own."""
-    first, _ = fitted_budget(tiny_cache, tmp_path / "a")
-    second, _ = fitted_budget(tiny_cache, tmp_path / "b")
-    assert second["budget"]["start_up"] == 0.0
-    assert first["budget"]["start_up"] >= 0.0
+    assert spent["start_up"] == 0.0
     assert budget.process_age() is not None and budget.process_age() > 0  # Linux: read from /proc
 
 
-def test_the_leaderboard_sums_a_sweeps_budgets_and_refuses_a_hostile_one(tiny_cache, tmp_path):
-    record, _ = fitted_budget(tiny_cache, tmp_path)
-    path = next(tmp_path.rglob("results.json"))
+def test_the_leaderboard_sums_a_sweeps_budgets_and_refuses_a_hostile_one(fitted):
+    record, _, path = fitted
     runs = [parse_record(record, path), parse_record(record, path)]
     table = budget_markdown(runs)
     assert "## Where the time went" in table and "2 runs," in table
