@@ -11,25 +11,20 @@ are measured by :class:`~mtlbench.bench.run.callbacks.TimeBudget` less what nest
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from collections.abc import Iterator
+
+from mtlbench.bench import IMPORTED_AT
 
 PARTS = ("start_up", "setup", "training_steps", "validation", "probe", "checkpoints", "test", "record")
 NESTED = ("probe", "checkpoints", "record")  # measured inside other parts, and taken out of them
 
 
-def process_age() -> float | None:
-    """Seconds since this process started (Linux: ``/proc``), or ``None`` where that is not known."""
-    try:
-        with open("/proc/self/stat") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-        with open("/proc/stat") as system:
-            boot = next(float(line.split()[1]) for line in system if line.startswith("btime"))
-        started = boot + float(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22 of stat(5): start time, in ticks after boot
-    except (OSError, ValueError, IndexError, StopIteration):
-        return None
-    return max(0.0, time.time() - started)
+def since_first_import() -> float:
+    """Seconds since this process first imported the suite (``mtlbench.bench``): the imports and
+    anything the process did before its first run. (Not the process's age: a shell that ``exec``s
+    the command hands on its own start time.)"""
+    return max(0.0, time.perf_counter() - IMPORTED_AT)
 
 
 class Budget:
@@ -57,11 +52,12 @@ _runs_in_process = 0
 
 
 def begin_run() -> Budget:
-    """Open the budget of the run about to start here. Its start-up is the process's age for the
-    first run of a process, and nothing for later ones (an in-process sweep imports once)."""
+    """Open the budget of the run about to start here. Its start-up is the time since the suite's
+    first import for the first run of a process, and nothing for later ones (an in-process sweep
+    imports once); the interpreter's own start before that (tens of milliseconds) is not counted."""
     global _current, _runs_in_process
     _runs_in_process += 1
-    _current = Budget(start_up=(process_age() or 0.0) if _runs_in_process == 1 else 0.0)
+    _current = Budget(start_up=since_first_import() if _runs_in_process == 1 else 0.0)
     return _current
 
 

@@ -43,6 +43,7 @@ def test_every_step_is_done_and_its_figures_are_in_the_files(checked):
     assert record["status"] == "complete" and record["method"]["name"] == "UPGrad"
     assert record["trainer"]["precision"] == "bf16-mixed" and record["trainer"]["world_size"] == 1
     assert record["config"]["trainer"]["strategy"] == "ddp" and record["dataset"]["name"] == "NYUv2DataModule"
+    assert 1 < record["budget"]["start_up"] < record["budget"]["total"]  # a run in its own process: its imports
     assert not list(files.rglob("*.ckpt"))  # checkpoints are not results: nothing large comes back from a GPU machine
     pairs = summary["steps"]["determinism"]["pairs"]
     assert set(pairs) == {"default", "true"}  # 'warn' only where 'true' refuses a kernel
