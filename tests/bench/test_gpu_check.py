@@ -100,6 +100,7 @@ def test_bad_options_are_one_line_before_anything_runs(tmp_path, capsys):
         assert "gpu-check: --device cuda, but torch sees no GPU" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # a second whole check (7 s): the default run keeps the full one
 def test_a_check_out_of_time_stops_each_step_and_keeps_what_it_measured(tmp_path, capsys):
     """--minutes bounds the whole check: perf stops timing, the runs are stopped, and every figure
     measured before is in the files and on the console."""

@@ -107,6 +107,7 @@ def _shrunk(tmp_path: Path, name: str, cache: str, methods: list[str], extra: li
     return path
 
 
+@pytest.mark.slow  # 7 s; the Elich protocol's run below keeps the default check of the same path into a report
 def test_the_nash_mtl_protocol_runs_at_cpu_size_into_a_report(tmp_path):
     spec = _shrunk(tmp_path, "paper_nash_mtl_synthetic", str(tmp_path / "cache"), ["EW", "UW"], ["--last_epochs.save_top_k=2"])
     runs = tmp_path / "runs"
