@@ -126,7 +126,9 @@ class Check:
         try:
             entry = {"status": "done", **step()}  # (a step may say it failed, keeping what it found)
         except Exception as error:  # a step that fails on a new machine must not lose the others
-            entry = {"status": "failed", "error": f"{type(error).__name__}: {(str(error).strip().splitlines() or [''])[0][:300]}"}
+            from mtlbench.bench.sweeps.perf.steps import error_line
+
+            entry = {"status": "failed", "error": error_line(error, limit=300)}
         entry["seconds"] = round(time.perf_counter() - began, 1)
         self.steps[name] = entry
         self.say(f"{name}: {entry['status']} in {entry['seconds']:.0f} s" + (f" ({entry['error']})" if "error" in entry else ""))
@@ -381,7 +383,7 @@ def main(argv: Sequence[str]) -> int:
     args = parser.parse_args(list(argv))
     if args.publish is not None:
         if args.readme is None:
-            parser.error("--publish DIR needs --readme FILE (the file whose block takes the summary)")
+            raise ValueError("gpu-check: --publish DIR needs --readme FILE (the file whose block takes the summary)")
         publish(args.publish, args.readme)
         return 0
     import torch

@@ -2,7 +2,7 @@
 
 A sweep's hours are not only its training steps: interpreter start-up and imports, data set-up,
 validation, the gradient probe, checkpoints, the test passes and the record take their share.
-:func:`begin_run` opens the budget of the run this process is about to make (``launch.main``);
+:func:`begin_run` opens the budget of the run this process is about to make (``MtlbenchCLI``);
 the parts that nest inside others (probe, checkpoints, record) are measured where they happen
 with :func:`part`, and the enclosing intervals (a training step, a validation, a test pass)
 are measured by :class:`~mtlbench.bench.run.callbacks.TimeBudget` less what nested in them.
@@ -28,7 +28,7 @@ def since_first_import() -> float:
 
 
 class Budget:
-    """Seconds per part of one run, and its wall time from ``launch.main`` (plus the start-up)."""
+    """Seconds per part of one run, and its wall time from the CLI's start (plus the start-up)."""
 
     def __init__(self, start_up: float) -> None:
         self.seconds = dict.fromkeys(PARTS, 0.0)

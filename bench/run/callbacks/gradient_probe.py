@@ -133,7 +133,7 @@ class GradientProbe(Callback):
                 outputs = outputs.flatten(0, 1)
             else:
                 outputs = feature_rows.to(features.dtype)
-            rows = task_gradients(features, shared, outputs, pl_module.batches_task_gradients(), retain_graph=False).float()
+            rows = task_gradients(features, shared, outputs, batched, retain_graph=False).float()
         finally:
             with torch.no_grad():
                 for name, value in net.named_buffers():

@@ -99,8 +99,13 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def error_line(error: BaseException, limit: int = 200) -> str:
+    """``Type: first line of the message``, at most ``limit`` characters of it: an error kept in a record."""
+    return f"{type(error).__name__}: {(str(error).strip().splitlines() or [''])[0][:limit]}"
+
+
 def _step_failed(variant: Variant, error: Exception, log: Callable[[str], None]) -> None:
-    variant.error = f"{type(error).__name__}: {(str(error).strip().splitlines() or [''])[0][:200]}"
+    variant.error = error_line(error)
     log(f"  {variant.spec.label}: failed, left out from now on ({variant.error})")
 
 
