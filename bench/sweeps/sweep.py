@@ -552,6 +552,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.jobs < 1:
+        raise ValueError(f"sweep: --jobs takes 1 or more, got {args.jobs}")
     slurm = None
     if args.slurm:
         if args.gpus < 0:

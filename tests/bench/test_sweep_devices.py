@@ -16,7 +16,7 @@ import yaml
 
 from mtlbench.bench.cli.entry import main
 from mtlbench.bench.sweeps import devices, sweep
-from tests.bench.test_sweep import tiny_spec
+from tests.bench.test_sweep import REPO, tiny_spec
 
 
 def test_visible_devices_follow_cuda_visible_devices(monkeypatch):
@@ -125,3 +125,8 @@ def test_runs_with_two_devices_each_run_ddp_inside(tiny_cache, tmp_path, monkeyp
     assert [record["status"] for record in records] == ["complete", "complete"]
     assert all(record["trainer"]["world_size"] == 2 for record in records)
     assert sorted(record["environment"]["cuda_visible_devices"] for record in records) == ["0,1", "2,3"]
+
+
+def test_no_jobs_is_refused_in_one_line(tmp_path, capsys):
+    assert main(["sweep", str(REPO / "configs" / "sweeps" / "quickstart.yaml"), "--runs", str(tmp_path), "--jobs", "0"]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == ["mtlbench: error: sweep: --jobs takes 1 or more, got 0"]
