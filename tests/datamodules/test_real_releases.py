@@ -212,3 +212,57 @@ def test_a_corrupt_npy_header_is_named_by_data_check_and_by_training(nyuv2_root,
 
     with pytest.raises(DatasetError, match=r"depth/4.npy: unreadable .npy .*; replace the file"):
         load_float32(Path(root) / "train" / "depth" / "4.npy")
+
+
+def _samples(dataset, keys) -> list:
+    return [dataset[key] for key in keys]
+
+
+def _same(first: list, second: list) -> bool:
+    return all(
+        torch.equal(a[0], b[0]) and a[1].keys() == b[1].keys() and all(torch.equal(a[1][k], b[1][k]) for k in a[1])
+        for a, b in zip(first, second, strict=True)
+    )
+
+
+def test_samples_from_memory_equal_the_files_and_stay_unchanged_by_transforms(nyuv2_root, monkeypatch):
+    """A split that fits is read from disk once; what it serves then is bit-identical to reading
+    the files each time, augmentation included, and a transform writing into its arrays does not
+    reach what is kept."""
+    from mtlbench.datamodules import npy_release
+    from mtlbench.datamodules.sampling import SampleKey
+
+    reads = []
+    load = npy_release.load_float32
+    monkeypatch.setattr(npy_release, "load_float32", lambda path: reads.append(path) or load(path))
+    dm = nyuv2(nyuv2_root)
+    dm.setup()
+    train = dm.datasets["train"]
+    keys = [SampleKey(index, seed=100 + index) for index in range(len(train))]
+    first = _samples(train, keys)
+    per_epoch = len(reads)
+    assert per_epoch == len(train) * 4  # image + 3 tasks
+    second = _samples(train, keys)
+    assert len(reads) == per_epoch and train._caching  # the second epoch reads nothing
+    assert _same(first, second)
+    original = train.transform
+
+    def scribble(image, targets, seed):  # a transform that writes into the arrays it is given
+        image[...] = -1.0
+        for target in targets.values():
+            target[...] = 0.0
+        return original(image, targets, seed)
+
+    train.transform = scribble
+    _samples(train, keys)
+    train.transform = original
+    assert _same(first, _samples(train, keys))
+
+    monkeypatch.setattr(npy_release, "CACHE_LIMIT_BYTES", 1)  # a split that does not fit is read every time
+    dm = nyuv2(nyuv2_root)
+    dm.setup()
+    reads.clear()
+    uncached = _samples(dm.datasets["train"], keys)
+    _samples(dm.datasets["train"], keys)
+    assert len(reads) == 2 * per_epoch and dm.datasets["train"]._caching is False
+    assert _same(first, uncached)
