@@ -57,7 +57,10 @@ def slots(jobs: int, per_run: int, devices: Sequence[str]) -> list[Slot]:
 
 
 def run_arguments(slot: Slot) -> list[str]:
-    """The ``mtlbench fit`` arguments of a run on ``slot``: all its devices, DDP across several."""
+    """The ``mtlbench fit`` arguments of a run on ``slot``: all its devices, DDP across several
+    (none for a run given no devices)."""
+    if not slot:
+        return []
     return [f"--trainer.devices={len(slot)}", *(["--trainer.strategy=ddp"] if len(slot) > 1 else [])]
 
 

@@ -24,9 +24,11 @@ baselines) and the folder ``RUNS/<id>/version_0``. A run whose ``results.json`` 
 is skipped; any other run resumes from its last readable checkpoint in its own folder, or starts
 afresh without one, so an interrupted sweep, rerun, runs only what was missing, exactly as the
 uninterrupted sweep would have. Runs go locally, one after another in this process (``--jobs 1``,
-the default: no interpreter start-up per run) or ``--jobs`` processes at a time, each with
-``--gpus-per-run`` GPUs of its own (:mod:`mtlbench.bench.sweeps.devices`), or to SLURM via
-submitit (one job per run, ``--gpus-per-run`` GPUs each).
+the default: no interpreter start-up per run) or ``--jobs`` at a time, each with
+``--gpus-per-run`` GPUs of its own (:mod:`mtlbench.bench.sweeps.devices`) on long-lived worker
+processes that import the suite once (:mod:`mtlbench.bench.sweeps.worker`; a run over several
+GPUs gets a process of its own, as DDP needs), or to SLURM via submitit (one job per run,
+``--gpus-per-run`` GPUs each).
 
 Model selection (``leaderboards/selection.py``): the single-task baselines run first; their
 validation metrics (best lr per task, mean over seeds, each at its selected epoch) are written
@@ -41,12 +43,11 @@ import argparse
 import contextlib
 import datetime
 import json
-import logging
 import os
+import queue
 import shutil
 import subprocess
 import sys
-import traceback
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -56,9 +57,10 @@ import yaml
 from tqdm import tqdm
 
 from mtlbench.bench.run.errors import DIVERGED_EXIT
-from mtlbench.bench.sweeps.devices import DevicePool, run_arguments, slots, visible_devices
+from mtlbench.bench.sweeps.devices import DevicePool, Slot, run_arguments, slots, visible_devices
 from mtlbench.bench.sweeps.devices import gpus_per_run as assigned_gpus
 from mtlbench.bench.sweeps.study_axes import Point, grid
+from mtlbench.bench.sweeps.worker import Worker, fit_in_process
 from mtlbench.leaderboards.atomic_write import write_json_atomic
 from mtlbench.leaderboards.untrusted import MAX_SPEC_BYTES, UntrustedFileError, parse_yaml, read_text
 
@@ -317,26 +319,53 @@ def start_or_resume(run: PlannedRun, runs_dir: Path, clear: bool = True) -> tupl
     return [*run.args, f"--ckpt_path={checkpoint}"], [*notes, f"resuming from {checkpoint}"]
 
 
-def _run_locally(run: PlannedRun, runs_dir: Path, jobs: int, pool: DevicePool | None = None) -> tuple[str, int]:
-    """One run in its own process, its output in ``RUNS/<id>.log``. Unless ``OMP_NUM_THREADS``
-    is set, each of the ``jobs`` processes gets its share of the cores (torch would otherwise
-    start as many threads as there are cores in each, and they would compete). With a device
-    ``pool``, the run holds devices of its own while it runs (``CUDA_VISIBLE_DEVICES``)."""
-    args, notes = start_or_resume(run, runs_dir)
+def _environment(jobs: int, slot: Slot = ()) -> dict[str, str]:
+    """A run process's environment: unless ``OMP_NUM_THREADS`` is set, its share of the cores
+    among ``jobs`` (torch would otherwise start as many threads as there are cores in each, and
+    they would compete), and its devices where it is given some."""
     env = dict(os.environ)
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // jobs)))
+    if slot:
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(slot)
+    return env
+
+
+@contextlib.contextmanager
+def _run_log(run: PlannedRun, runs_dir: Path, slot: Slot, notes: list[str]) -> Iterator[Path]:
+    """The run's log (``RUNS/<id>.log``) with the sweep's lines: its notes, and the devices it
+    holds from the line before it starts to the line after it ends."""
     log = runs_dir / f"{run.run_id}.log"
-    with open(log, "a") as stream, pool.take() if pool is not None else contextlib.nullcontext(()) as slot:
+    with open(log, "a") as stream:
         if slot:
-            env["CUDA_VISIBLE_DEVICES"] = ",".join(slot)
-            args += run_arguments(slot)
-            notes.append(f"on GPU {env['CUDA_VISIBLE_DEVICES']} (CUDA_VISIBLE_DEVICES) from {_now()}")
+            notes = [*notes, f"on GPU {','.join(slot)} (CUDA_VISIBLE_DEVICES) from {_now()}"]
         stream.writelines(f"mtlbench sweep: {note}\n" for note in notes)
-        stream.flush()
-        command = [sys.executable, "-m", "mtlbench.bench.run.launch", "fit", *args]
-        code = subprocess.run(command, stdout=stream, stderr=subprocess.STDOUT, env=env).returncode
-        if slot:  # the log holds the devices' hold: from the line above to this one
-            print(f"mtlbench sweep: GPU {env['CUDA_VISIBLE_DEVICES']} handed on at {_now()}", file=stream)
+    yield log
+    if slot:
+        with open(log, "a") as stream:
+            print(f"mtlbench sweep: GPU {','.join(slot)} handed on at {_now()}", file=stream)
+
+
+def _run_locally(run: PlannedRun, runs_dir: Path, jobs: int, pool: DevicePool | None = None) -> tuple[str, int]:
+    """One run in a process of its own, for a run over several devices (DDP starts the run's
+    other ranks by running its command again); with a device ``pool``, it holds devices of its
+    own while it runs."""
+    args, notes = start_or_resume(run, runs_dir)
+    with pool.take() if pool is not None else contextlib.nullcontext(()) as slot, _run_log(run, runs_dir, slot, notes) as log:
+        command = [sys.executable, "-m", "mtlbench.bench.run.launch", "fit", *args, *run_arguments(slot)]
+        with open(log, "a") as stream:
+            code = subprocess.run(command, stdout=stream, stderr=subprocess.STDOUT, env=_environment(jobs, slot)).returncode
+    return run.run_id, code
+
+
+def _run_on_worker(run: PlannedRun, runs_dir: Path, workers: queue.Queue[tuple[Worker, Slot]]) -> tuple[str, int]:
+    """One run on a free worker process (:mod:`mtlbench.bench.sweeps.worker`), on its devices."""
+    worker, slot = workers.get()
+    try:
+        args, notes = start_or_resume(run, runs_dir)
+        with _run_log(run, runs_dir, slot, notes) as log:
+            code = worker.run([*args, *run_arguments(slot)], log)
+    finally:
+        workers.put((worker, slot))
     return run.run_id, code
 
 
@@ -344,64 +373,50 @@ def _now() -> str:
     return datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds")
 
 
-@contextlib.contextmanager
-def _logs_into(stream) -> Iterator[None]:
-    """Send everything a run prints or logs to ``stream``: stdout, stderr, the root logger and
-    Lightning's loggers, which keep their own handler on the original stderr."""
-    handler = logging.StreamHandler(stream)
-    own = {name: logging.getLogger(name) for name in ("pytorch_lightning", "lightning_fabric", "lightning.pytorch", "lightning.fabric")}
-    saved = {name: (logger.handlers[:], logger.propagate) for name, logger in own.items()}
-    for logger in own.values():
-        logger.handlers, logger.propagate = [handler], False
-    root = logging.getLogger()
-    root.addHandler(handler)
-    try:
-        with contextlib.redirect_stdout(stream), contextlib.redirect_stderr(stream):
-            yield
-    finally:
-        root.removeHandler(handler)
-        for name, logger in own.items():
-            logger.handlers, logger.propagate = saved[name]
-
-
 def _run_in_process(run: PlannedRun, runs_dir: Path) -> tuple[str, int]:
     """One run in this process (no interpreter start-up per run), output in ``RUNS/<id>.log``.
     An exception ends the run, not the sweep; its record says ``failed``."""
-    from mtlbench.bench.run.launch import main as cli_main
-
     args, notes = start_or_resume(run, runs_dir)
-    log = runs_dir / f"{run.run_id}.log"
-    with open(log, "a") as stream, _logs_into(stream):
-        for note in notes:
-            print(f"mtlbench sweep: {note}", file=stream)
-        code = 1
-        try:
-            code = cli_main(["fit", *args])
-        except Exception as error:  # the whole traceback in the run's log; the console gets one line
-            traceback.print_exc(file=stream)
-            print(f"run failed: {type(error).__name__}: {error}", file=stream)
-        finally:
-            wandb = sys.modules.get("wandb")
-            if wandb is not None and wandb.run is not None:  # a failed run leaves its W&B run open
-                wandb.finish(exit_code=code)
+    with _run_log(run, runs_dir, (), notes) as log, open(log, "a") as stream:
+        code = fit_in_process(args, stream)
     return run.run_id, code
 
 
-def _run_all(todo: list[PlannedRun], runs_dir: Path, jobs: int, bar: tqdm, pool: DevicePool | None = None) -> list[tuple[str, int]]:
-    """Run ``todo`` sequentially in this process (no start-up cost per run) or ``jobs`` processes
-    at a time (always processes when runs are given devices: DDP starts a run's other ranks by
-    re-running its command); returns (id, exit code) per run in order."""
-    with contextlib.ExitStack() as stack:
-        if jobs <= 1 and pool is None:
-            results = (_run_in_process(run, runs_dir) for run in todo)
-        else:
-            executor = stack.enter_context(ThreadPoolExecutor(max_workers=jobs))
-            results = executor.map(lambda run: _run_locally(run, runs_dir, jobs, pool), todo)
-        finished = []
-        for result in results:
-            finished.append(result)
-            bar.update(1)
-        return finished
+class LocalRunner:
+    """Where a local sweep's runs go: this process (``--jobs 1``, no devices assigned), long-lived
+    worker processes (``--jobs N``, or one GPU per run: each worker imports once and trains run
+    after run on its own devices), or a process per run (several GPUs per run: DDP)."""
+
+    def __init__(self, jobs: int, pool: DevicePool | None, slots_: list[Slot] | None) -> None:
+        self.jobs, self.pool = jobs, pool
+        self.workers: queue.Queue[tuple[Worker, Slot]] | None = None
+        per_run = len(slots_[0]) if slots_ else 0
+        if (jobs > 1 or per_run == 1) and per_run <= 1:
+            self.workers = queue.Queue()
+            for slot in slots_ or [()] * jobs:
+                self.workers.put((Worker(_environment(jobs, slot)), slot))
+
+    def run_all(self, todo: list[PlannedRun], runs_dir: Path, bar: tqdm) -> list[tuple[str, int]]:
+        """Run ``todo``; (id, exit code) per run, in order."""
+        with contextlib.ExitStack() as stack:
+            if self.jobs <= 1 and self.pool is None:
+                results = (_run_in_process(run, runs_dir) for run in todo)
+            else:
+                executor = stack.enter_context(ThreadPoolExecutor(max_workers=self.jobs))
+                if self.workers is not None:
+                    results = executor.map(lambda run: _run_on_worker(run, runs_dir, self.workers), todo)
+                else:
+                    results = executor.map(lambda run: _run_locally(run, runs_dir, self.jobs, self.pool), todo)
+            finished = []
+            for result in results:
+                finished.append(result)
+                bar.update(1)
+            return finished
+
+    def close(self) -> None:
+        """End the worker processes."""
+        while self.workers is not None and not self.workers.empty():
+            self.workers.get()[0].close()
 
 
 def _outcome(code: int) -> str:
@@ -415,12 +430,13 @@ def run_sweep(
     (a multi-task run whose baselines failed) or submitted. Locally, ``gpus_per_run`` devices of
     their own for each of the ``jobs`` runs at a time (:mod:`mtlbench.bench.sweeps.devices`)."""
     spec = load_spec(spec_path)
-    pool = None
+    pool, given = None, None
     if slurm is None:
         wants_devices = (gpus_per_run or 0) > 0 or (gpus_per_run is None and jobs > 1)
         devices = visible_devices() if wants_devices else []
         per_run = assigned_gpus(gpus_per_run, jobs, devices)
-        pool = DevicePool(slots(jobs, per_run, devices)) if per_run else None  # refused here, before any run starts
+        given = slots(jobs, per_run, devices) if per_run else None  # refused here, before any run starts
+        pool = DevicePool(given) if given else None
     runs_dir = Path(runs_dir).resolve()
     runs_dir.mkdir(parents=True, exist_ok=True)
     planned = plan(spec, runs_dir)
@@ -437,14 +453,15 @@ def run_sweep(
         outcome["submitted"] = _submit(planned, todo, runs_dir, dict(slurm))
         return outcome
     first = [run for run in todo if run.baseline_of]
-    with tqdm(total=len(todo), desc="runs", unit="run") as bar:
-        for run_id, code in _run_all(first, runs_dir, jobs, bar, pool):
+    runner = LocalRunner(jobs, pool, given)
+    with tqdm(total=len(todo), desc="runs", unit="run") as bar, contextlib.closing(runner):
+        for run_id, code in runner.run_all(first, runs_dir, bar):
             outcome[_outcome(code)].append(run_id)
         blocked = write_baselines(planned, runs_dir)
         second = [run for run in todo if not run.baseline_of and run.selection_group not in blocked]
         outcome["blocked"] = [run.run_id for run in todo if not run.baseline_of and run.selection_group in blocked]
         bar.update(len(outcome["blocked"]))
-        for run_id, code in _run_all(second, runs_dir, jobs, bar, pool):
+        for run_id, code in runner.run_all(second, runs_dir, bar):
             outcome[_outcome(code)].append(run_id)
     return outcome
 
