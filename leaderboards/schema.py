@@ -120,7 +120,8 @@ def validate_record(record: Any) -> None:
     cost = _object(record.get("cost"), "cost", optional=True)
     timing = _object(cost.get("seconds_per_step"), "cost.seconds_per_step", optional=True)
     _number(timing.get("median"), "cost.seconds_per_step.median", optional=True, positive=True)
-    _number(cost.get("peak_memory_mb"), "cost.peak_memory_mb", optional=True, within=(0, MAX_MAGNITUDE))
+    for field in ("peak_memory_mb", "peak_reserved_mb", "device_memory_mb"):
+        _number(cost.get(field), f"cost.{field}", optional=True, within=(0, MAX_MAGNITUDE))
     for part, seconds in _object(record.get("budget"), "budget", optional=True).items():
         _text(part, "a budget part")
         _number(seconds, f"budget[{_name(part)}]", within=(0, MAX_MAGNITUDE))

@@ -57,7 +57,7 @@ import yaml
 from tqdm import tqdm
 
 from mtlbench.bench.run.errors import DIVERGED_EXIT
-from mtlbench.bench.sweeps.devices import DevicePool, Slot, run_arguments, slots, visible_devices
+from mtlbench.bench.sweeps.devices import DevicePool, Slot, check_memory, run_arguments, slots, visible_devices
 from mtlbench.bench.sweeps.devices import gpus_per_run as assigned_gpus
 from mtlbench.bench.sweeps.study_axes import Point, grid
 from mtlbench.bench.sweeps.worker import Worker, fit_in_process
@@ -419,24 +419,67 @@ class LocalRunner:
             self.workers.get()[0].close()
 
 
+def measured_memory(planned: list[PlannedRun], runs_dir: Path) -> tuple[float, float, str] | None:
+    """(MiB reserved at most, the device's MiB, its name) over the sweep's runs that recorded a
+    GPU run's memory; None before any did."""
+    from mtlbench.leaderboards.records import read_record
+    from mtlbench.leaderboards.schema import validate_record
+
+    known = []
+    for run in planned:
+        try:
+            record = read_record(run.record(runs_dir), runs_dir)
+            validate_record(record)
+        except (ValueError, OSError):
+            continue
+        cost = record.get("cost") or {}
+        if isinstance(cost.get("peak_reserved_mb"), (int, float)) and isinstance(cost.get("device_memory_mb"), (int, float)):
+            names = (record.get("environment") or {}).get("gpus") or ["the GPU"]
+            known.append((float(cost["peak_reserved_mb"]), float(cost["device_memory_mb"]), str(names[0])))
+    return max(known) if known else None
+
+
+def _check_sharing(planned: list[PlannedRun], runs_dir: Path, runs_per_gpu: int) -> bool:
+    """Whether a run's memory is known (and so checked: a one-line ValueError where
+    ``runs_per_gpu`` runs do not fit on a device)."""
+    known = measured_memory(planned, runs_dir)
+    if known is not None:
+        check_memory(runs_per_gpu, *known)
+    return known is not None
+
+
 def _outcome(code: int) -> str:
     return {0: "done", DIVERGED_EXIT: "diverged"}.get(code, "failed")
 
 
 def run_sweep(
-    spec_path: Path, runs_dir: Path, jobs: int = 1, slurm: dict | None = None, gpus_per_run: int | None = None
+    spec_path: Path,
+    runs_dir: Path,
+    jobs: int = 1,
+    slurm: dict | None = None,
+    gpus_per_run: int | None = None,
+    runs_per_gpu: int = 1,
 ) -> dict[str, list[str]]:
     """Run what is missing, baselines first; returns the ids skipped, done, failed, blocked
-    (a multi-task run whose baselines failed) or submitted. Locally, ``gpus_per_run`` devices of
-    their own for each of the ``jobs`` runs at a time (:mod:`mtlbench.bench.sweeps.devices`)."""
+    (a multi-task run whose baselines failed) or submitted. Locally, ``gpus_per_run`` devices
+    for each of the ``jobs`` runs at a time, shared by up to ``runs_per_gpu`` runs
+    (:mod:`mtlbench.bench.sweeps.devices`): then the first run goes alone unless a run's GPU
+    memory is already recorded, and the sweep stops with one line where that many do not fit."""
+    if runs_per_gpu < 1:
+        raise ValueError(f"sweep: --runs-per-gpu takes 1 or more, got {runs_per_gpu}")
     spec = load_spec(spec_path)
     pool, given = None, None
     if slurm is None:
         wants_devices = (gpus_per_run or 0) > 0 or (gpus_per_run is None and jobs > 1)
         devices = visible_devices() if wants_devices else []
         per_run = assigned_gpus(gpus_per_run, jobs, devices)
-        given = slots(jobs, per_run, devices) if per_run else None  # refused here, before any run starts
+        if runs_per_gpu > 1 and not per_run:
+            what = f"--runs-per-gpu {runs_per_gpu} shares GPUs between runs, and this sweep assigns none"
+            raise ValueError(f"sweep: {what}; add --gpus-per-run 1")
+        given = slots(jobs, per_run, devices, runs_per_gpu) if per_run else None  # refused here, before any run starts
         pool = DevicePool(given) if given else None
+    elif runs_per_gpu > 1:
+        raise ValueError("sweep: --runs-per-gpu is for local sweeps; on SLURM each run is a job with --gpus of its own")
     runs_dir = Path(runs_dir).resolve()
     runs_dir.mkdir(parents=True, exist_ok=True)
     planned = plan(spec, runs_dir)
@@ -452,9 +495,15 @@ def run_sweep(
     if slurm is not None:
         outcome["submitted"] = _submit(planned, todo, runs_dir, dict(slurm))
         return outcome
-    first = [run for run in todo if run.baseline_of]
+    measured = runs_per_gpu > 1 and _check_sharing(planned, runs_dir, runs_per_gpu)  # a refusal comes before any run
     runner = LocalRunner(jobs, pool, given)
     with tqdm(total=len(todo), desc="runs", unit="run") as bar, contextlib.closing(runner):
+        if runs_per_gpu > 1 and todo and not measured:
+            pilot, todo = todo[0], todo[1:]  # alone on its device, to measure a run's memory
+            for run_id, code in runner.run_all([pilot], runs_dir, bar):
+                outcome[_outcome(code)].append(run_id)
+            _check_sharing(planned, runs_dir, runs_per_gpu)
+        first = [run for run in todo if run.baseline_of]
         for run_id, code in runner.run_all(first, runs_dir, bar):
             outcome[_outcome(code)].append(run_id)
         blocked = write_baselines(planned, runs_dir)
@@ -557,6 +606,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="GPUs of each run (DDP over them when more than 1): locally its own CUDA_VISIBLE_DEVICES "
         "(default: 1 when --jobs > 1 on a machine with GPUs, else none assigned); on SLURM, per job (default 1)",
     )
+    parser.add_argument(
+        "--runs-per-gpu",
+        type=int,
+        default=1,
+        help="runs sharing each GPU (locally; for models that leave a GPU mostly idle): the first run goes alone "
+        "to measure its memory, and the sweep stops with one line where that many runs do not fit",
+    )
     parser.add_argument("--out", type=Path, default=None, help="where to write the leaderboard (default: <runs>/leaderboard)")
     parser.add_argument("--slurm", action="store_true", help="submit one SLURM job per run with submitit")
     parser.add_argument("--slurm-partition", default=None)
@@ -592,7 +648,7 @@ def main(argv: list[str]) -> int:
         for path in write_study(args.spec, raw, args.out or args.runs):
             print(path)
         return 0
-    outcome = run_sweep(args.spec, args.runs, jobs=args.jobs, slurm=slurm, gpus_per_run=args.gpus_per_run)
+    outcome = run_sweep(args.spec, args.runs, jobs=args.jobs, slurm=slurm, gpus_per_run=args.gpus_per_run, runs_per_gpu=args.runs_per_gpu)
     print(", ".join(f"{len(ids)} {name}" for name, ids in outcome.items()))
     for run_id in outcome["failed"]:
         print(f"failed: {run_id} (log: {args.runs / (run_id + '.log')})")

@@ -130,3 +130,120 @@ def test_runs_with_two_devices_each_run_ddp_inside(tiny_cache, tmp_path, monkeyp
 def test_no_jobs_is_refused_in_one_line(tmp_path, capsys):
     assert main(["sweep", str(REPO / "configs" / "sweeps" / "quickstart.yaml"), "--runs", str(tmp_path), "--jobs", "0"]) == 2
     assert capsys.readouterr().err.strip().splitlines() == ["mtlbench: error: sweep: --jobs takes 1 or more, got 0"]
+
+
+def test_runs_per_gpu_spreads_runs_over_the_fewest_groups_and_refuses_too_few():
+    assert devices.slots(4, 1, ["0", "1", "2", "3"], runs_per_gpu=2) == [("0",), ("1",), ("0",), ("1",)]
+    assert devices.slots(3, 1, ["0", "1"], runs_per_gpu=4) == [("0",), ("0",), ("0",)]
+    assert devices.slots(4, 2, ["0", "1", "2", "3"], runs_per_gpu=2) == [("0", "1"), ("2", "3"), ("0", "1"), ("2", "3")]
+    with pytest.raises(ValueError, match=r"^--jobs 6 x --gpus-per-run 1 / --runs-per-gpu 2 needs 3 GPUs, 2 visible"):
+        devices.slots(6, 1, ["0", "1"], runs_per_gpu=2)
+
+
+def test_runs_per_gpu_is_refused_where_the_measured_memory_does_not_hold_them():
+    devices.check_memory(4, peak_reserved_mb=10_000, device_memory_mb=81_559, device="NVIDIA H100")  # 4 x 10.6 GiB fit
+    with pytest.raises(ValueError) as refused:
+        devices.check_memory(8, peak_reserved_mb=10_000, device_memory_mb=81_559, device="NVIDIA H100")
+    assert str(refused.value) == (
+        "--runs-per-gpu 8: a run of this sweep reserved 10,000 MiB on NVIDIA H100 (81,559 MiB), 10,600 MiB with its CUDA "
+        "context; 8 need 84,800 MiB, more than 95% of the device: use --runs-per-gpu 7 or fewer"
+    )
+
+
+class _FakeWorker:
+    """A worker that trains nothing: it notes the environment and arguments each run receives,
+    and how many runs were going at once."""
+
+    going, seen, writes = 0, [], None  # writes: a record each run leaves
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+
+    def run(self, args, log: Path) -> int:
+        import time
+
+        _FakeWorker.going += 1
+        going = _FakeWorker.going
+        time.sleep(0.2)
+        trainer = [arg for arg in args if arg.startswith("--trainer.devices") or arg.startswith("--trainer.strategy")]
+        _FakeWorker.seen.append((log.stem, self.env["CUDA_VISIBLE_DEVICES"], self.env["OMP_NUM_THREADS"], trainer, going))
+        _FakeWorker.going -= 1
+        if _FakeWorker.writes is not None:
+            path = log.parent / log.stem / "version_0" / "results.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(_FakeWorker.writes))
+        return 0
+
+    def close(self) -> None:
+        pass
+
+
+def test_runs_per_gpu_gives_each_run_its_shared_device_after_a_first_run_alone(tiny_cache, tmp_path, monkeypatch):
+    """--jobs 4 --gpus-per-run 1 --runs-per-gpu 2 with four devices visible: the workers see
+    devices 0, 1, 0, 1 (two runs per device, two devices in use) and a core each of eight; the
+    first run goes alone (to measure a run's memory), the others up to four at a time."""
+    spec_path = tiny_spec(tmp_path, tiny_cache)
+    spec = yaml.safe_load(spec_path.read_text())
+    spec.update(stl=False, seeds=[0, 1, 2, 3])  # EW and UW: 8 runs
+    spec_path.write_text(yaml.safe_dump(spec))
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,2,3")
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(sweep.os, "cpu_count", lambda: 8)
+    monkeypatch.setattr(sweep, "Worker", _FakeWorker)
+    _FakeWorker.seen, _FakeWorker.writes = [], None
+    outcome = sweep.run_sweep(spec_path, tmp_path / "runs", jobs=4, gpus_per_run=1, runs_per_gpu=2)
+    assert len(outcome["done"]) == 8
+    seen = _FakeWorker.seen
+    assert seen[0][0] == "EW-Adam-lr0.003-s0" and seen[0][4] == 1  # the first run went alone
+    assert max(going for *_, going in seen) > 2  # then several at once
+    assert {device for _, device, *_ in seen} == {"0", "1"}
+    assert all(threads == "2" and trainer == ["--trainer.devices=1"] for _, _, threads, trainer, _ in seen)
+
+
+def test_runs_per_gpu_refuses_in_one_line_from_a_recorded_peak_before_any_run(tiny_cache, tmp_path, monkeypatch, capsys):
+    """A run of the sweep already recorded its GPU memory: a sharing its device cannot hold is
+    refused before anything starts, in one line, and that record is kept."""
+    from tests.leaderboards.fixture_runs import record
+
+    spec_path = tiny_spec(tmp_path, tiny_cache)
+    spec = yaml.safe_load(spec_path.read_text())
+    spec.update(stl=False)
+    spec_path.write_text(yaml.safe_dump(spec))
+    runs = tmp_path / "runs"
+    done = record("EW", "Adam", 0, ["segmentation", "depth"], {"segmentation": {"miou": 0.5}, "depth": {"abs_err": 0.4}})
+    done["cost"].update(peak_reserved_mb=30_000.0, device_memory_mb=81_559.0)
+    done["environment"] = {"gpus": ["NVIDIA H100 80GB HBM3"]}
+    path = runs / "EW-Adam-lr0.003-s0" / "version_0" / "results.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(done))
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    monkeypatch.setattr(sweep, "Worker", _FakeWorker)
+    _FakeWorker.seen, _FakeWorker.writes = [], None
+    args = ["sweep", str(spec_path), "--runs", str(runs), "--jobs", "4", "--gpus-per-run", "1", "--runs-per-gpu", "4"]
+    assert main(args) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "mtlbench: error: --runs-per-gpu 4: a run of this sweep reserved 30,000 MiB on NVIDIA H100 80GB HBM3 (81,559 MiB), "
+        "30,600 MiB with its CUDA context; 4 need 122,400 MiB, more than 95% of the device: use --runs-per-gpu 2 or fewer"
+    ]
+    assert _FakeWorker.seen == [] and path.is_file()
+    assert main(["sweep", str(spec_path), "--runs", str(runs), "--jobs", "1", "--runs-per-gpu", "2"]) == 2
+    assert "shares GPUs between runs, and this sweep assigns none; add --gpus-per-run 1" in capsys.readouterr().err
+
+
+def test_runs_per_gpu_measures_the_first_run_alone_and_stops_where_the_rest_would_not_fit(tiny_cache, tmp_path, monkeypatch, capsys):
+    from tests.leaderboards.fixture_runs import record
+
+    spec_path = tiny_spec(tmp_path, tiny_cache)
+    spec = yaml.safe_load(spec_path.read_text())
+    spec.update(stl=False)
+    spec_path.write_text(yaml.safe_dump(spec))
+    written = record("EW", "Adam", 0, ["segmentation", "depth"], {"segmentation": {"miou": 0.5}, "depth": {"abs_err": 0.4}})
+    written["cost"].update(peak_reserved_mb=50_000.0, device_memory_mb=81_559.0)
+    written["environment"] = {"gpus": ["NVIDIA H100 80GB HBM3"]}
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    monkeypatch.setattr(sweep, "Worker", _FakeWorker)
+    _FakeWorker.seen, _FakeWorker.writes = [], written
+    with pytest.raises(ValueError, match=r"^--runs-per-gpu 2: a run of this sweep reserved 50,000 MiB .* use --runs-per-gpu 1 or fewer$"):
+        sweep.run_sweep(spec_path, tmp_path / "runs", jobs=2, gpus_per_run=1, runs_per_gpu=2)
+    assert [run_id for run_id, *_ in _FakeWorker.seen] == ["EW-Adam-lr0.003-s0"]  # the pilot only; its record kept
+    assert (tmp_path / "runs" / "EW-Adam-lr0.003-s0" / "version_0" / "results.json").is_file()

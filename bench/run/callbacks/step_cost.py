@@ -65,9 +65,15 @@ class StepCost(Callback):
         self._started = None
 
     def record_fields(self) -> dict[str, Any]:
-        """The ``cost`` section of the run record."""
+        """The ``cost`` section of the run record; on a GPU also what CUDA's caching allocator
+        held at most (``peak_reserved_mb``) and the device's memory (``device_memory_mb``): what
+        a sweep's ``--runs-per-gpu`` checks before it puts several runs on one device."""
         megabytes, kind = peak_memory(self._device)
         timing = None
         if self.durations:
             timing = {"median": statistics.median(self.durations), "mean": statistics.fmean(self.durations), "steps": len(self.durations)}
-        return {"cost": {"seconds_per_step": timing, "peak_memory_mb": round(megabytes, 1), "memory_kind": kind}}
+        cost = {"seconds_per_step": timing, "peak_memory_mb": round(megabytes, 1), "memory_kind": kind}
+        if self._device.type == "cuda":
+            cost["peak_reserved_mb"] = round(torch.cuda.max_memory_reserved(self._device) / 2**20, 1)
+            cost["device_memory_mb"] = round(torch.cuda.get_device_properties(self._device).total_memory / 2**20, 1)
+        return {"cost": cost}
