@@ -37,8 +37,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from scipy import stats as scipy_stats
-
 from mtlbench.leaderboards.admission import load_admitted_runs
 from mtlbench.leaderboards.atomic_write import write_text_atomic
 from mtlbench.leaderboards.delta_m import delta_m
@@ -264,6 +262,8 @@ def check_claim(claim: Claim, table: PublishedTable, paper: Side, ours: Side) ->
 
 def ranking_agreement(paper: Side, ours: Side, optimizer: str) -> str:
     """Kendall's tau between the two Delta_m orders of the methods both have."""
+    from scipy import stats as scipy_stats  # (0.9 s to import: only where it is used)
+
     methods = _common(paper, ours, optimizer)
     if len(methods) < 3:
         return f"{optimizer}: fewer than 3 methods in both tables, no rank correlation"
@@ -276,6 +276,8 @@ def ranking_agreement(paper: Side, ours: Side, optimizer: str) -> str:
 def optimizer_rank_change(paper: Side, ours: Side) -> str | None:
     """How much each side's order of the methods changes from Adam to SGD (Kendall's tau
     between the two orders, over the methods both sides have under both), or None."""
+    from scipy import stats as scipy_stats  # (0.9 s to import: only where it is used)
+
     methods = sorted(set(_common(paper, ours, "Adam")) & set(_common(paper, ours, "SGD")))
     if len(methods) < 3:
         return None

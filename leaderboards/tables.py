@@ -15,8 +15,6 @@ import statistics
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from scipy import stats as scipy_stats
-
 from mtlbench.leaderboards.costs import PerfCosts
 from mtlbench.leaderboards.delta_m import delta_m, relative_changes
 from mtlbench.leaderboards.records import Run
@@ -171,6 +169,8 @@ def _row(method: str, lr: float | None, members: list[Run], board: Board) -> Row
 
 def _rank_and_compare(board: Board) -> None:
     """Mean rank over metrics, cost relative to EW and Welch's t-test of Delta_m against EW."""
+    from scipy import stats as scipy_stats  # (0.9 s to import: only where p-values are computed)
+
     for metric in board.metrics:
         up = board.higher_is_better.get(metric, True)
         ordered = sorted(board.rows, key=lambda row: -row.metrics[metric][0] if up else row.metrics[metric][0])

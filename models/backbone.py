@@ -9,7 +9,6 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-import timm
 import torch
 from torch import nn
 
@@ -29,6 +28,8 @@ SIZE_FREE_KWARGS: tuple[dict, ...] = ({"dynamic_img_size": True}, {"strict_img_s
 
 def check_backbone_name(name: str) -> None:
     """Raise a one-line error listing close matches when timm has no model called ``name``."""
+    import timm  # (a second to import: only when a backbone is named or built, not for --help)
+
     if timm.is_model(name):
         return
     close = difflib.get_close_matches(name, timm.list_models(), n=5, cutoff=0.6)
@@ -38,6 +39,8 @@ def check_backbone_name(name: str) -> None:
 
 def weights_cache(name: str) -> str:
     """Where timm keeps (and looks for) the default weights of ``name``."""
+    import timm
+
     config = timm.models.get_pretrained_cfg(name)
     if config is not None and config.hf_hub_id:
         from huggingface_hub import constants
@@ -47,6 +50,8 @@ def weights_cache(name: str) -> str:
 
 
 def _weights_kwargs(name: str, pretrained: bool | str | None) -> dict:
+    import timm
+
     if pretrained is None or pretrained is False:
         return {}
     if pretrained is True:
@@ -65,6 +70,8 @@ def _weights_kwargs(name: str, pretrained: bool | str | None) -> dict:
 def _create(name: str, kwargs: dict, pretrained: bool | str | None) -> nn.Module:
     """``timm.create_model`` with the first size-freeing keyword the model takes; one line for
     what the model cannot do."""
+    import timm
+
     last: Exception | None = None
     for extra in SIZE_FREE_KWARGS:
         try:

@@ -7,8 +7,6 @@ group norms and vectorised kernels keep working.
 
 from __future__ import annotations
 
-import timm
-
 from mtlbench.models.errors import ModelConfigError
 
 WIDTH_ARGUMENT = {"ResNet": "channels", "ConvNeXt": "dims"}  # timm class -> its stage-width argument
@@ -35,6 +33,8 @@ def backbone_width_args(name: str, width: float, model_args: dict) -> dict:
     so the multiplier applies to whatever the model's own entry point configures."""
     if width == 1:
         return {}
+    import timm  # (imported when used: `mtlbench fit --help` does without it)
+
     model = timm.create_model(name, pretrained=False, device="meta", **model_args)
     family = type(model).__name__
     argument = WIDTH_ARGUMENT.get(family)

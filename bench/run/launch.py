@@ -24,14 +24,11 @@ from __future__ import annotations
 import json
 import os
 import platform
-import re
 import shutil
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
-from jsonargparse import ArgumentError
-from lightning_fabric.utilities.exceptions import MisconfigurationException
 from pytorch_lightning import Trainer
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.cli import LightningCLI
@@ -39,24 +36,13 @@ from pytorch_lightning.cli import LightningCLI
 from mtlbench.bench.run.budget import begin_run
 from mtlbench.bench.run.callbacks import MidEpochCheckpoint, RunRecord, StepCost, TimeBudget
 from mtlbench.bench.run.checkpoints import check_checkpoint, differing_keys, resumable_checkpoint, stored_hyperparameters
-from mtlbench.bench.run.console import quiet_libraries, take_verbose_flag
-from mtlbench.bench.run.errors import DIVERGED_EXIT, BaselineError, CheckpointError, Diverged, MethodConfigError, RunFileError
+from mtlbench.bench.run.console import take_verbose_flag
+from mtlbench.bench.run.guard import RESUME_ENV, guarded
 from mtlbench.bench.run.module import MultiTaskModule
-from mtlbench.datamodules import DatasetError, DenseDataModule
+from mtlbench.datamodules import DenseDataModule
 from mtlbench.leaderboards.records import selected_validation
 from mtlbench.leaderboards.untrusted import load_json
-from mtlbench.models import ModelConfigError
 
-USER_ERRORS = (
-    ModelConfigError,
-    DatasetError,
-    MethodConfigError,
-    BaselineError,
-    CheckpointError,
-    RunFileError,
-    FileNotFoundError,
-    MisconfigurationException,
-)
 SELECTION_MONITOR = "val/select"
 LIGHTNING_CKPT_KEYWORDS = ("last", "best", "hpc")  # --ckpt_path values Lightning resolves itself
 
@@ -265,9 +251,6 @@ def _selection_summary(record: dict, model: MultiTaskModule, checkpoint: str | N
     }
 
 
-RESUME_ENV = "MTLBENCH_RESUME"  # the first process's decision, for DDP's other processes
-
-
 def _process_gone(record: dict) -> bool:
     """Whether the process that wrote ``record`` has ended (only knowable on its own host)."""
     environment = record.get("environment")
@@ -309,91 +292,12 @@ def interrupted_run(log_root: Path) -> dict | None:
     }
 
 
-def user_error(error: BaseException) -> BaseException | None:
-    """The user-fixable error behind ``error`` (jsonargparse wraps errors raised while it
-    instantiates classes), or ``None`` for a genuine failure whose traceback matters."""
-    seen: BaseException | None = error
-    while seen is not None:
-        if isinstance(seen, USER_ERRORS):
-            return seen
-        seen = seen.__cause__ or seen.__context__
-    return None
-
-
-def argument_error_line(message: str) -> str:
-    """One line from jsonargparse's multi-line error: the option and the reason that matters.
-
-    Example:
-        >>> argument_error_line('Parser key "trainer.max_epochs":\\n  - Expected a <class "int">\\n  Given value: abc')
-        "--trainer.max_epochs: 'abc' is not a valid int"
-    """
-    lines = [line.strip() for line in str(message).splitlines() if line.strip()]
-    if not lines:
-        return "invalid arguments"
-    found = re.match(r'Parser key "([^"]+)":\s*(.*)', lines[0])
-    if not found:
-        return lines[0]
-    key, body = found.group(1), [line for line in [found.group(2), *lines[1:]] if line]
-    given = next((line.split(":", 1)[1].strip() for line in body if line.startswith("Given value:")), "")
-    for index, line in enumerate(body):
-        if line.startswith("- Problem with given class_path"):  # the class was found: why it did not take the value
-            nested = []
-            for deeper in body[index + 1 :]:
-                if deeper.startswith(("- ", "Given value")):
-                    break
-                nested.append(deeper)
-            sub = re.match(r'Parser key "([^"]+)"', nested[0]) if nested else None
-            if sub and len(nested) > 1:
-                return f"--{key}.init_args.{sub.group(1)}: {nested[1]}"
-            if nested:
-                return f"--{key}: {nested[0]}"
-    reasons = [line[2:] for line in body if line.startswith("- ")]
-    paths = [m.group(1) for line in body for m in [re.search(r"Expected a path but (\S+)", line)] if m]
-    if paths:
-        value = given or paths[0]
-        return f"--{key}: '{value}' is neither an existing config file nor an importable class; check the path"
-    types = [m.group(1) for reason in reasons for m in [re.match(r"Expected a <class [\"'](\w+)[\"']>", reason)] if m]
-    if types and len(types) == len(reasons):
-        return f"--{key}: '{given}' is not a valid {' or '.join(t if t != 'NoneType' else 'null' for t in types)}"
-    return f"--{key}: {reasons[0] if reasons else ' '.join(body[:1])}"
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Configure and run one LightningCLI command (``fit``, ``validate``, ``test``, ...); returns the
     process exit status (2 for a user error, 3 for a run that diverged)."""
     given = list(sys.argv[1:] if argv is None else argv)
     args = take_verbose_flag(given)
     return guarded(lambda: MtlbenchCLI(args=None if argv is None and args == given else args), args)
-
-
-def guarded(command: Callable[[], object], args: Sequence[str]) -> int:
-    """Run ``command`` with the libraries quietened (unless ``--verbose``), and turn what a user can
-    fix into one line on stderr and exit status 2 (3 for a diverged run); anything else keeps its
-    traceback. ``command``'s own int is its status."""
-    quiet_libraries()
-    inherited = RESUME_ENV in os.environ  # set by the first process for DDP's others
-    try:
-        status = command()
-    except ArgumentError as error:  # a bad option or config path: one line, no usage (--help has it)
-        name = f"mtlbench {args[0]}" if args and not args[0].startswith("-") else "mtlbench"
-        print(f"mtlbench: error: {argument_error_line(str(error))}; see `{name} --help`", file=sys.stderr)
-        return 2
-    except Diverged as error:  # a result, recorded as such: one line, its own exit status
-        print(f"mtlbench: {error}; the run record says 'diverged'", file=sys.stderr)
-        return DIVERGED_EXIT
-    except Exception as error:
-        cause = user_error(error)
-        if cause is None and isinstance(error, OSError) and error.filename and not os.environ.get("MTLBENCH_DEBUG"):
-            print(f"mtlbench: error: {error}; check that the folder exists and is writable (the output folder options)", file=sys.stderr)
-            return 2
-        if cause is None or os.environ.get("MTLBENCH_DEBUG"):
-            raise
-        print(f"mtlbench: error: {cause}", file=sys.stderr)
-        return 2
-    finally:
-        if not inherited:  # this command's decision, not the next one's (in-process sweeps, tests)
-            os.environ.pop(RESUME_ENV, None)
-    return status if isinstance(status, int) else 0
 
 
 if __name__ == "__main__":

@@ -21,8 +21,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from mtlbench.bench.run.callbacks.gradient_probe import STATS_FILE
 from mtlbench.bench.run.errors import RunFileError
+from mtlbench.bench.run.files import STATS_FILE
 from mtlbench.leaderboards.atomic_write import write_atomic
 from mtlbench.leaderboards.escape import plot_text
 from mtlbench.leaderboards.untrusted import UntrustedFileError, load_json

@@ -115,6 +115,39 @@ def test_help_keeps_the_full_usage(capsys):
     assert leaving.value.code == 0 and "--model.method" in capsys.readouterr().out
 
 
+HEAVY = ("torch", "pytorch_lightning", "torchvision", "timm", "wandb", "cvxpy", "scipy", "matplotlib")
+
+
+def _imported_by(*commands: list[str]) -> list[set[str]]:
+    """The heavy packages each ``mtlbench`` command imports, run in turn in one fresh process."""
+    import subprocess
+    import sys
+
+    code = (
+        "import contextlib, io, json, sys\n"
+        "from mtlbench.bench.cli.entry import main\n"
+        f"for command in {[list(command) for command in commands]!r}:\n"
+        "    with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
+        "        main(command)\n"
+        f"    print(json.dumps(sorted({{name.split('.')[0] for name in sys.modules}} & set({HEAVY!r}))))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return [set(json.loads(line)) for line in done.stdout.splitlines()]
+
+
+def test_help_and_the_record_readers_start_without_the_trainer():
+    """`mtlbench --help`, and `leaderboard`, `report` and `plot --help`, import no torch, model
+    zoo, cvxpy or wandb (nor scipy and matplotlib, which only running them needs); `fit --help`
+    imports Lightning (its parser) but not timm or wandb, which only a model built needs."""
+    light = _imported_by(["--help"], ["leaderboard", "--help"], ["report", "--help"], ["sweep", "--help"])
+    assert light == [set(), set(), set(), set()]
+    plot = _imported_by(["plot", "--help"])
+    assert plot == [{"matplotlib"}]
+    fit = _imported_by(["fit", "--help"])[0]
+    assert {"torch", "pytorch_lightning"} <= fit and not fit & {"timm", "wandb"}
+
+
 def test_a_resumed_fit_continues_its_run_folder_and_validation_history(tiny_cache, tmp_path):
     args = [*tiny_cli_args(tiny_cache, tmp_path, QUICKSTART), "--test_after_fit=false"]
     assert main(["fit", *args, "--trainer.max_epochs=1"]) == 0

@@ -34,10 +34,9 @@ from pytorch_lightning.callbacks import Callback
 
 from mtlbench.bench.run import budget
 from mtlbench.bench.run import gradient_stats as gs
+from mtlbench.bench.run.files import STATS_FILE
 from mtlbench.bench.run.jacobian import task_gradients
 from mtlbench.leaderboards.atomic_write import write_json_atomic
-
-STATS_FILE = "gradient_stats.json"
 
 
 def _flat(tensors) -> torch.Tensor:

@@ -1,0 +1,4 @@
+"""Names of the files a run writes in its folder, for the commands that read them without
+importing the trainer (``mtlbench plot``)."""
+
+STATS_FILE = "gradient_stats.json"  # the gradient probe's statistics (callbacks/gradient_probe.py)
