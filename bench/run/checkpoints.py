@@ -35,12 +35,19 @@ METHOD_STATE_KEY = "method._extra_state"  # the method's entry in the model's st
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Lightning's checkpoint I/O with atomic replacement of the target file."""
+    """Lightning's checkpoint I/O with atomic replacement of the target file. It remembers the
+    training step each file it wrote was taken at (:attr:`saved_steps`): two files of one step
+    hold the same weights, and a test of one is a test of the other."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.saved_steps: dict[str, int] = {}
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
         if storage_options is not None:
             raise TypeError("AtomicCheckpointIO takes no storage_options")
         target = Path(path)
+        self.saved_steps[str(target)] = checkpoint.get("global_step")
         with budget.part("checkpoints"):
             target.parent.mkdir(parents=True, exist_ok=True)
             discard_partial_writes(target.parent, target.name)

@@ -194,14 +194,28 @@ class MtlbenchCLI(LightningCLI):
     def _checkpoints(self, monitor: str) -> list[ModelCheckpoint]:
         return [cb for cb in self.trainer.checkpoint_callbacks if isinstance(cb, ModelCheckpoint) and cb.monitor == monitor]
 
+    def _same_weights_as(self, selected: str | None, epochs: dict[str, int]) -> int | None:
+        """The last epoch whose checkpoint was written at the same training step as the selected
+        one (the same weights: its test would repeat the selected one's), or None; decided by the
+        process that wrote the files and shared with the others, which test alike."""
+        same = None
+        if selected is not None and self.trainer.is_global_zero:
+            steps = getattr(self.trainer.strategy.checkpoint_io, "saved_steps", {})
+            step = steps.get(str(Path(selected)))
+            same = next((epoch for path, epoch in epochs.items() if step is not None and steps.get(str(Path(path))) == step), None)
+        return self.trainer.strategy.broadcast(same)
+
     def after_fit(self) -> None:
         if not self.config[self.subcommand].get("test_after_fit", True) or self.trainer.interrupted:
             return
         record = next((cb for cb in self.trainer.callbacks if isinstance(cb, RunRecord)), None)
+        selected = next((cb.best_model_path for cb in self._checkpoints(SELECTION_MONITOR) if cb.best_model_path), None)
+        repeated: list[str] = []  # last-epoch checkpoints whose test is the selected one's
         for keeper in self._checkpoints("epoch"):
             epochs = {path: int(score) for path, score in keeper.best_k_models.items()}  # the monitored value is the epoch
             if record is not None:
                 record.keep_last_epochs(set(epochs.values()))
+            same = self._same_weights_as(selected, epochs) if record is not None else None
             for path in sorted(epochs, key=epochs.get):
                 if not Path(path).is_file():  # tested, then deleted, by an earlier fit of this run (continued since)
                     if record is not None and epochs[path] not in record.tested_epochs() and self.trainer.is_global_zero:
@@ -211,16 +225,22 @@ class MtlbenchCLI(LightningCLI):
                             file=sys.stderr,
                         )
                     continue
+                if epochs[path] == same:  # the selected checkpoint's test gives its metrics (RunRecord.also_last_epoch)
+                    record.also_last_epoch = same
+                    repeated.append(path)
+                    continue
                 if record is not None:
                     record.evaluating = ("last_epoch", epochs[path])
                 self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=path, verbose=False)
                 if self.trainer.is_global_zero:
                     Path(path).unlink(missing_ok=True)  # its metrics are recorded; keep disk use flat in sweeps
-        selected = next((cb.best_model_path for cb in self._checkpoints(SELECTION_MONITOR) if cb.best_model_path), None)
         if record is not None:
             record.evaluating = "selected"
             record.record["selection"] = _selection_summary(record.record, self.model, selected)
         self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=selected)
+        if self.trainer.is_global_zero:
+            for path in repeated:
+                Path(path).unlink(missing_ok=True)
         if record is not None and record.path is not None and self.trainer.is_global_zero:
             print(f"run record: {record.path}")
         self._finish_loggers()

@@ -62,6 +62,30 @@ def test_last_epochs_are_each_tested_averaged_and_their_checkpoints_removed(plai
     assert (next(save_dir.rglob("checkpoints")) / "last.ckpt").is_file()
 
 
+def test_the_selected_weights_are_tested_once_with_the_numbers_of_two_tests(tiny_cache, tmp_path, monkeypatch):
+    """The selected checkpoint and a last epoch's, written at the same step, hold the same weights:
+    one test pass fills both entries (3 passes for 3 epochs, not 4), and the record's numbers are
+    those of the same run testing both."""
+    from pytorch_lightning import Trainer
+
+    from mtlbench.bench.run.checkpoints import AtomicCheckpointIO
+
+    tested = []
+    test = Trainer.test
+    monkeypatch.setattr(Trainer, "test", lambda self, *args, **kw: tested.append(kw.get("ckpt_path")) or test(self, *args, **kw))
+    once = fit(tiny_cache, tmp_path / "once")
+    assert len(tested) == 3 and tested[-1] == once["selection"]["checkpoint"]
+    selected_epoch = next(e for e in once["metrics"]["test_last_epochs"] if e["epoch"] == once["selection"]["epoch"])
+    assert once["metrics"]["test"] == selected_epoch["tasks"]
+
+    tested.clear()  # negative control: without the steps of the files, every checkpoint is tested
+    monkeypatch.setattr(AtomicCheckpointIO, "saved_steps", property(lambda self: {}, lambda self, value: None), raising=False)
+    twice = fit(tiny_cache, tmp_path / "twice")
+    assert len(tested) == 4
+    for key in ("test", "test_last_epochs", "test_last_epochs_mean", "val"):
+        assert once["metrics"][key] == twice["metrics"][key], key
+
+
 def test_last_epochs_keeps_only_k(tiny_cache, tmp_path):
     record = fit(tiny_cache, tmp_path, "--last_epochs.save_top_k=2")
     assert [entry["epoch"] for entry in record["metrics"]["test_last_epochs"]] == [1, 2]

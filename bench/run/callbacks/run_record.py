@@ -113,7 +113,9 @@ class RunRecord(Callback):
     versions and git commit.
 
     Whoever runs a test names what it evaluates by setting :attr:`evaluating` first:
-    ``"selected"`` (the default; the run is then complete) or ``("last_epoch", epoch)``.
+    ``"selected"`` (the default; the run is then complete) or ``("last_epoch", epoch)``; and
+    :attr:`also_last_epoch` names a last epoch whose checkpoint holds the selected weights (its
+    entry is then the selected test's, with no second test of the same weights).
 
     Args:
         path: where to write; default ``<trainer.log_dir>/results.json``.
@@ -124,6 +126,7 @@ class RunRecord(Callback):
         self.config: dict[str, Any] | None = None
         self.record: dict[str, Any] = {}
         self.evaluating: str | tuple[str, int] = "selected"
+        self.also_last_epoch: int | None = None  # a last epoch whose weights the selected test evaluates too
         self._restored: dict[str, Any] | None = None  # the state of a checkpoint the fit resumes from
 
     # ------------------------------------------------------------------ writing
@@ -281,6 +284,9 @@ class RunRecord(Callback):
             )
             self._write(trainer)
             return
+        if self.also_last_epoch is not None:  # one test, two entries: the weights are the same
+            epoch = self.also_last_epoch
+            self._set_last_epoch_tests([e for e in metrics["test_last_epochs"] if e["epoch"] != epoch] + [{"epoch": epoch, "tasks": tasks}])
         metrics["test"] = tasks
         metrics["test_weights"] = str(trainer.ckpt_path) if trainer.ckpt_path else "final"
         self.record["status"] = "complete"
