@@ -34,7 +34,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.cli import LightningCLI
 
 from mtlbench.bench.run.budget import begin_run
-from mtlbench.bench.run.callbacks import MidEpochCheckpoint, RunRecord, StepCost, TimeBudget
+from mtlbench.bench.run.callbacks import LastEpochs, MidEpochCheckpoint, RunRecord, StepCost, TimeBudget
 from mtlbench.bench.run.checkpoints import check_checkpoint, differing_keys, resumable_checkpoint, stored_hyperparameters
 from mtlbench.bench.run.console import take_verbose_flag
 from mtlbench.bench.run.guard import RESUME_ENV, guarded
@@ -84,7 +84,7 @@ class MtlbenchCLI(LightningCLI):
         selected = {"monitor": SELECTION_MONITOR, "mode": "min", "filename": "best-{epoch}", "save_last": True}
         selected["enable_version_counter"] = False
         parser.set_defaults({f"checkpoint.{key}": value for key, value in selected.items()})
-        parser.add_lightning_class_args(ModelCheckpoint, "last_epochs")
+        parser.add_lightning_class_args(LastEpochs, "last_epochs")
         last = {"monitor": "epoch", "mode": "max", "save_top_k": 10, "filename": "epoch-{epoch}", "save_weights_only": True}
         last["enable_version_counter"] = False
         parser.set_defaults({f"last_epochs.{key}": value for key, value in last.items()})

@@ -86,9 +86,28 @@ def test_the_selected_weights_are_tested_once_with_the_numbers_of_two_tests(tiny
         assert once["metrics"][key] == twice["metrics"][key], key
 
 
-def test_last_epochs_keeps_only_k(tiny_cache, tmp_path):
-    record = fit(tiny_cache, tmp_path, "--last_epochs.save_top_k=2")
+def test_last_epochs_keeps_only_k_and_writes_only_theirs(tiny_cache, tmp_path, monkeypatch):
+    """k = 2 of 3 epochs: epochs 1 and 2 are tested, and epoch 0's file, which the last two
+    cannot hold, is never written; with an early-stopping callback (the run may end sooner)
+    every epoch's is."""
+    from mtlbench.bench.run.checkpoints import AtomicCheckpointIO
+
+    written = []
+    save = AtomicCheckpointIO.save_checkpoint
+
+    def noted(self, checkpoint, path, *rest, **options) -> None:
+        written.append(Path(path).name)
+        save(self, checkpoint, path, *rest, **options)
+
+    monkeypatch.setattr(AtomicCheckpointIO, "save_checkpoint", noted)
+    record = fit(tiny_cache, tmp_path / "known_end", "--last_epochs.save_top_k=2")
     assert [entry["epoch"] for entry in record["metrics"]["test_last_epochs"]] == [1, 2]
+    assert sorted(name for name in written if name.startswith("epoch-")) == ["epoch-epoch=1.ckpt", "epoch-epoch=2.ckpt"]
+    written.clear()
+    stopper = {"class_path": "pytorch_lightning.callbacks.EarlyStopping", "init_args": {"monitor": "val/select", "patience": 9}}
+    record = fit(tiny_cache, tmp_path / "may_stop", "--last_epochs.save_top_k=2", f"--trainer.callbacks+={json.dumps(stopper)}")
+    assert [entry["epoch"] for entry in record["metrics"]["test_last_epochs"]] == [1, 2]
+    assert sorted(name for name in written if name.startswith("epoch-")) == [f"epoch-epoch={epoch}.ckpt" for epoch in range(3)]
 
 
 def test_with_a_baseline_the_score_is_the_validation_delta_m(tiny_cache, tmp_path, plain_run):
