@@ -94,3 +94,34 @@ def test_method_lr_gives_the_methods_parameters_a_group_of_their_own():
     assert only["lr"] == 1e-4  # EW has no parameters of its own: no empty group
     with pytest.raises(ValueError, match="method_lr must be positive or None, got 0"):
         MultiTaskModule(tasks, net=net, optimizer=adam, method_lr=0)
+
+
+def test_epoch_means_of_task_losses_and_weights_are_lightnings_own(tiny_cache, tmp_path, monkeypatch):
+    """The per-task training losses and UPGrad's task weights are summed over an epoch by the
+    module and logged once per epoch; the logged file (every epoch's means, the steps' losses,
+    validation) is byte for byte the one of Lightning's own per-step ``self.log(on_epoch=True)``."""
+    from pathlib import Path
+
+    from mtlbench.bench.run.launch import main
+    from tests.conftest import tiny_cli_args
+
+    repo = Path(__file__).resolve().parents[2]
+    args = [
+        *tiny_cli_args(tiny_cache, tmp_path / "summed", str(repo / "configs" / "quickstart.yaml")),
+        f"--model.method={repo / 'configs' / 'method' / 'upgrad.yaml'}",
+        "--trainer.max_epochs=2",
+        "--trainer.callbacks=[]",
+        "--trainer.log_every_n_steps=1",
+        "--test_after_fit=false",
+    ]
+    assert main(["fit", *args]) == 0
+
+    def per_step(self, what, per_task, batch_size):  # what the module did before: a self.log per task and step
+        for name, value in zip(self.task_names, per_task, strict=True):
+            self.log(f"train/{name}/{what}", value, on_step=False, on_epoch=True, batch_size=batch_size)
+
+    monkeypatch.setattr(MultiTaskModule, "_add_to_epoch", per_step)
+    assert main(["fit", *[arg.replace("summed", "per_step") for arg in args]]) == 0
+    summed, logged = (next((tmp_path / side).rglob("metrics.csv")).read_text() for side in ("summed", "per_step"))
+    assert "train/depth/weight" in summed and "train/segmentation/loss" in summed
+    assert summed == logged
