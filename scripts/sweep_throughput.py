@@ -14,7 +14,8 @@ with this venv's packages. For each side, in turn:
    its wall time.
 
 Then it prints the ratios (before / after) and checks that every run of the subset recorded
-the same numbers on both sides (metrics, gradient statistics, selection, epochs), and writes
+the same numbers on both sides (metrics, gradient statistics, selection, epochs, and the whole
+``metrics.csv`` each run logged), and writes
 everything to ``OUT/throughput.json``. The synthetic release is generated before any timing.
 """
 
@@ -99,9 +100,14 @@ def numbers(runs: Path) -> dict[str, dict]:
     for path in sorted(runs.glob("*/version_0/results.json")):
         record = json.loads(path.read_text())
         kept = {key: record.get(key) for key in NUMBERS}
+        metrics = dict(kept["metrics"] or {})
+        metrics["test_weights"] = Path(str(metrics.get("test_weights"))).name  # a path into each side's own folder
+        kept["metrics"] = metrics
         selection = dict(record.get("selection") or {})
         selection.pop("checkpoint", None)  # a path: each side's own folder
         kept["selection"] = selection
+        logged = path.parent / "metrics.csv"  # what the run logged: train losses and weights per epoch, validation
+        kept["metrics.csv"] = logged.read_text() if logged.is_file() else None
         found[path.parents[1].name] = kept
     return found
 
