@@ -154,6 +154,7 @@ def main() -> int:
     parser.add_argument("--after", default="HEAD")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3, help="start-up timings per command")
+    parser.add_argument("--after-first", action="store_true", help="measure the code after first, then the code before")
     parser.add_argument("--out", type=Path, required=True, help="an empty or new folder")
     args = parser.parse_args()
     if args.out.exists() and any(args.out.iterdir()):
@@ -165,8 +166,12 @@ def main() -> int:
         "D(tasks=['segmentation', 'depth', 'normal'], num_train=400, num_val=100, num_test=100, height=32, width=32).prepare_data()"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
-    before = measure("before", args.before, args.out, args.jobs, args.repeats)
-    after = measure("after", args.after, args.out, args.jobs, args.repeats)
+    if args.after_first:
+        after = measure("after", args.after, args.out, args.jobs, args.repeats)
+        before = measure("before", args.before, args.out, args.jobs, args.repeats)
+    else:
+        before = measure("before", args.before, args.out, args.jobs, args.repeats)
+        after = measure("after", args.after, args.out, args.jobs, args.repeats)
     same = sorted(run for run in before["numbers"] if after["numbers"].get(run) == before["numbers"][run])
     differ = sorted(set(before["numbers"]) ^ set(after["numbers"]) | {run for run in before["numbers"] if run not in same})
     summary = {
@@ -179,6 +184,7 @@ def main() -> int:
         "runs_with_identical_numbers": len(same),
         "runs_that_differ": differ,
         "cpu": os.cpu_count(),
+        "order": "after, then before" if args.after_first else "before, then after",
     }
     (args.out / "throughput.json").write_text(json.dumps(summary, indent=1))
     print(json.dumps({key: value for key, value in summary.items() if key not in ("before", "after")}, indent=1))
