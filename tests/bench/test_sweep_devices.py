@@ -104,7 +104,7 @@ def test_more_gpus_than_visible_is_refused_in_one_line_before_any_run(tiny_cache
     captured = capsys.readouterr()
     assert captured.err.strip().splitlines() == [
         "mtlbench: error: --jobs 3 x --gpus-per-run 2 needs 6 GPUs, 4 visible (CUDA_VISIBLE_DEVICES=0,1,2,3); "
-        "lower --jobs or --gpus-per-run (--gpus-per-run 0 assigns none)"
+        "lower --jobs or --gpus-per-run, or raise --runs-per-gpu (--gpus-per-run 0 assigns none)"
     ]
     assert captured.out == "" and not list(Path(runs).glob("*/version_0"))
 
