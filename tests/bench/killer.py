@@ -104,15 +104,3 @@ class FailAt(Callback):
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
         if trainer.global_step == self.step:
             raise RuntimeError(f"injected failure at step {self.step}")
-
-
-class CrashAt(Callback):
-    """The process dies at training step ``step`` as under the OOM killer: SIGKILL, no exception,
-    no record written."""
-
-    def __init__(self, step: int) -> None:
-        self.step = step
-
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
-        if trainer.global_step == self.step:
-            os.kill(os.getpid(), signal.SIGKILL)

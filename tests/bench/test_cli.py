@@ -138,12 +138,17 @@ def _imported_by(*commands: list[str]) -> list[set[str]]:
 
 def test_help_and_the_record_readers_start_without_the_trainer():
     """`mtlbench --help`, and `leaderboard`, `report` and `plot --help`, import no torch, model
-    zoo, cvxpy or wandb (nor scipy and matplotlib, which only running them needs); `fit --help`
-    imports Lightning (its parser) but not timm or wandb, which only a model built needs."""
+    zoo, cvxpy or wandb (nor scipy and matplotlib, which only running them needs)."""
     light = _imported_by(["--help"], ["leaderboard", "--help"], ["report", "--help"], ["sweep", "--help"])
     assert light == [set(), set(), set(), set()]
     plot = _imported_by(["plot", "--help"])
     assert plot == [{"matplotlib"}]
+
+
+@pytest.mark.slow
+def test_fit_help_imports_the_trainer_without_timm_or_wandb():
+    """`fit --help` imports Lightning (its parser) but not timm or the wandb timm pulls in, which
+    only a model built needs. (Slow: a fresh process importing Lightning, 7 s.)"""
     fit = _imported_by(["fit", "--help"])[0]
     assert {"torch", "pytorch_lightning"} <= fit and not fit & {"timm", "wandb"}
 

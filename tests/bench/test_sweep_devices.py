@@ -68,18 +68,30 @@ def _held(log: Path) -> tuple[str, dt.datetime, dt.datetime]:
     return device, dt.datetime.fromisoformat(taken.rsplit(" from ", 1)[1]), dt.datetime.fromisoformat(released.rsplit(" at ", 1)[1])
 
 
-def test_two_runs_at_a_time_each_see_one_device_of_their_own(tiny_cache, tmp_path, monkeypatch, capsys):
-    """4 runs, --jobs 2 --gpus-per-run 1, four devices visible: every record names the one device
-    its run saw (the one the sweep gave it), and runs that held devices at the same time never
-    held the same one."""
-    spec_path = tiny_spec(tmp_path, tiny_cache)
+@pytest.fixture(scope="module")
+def two_at_a_time(tiny_cache, tmp_path_factory) -> tuple[Path, Path, str]:
+    """4 runs (EW and UW, 2 seeds), --jobs 2 --gpus-per-run 1 with four devices visible: the
+    spec, the runs folder and what the sweep printed."""
+    import contextlib
+    import io
+
+    folder = tmp_path_factory.mktemp("two_at_a_time")
+    spec_path = tiny_spec(folder, tiny_cache)
     spec = yaml.safe_load(spec_path.read_text())
-    spec.update(stl=False, seeds=[0, 1])  # EW and UW, 2 seeds: 4 runs
+    spec.update(stl=False, seeds=[0, 1])
     spec_path.write_text(yaml.safe_dump(spec))
-    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,2,3")
-    runs = tmp_path / "runs"
-    assert main(["sweep", str(spec_path), "--runs", str(runs), "--jobs", "2", "--gpus-per-run", "1"]) == 0
-    assert "4 done" in capsys.readouterr().out
+    runs, printed = folder / "runs", io.StringIO()
+    with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(printed):
+        patch.setenv("CUDA_VISIBLE_DEVICES", "0,1,2,3")
+        assert main(["sweep", str(spec_path), "--runs", str(runs), "--jobs", "2", "--gpus-per-run", "1"]) == 0
+    return spec_path, runs, printed.getvalue()
+
+
+def test_two_runs_at_a_time_each_see_one_device_of_their_own(two_at_a_time):
+    """Every record names the one device its run saw (the one the sweep gave it), and runs that
+    held devices at the same time never held the same one."""
+    _, runs, printed = two_at_a_time
+    assert "4 done" in printed
     records = {path.parents[1].name: json.loads(path.read_text()) for path in sorted(runs.glob("*/version_0/results.json"))}
     assert len(records) == 4 and all(record["status"] == "complete" for record in records.values())
     held = {run_id: _held(runs / f"{run_id}.log") for run_id in records}
@@ -94,6 +106,28 @@ def test_two_runs_at_a_time_each_see_one_device_of_their_own(tiny_cache, tmp_pat
                 overlapping += 1
                 assert device_a != device_b, (first, second)
     assert overlapping >= 1  # the first two runs start together: the test saw runs at the same time
+
+
+def test_a_workers_later_run_has_the_numbers_of_a_run_in_a_fresh_process(two_at_a_time, tmp_path):
+    """The 4 runs were trained by the sweep's 2 long-lived workers: a run a worker trained after
+    another run in the same process records exactly what it records as the only run of a fresh
+    process (metrics, gradient statistics, epochs)."""
+    spec_path, runs, _ = two_at_a_time
+    records = {path.parents[1].name: json.loads(path.read_text()) for path in runs.glob("*/version_0/results.json")}
+    processes: dict[int, list[tuple[str, str]]] = {}
+    for run_id, record in records.items():
+        processes.setdefault(record["environment"]["pid"], []).append((record["started"], run_id))
+    assert len(processes) == 2, processes
+    later = max(max(trained) for trained in processes.values() if len(trained) > 1)[1]
+    run = next(run for run in sweep.plan(sweep.load_spec(spec_path), tmp_path) if run.run_id == later)
+    assert sweep._run_locally(run, tmp_path, jobs=2) == (later, 0)
+    fresh = json.loads(run.record(tmp_path).read_text())
+    assert fresh["environment"]["pid"] not in processes
+
+    def numbers(record: dict) -> dict:
+        return {key: record.get(key) for key in ("status", "metrics", "gradient_statistics", "epochs_completed", "seed")}
+
+    assert numbers(fresh) == numbers(records[later])
 
 
 def test_more_gpus_than_visible_is_refused_in_one_line_before_any_run(tiny_cache, tmp_path, monkeypatch, capsys):
