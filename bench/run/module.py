@@ -138,8 +138,7 @@ class MultiTaskModule(pl.LightningModule):
         self.reported_weights: torch.Tensor | None = None  # the last exact step's task weights
         self.zero_update_steps = 0  # steps whose update of the shared parameters was exactly zero
         self._parameter_split: tuple[list[torch.nn.Parameter], list[torch.nn.Parameter]] | None = None
-        self._epoch_sums: dict[str, torch.Tensor] = {}  # per-task losses (and weights) x images, this epoch
-        self._epoch_images: torch.Tensor | None = None
+        self._epoch_sums: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # per-task value x images, and images, this epoch
         self.collective = Collective()
         self.rng_seed = 0
         self.loss_fns = {task.name: partial(task.kind.loss, task) for task in self.tasks}
@@ -410,23 +409,23 @@ class MultiTaskModule(pl.LightningModule):
 
     def _add_to_epoch(self, what: str, per_task: torch.Tensor, batch_size: int) -> None:
         """Accumulate ``train/<task>/<what>``'s epoch mean as ``self.log(..., on_epoch=True,
-        batch_size=...)`` does (a float32 sum of value x batch size, an int64 count), for all tasks
-        at once: one ``self.log`` per task and step cost a millisecond of Lightning's bookkeeping,
-        12% of a reference run's step. Reset at every epoch's start, as Lightning's is."""
-        total = self._epoch_sums.get(what)
-        self._epoch_sums[what] = per_task.detach() * batch_size if total is None else total + per_task.detach() * batch_size
-        if what == "loss":
-            images = torch.tensor(batch_size, device=per_task.device)
-            self._epoch_images = images if self._epoch_images is None else self._epoch_images + images
+        batch_size=...)`` does (a float32 sum of value x batch size and an int64 count of images,
+        over the steps that report the value), for all tasks at once: one ``self.log`` per task
+        and step cost a millisecond of Lightning's bookkeeping, 12% of a reference run's step.
+        Reset at every epoch's start, as Lightning's is."""
+        weighted, images = per_task.detach() * batch_size, torch.tensor(batch_size, device=per_task.device)
+        if what in self._epoch_sums:
+            total, count = self._epoch_sums[what]
+            weighted, images = total + weighted, count + images
+        self._epoch_sums[what] = weighted, images
 
     def on_train_epoch_end(self) -> None:
-        for what, total in self._epoch_sums.items():
-            means = total / self._epoch_images
-            for name, mean in zip(self.task_names, means, strict=True):
+        for what, (total, images) in self._epoch_sums.items():
+            for name, mean in zip(self.task_names, total / images, strict=True):
                 self.log(f"train/{name}/{what}", mean, on_step=False, on_epoch=True, batch_size=1)
 
     def on_train_epoch_start(self) -> None:
-        self._epoch_sums, self._epoch_images = {}, None
+        self._epoch_sums = {}
         # The previous epoch's end-of-epoch updates (DWA's epoch averages, the LR schedule) are
         # made here, at the next epoch's start: a checkpoint taken at the end of an epoch (after
         # its validation) then holds the state from before them, and a run resumed from it makes

@@ -109,6 +109,7 @@ def test_epoch_means_of_task_losses_and_weights_are_lightnings_own(tiny_cache, t
     args = [
         *tiny_cli_args(tiny_cache, tmp_path / "summed", str(repo / "configs" / "quickstart.yaml")),
         f"--model.method={repo / 'configs' / 'method' / 'upgrad.yaml'}",
+        "--model.refresh_every=2",
         "--trainer.max_epochs=2",
         "--trainer.callbacks=[]",
         "--trainer.log_every_n_steps=1",
