@@ -57,7 +57,7 @@ def slots(jobs: int, per_run: int, devices: Sequence[str], runs_per_gpu: int = 1
         sharing = f" / --runs-per-gpu {runs_per_gpu}" if runs_per_gpu > 1 else ""
         raise ValueError(
             f"--jobs {jobs} x --gpus-per-run {per_run}{sharing} needs {needed} GPUs, {len(devices)} visible ({where}); "
-            f"lower --jobs or --gpus-per-run{', or raise --runs-per-gpu' if per_run else ''} (--gpus-per-run 0 assigns none)"
+            "lower --jobs or --gpus-per-run, or raise --runs-per-gpu (--gpus-per-run 0 assigns none)"
         )
     return [tuple(devices[(index % groups) * per_run : (index % groups + 1) * per_run]) for index in range(jobs)]
 

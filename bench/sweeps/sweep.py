@@ -86,18 +86,24 @@ class PlannedRun:
     def record(self, runs_dir: Path) -> Path:
         return runs_dir / self.run_id / "version_0" / RECORD
 
-    def is_complete(self, runs_dir: Path) -> bool:
-        """Whether the run has its final record: complete, or diverged (a result: rerunning the
-        same seed would diverge again)."""
+    def checked_record(self, runs_dir: Path) -> dict | None:
+        """The run's record, read as others' data and checked against the schema; None where
+        there is none, or one that does not fit (another's folder may hold anything)."""
         from mtlbench.leaderboards.records import read_record
         from mtlbench.leaderboards.schema import validate_record
 
         try:
             record = read_record(self.record(runs_dir), runs_dir)
-            validate_record(record)  # another's folder may hold anything: a record that does not fit is no result
+            validate_record(record)
         except ValueError:
-            return False
-        return record["status"] in FINAL_STATUSES
+            return None
+        return record
+
+    def is_complete(self, runs_dir: Path) -> bool:
+        """Whether the run has its final record: complete, or diverged (a result: rerunning the
+        same seed would diverge again)."""
+        record = self.checked_record(runs_dir)
+        return record is not None and record["status"] in FINAL_STATUSES
 
 
 def _relative(spec_dir: Path, path: str) -> str:
@@ -383,15 +389,23 @@ def _run_in_process(run: PlannedRun, runs_dir: Path) -> tuple[str, int]:
 
 
 class LocalRunner:
-    """Where a local sweep's runs go: this process (``--jobs 1``, no devices assigned), long-lived
-    worker processes (``--jobs N``, or one GPU per run: each worker imports once and trains run
-    after run on its own devices), or a process per run (several GPUs per run: DDP)."""
+    """Where a local sweep's runs go: a process per run where each run has several GPUs (DDP
+    starts its other ranks by running its command again), else long-lived worker processes
+    (``--jobs N``, or one GPU per run: each worker imports once and trains run after run on its
+    own devices), else this process (``--jobs 1``, no devices assigned).
 
-    def __init__(self, jobs: int, pool: DevicePool | None, slots_: list[Slot] | None) -> None:
-        self.jobs, self.pool = jobs, pool
+    Args:
+        jobs: runs at a time.
+        slots_: each job's devices (:func:`mtlbench.bench.sweeps.devices.slots`), or None.
+    """
+
+    def __init__(self, jobs: int, slots_: list[Slot] | None) -> None:
+        self.jobs = jobs
+        self.pool: DevicePool | None = None
         self.workers: queue.Queue[tuple[Worker, Slot]] | None = None
-        per_run = len(slots_[0]) if slots_ else 0
-        if (jobs > 1 or per_run == 1) and per_run <= 1:
+        if slots_ and len(slots_[0]) > 1:
+            self.pool = DevicePool(slots_)
+        elif jobs > 1 or slots_:
             self.workers = queue.Queue()
             for slot in slots_ or [()] * jobs:
                 self.workers.put((Worker(_environment(jobs, slot)), slot))
@@ -399,14 +413,14 @@ class LocalRunner:
     def run_all(self, todo: list[PlannedRun], runs_dir: Path, bar: tqdm) -> list[tuple[str, int]]:
         """Run ``todo``; (id, exit code) per run, in order."""
         with contextlib.ExitStack() as stack:
-            if self.jobs <= 1 and self.pool is None:
-                results = (_run_in_process(run, runs_dir) for run in todo)
-            else:
+            if self.workers is not None:
                 executor = stack.enter_context(ThreadPoolExecutor(max_workers=self.jobs))
-                if self.workers is not None:
-                    results = executor.map(lambda run: _run_on_worker(run, runs_dir, self.workers), todo)
-                else:
-                    results = executor.map(lambda run: _run_locally(run, runs_dir, self.jobs, self.pool), todo)
+                results = executor.map(lambda run: _run_on_worker(run, runs_dir, self.workers), todo)
+            elif self.pool is not None:
+                executor = stack.enter_context(ThreadPoolExecutor(max_workers=self.jobs))
+                results = executor.map(lambda run: _run_locally(run, runs_dir, self.jobs, self.pool), todo)
+            else:
+                results = (_run_in_process(run, runs_dir) for run in todo)
             finished = []
             for result in results:
                 finished.append(result)
@@ -422,17 +436,10 @@ class LocalRunner:
 def measured_memory(planned: list[PlannedRun], runs_dir: Path) -> tuple[float, float, str] | None:
     """(MiB reserved at most, the device's MiB, its name) over the sweep's runs that recorded a
     GPU run's memory; None before any did."""
-    from mtlbench.leaderboards.records import read_record
-    from mtlbench.leaderboards.schema import validate_record
-
     known = []
     for run in planned:
-        try:
-            record = read_record(run.record(runs_dir), runs_dir)
-            validate_record(record)
-        except (ValueError, OSError):
-            continue
-        cost = record.get("cost") or {}
+        record = run.checked_record(runs_dir)
+        cost = (record or {}).get("cost") or {}
         if isinstance(cost.get("peak_reserved_mb"), (int, float)) and isinstance(cost.get("device_memory_mb"), (int, float)):
             names = (record.get("environment") or {}).get("gpus") or ["the GPU"]
             known.append((float(cost["peak_reserved_mb"]), float(cost["device_memory_mb"]), str(names[0])))
@@ -468,7 +475,7 @@ def run_sweep(
     if runs_per_gpu < 1:
         raise ValueError(f"sweep: --runs-per-gpu takes 1 or more, got {runs_per_gpu}")
     spec = load_spec(spec_path)
-    pool, given = None, None
+    given = None
     if slurm is None:
         wants_devices = (gpus_per_run or 0) > 0 or (gpus_per_run is None and jobs > 1)
         devices = visible_devices() if wants_devices else []
@@ -477,7 +484,6 @@ def run_sweep(
             what = f"--runs-per-gpu {runs_per_gpu} shares GPUs between runs, and this sweep assigns none"
             raise ValueError(f"sweep: {what}; add --gpus-per-run 1")
         given = slots(jobs, per_run, devices, runs_per_gpu) if per_run else None  # refused here, before any run starts
-        pool = DevicePool(given) if given else None
     elif runs_per_gpu > 1:
         raise ValueError("sweep: --runs-per-gpu is for local sweeps; on SLURM each run is a job with --gpus of its own")
     runs_dir = Path(runs_dir).resolve()
@@ -496,7 +502,7 @@ def run_sweep(
         outcome["submitted"] = _submit(planned, todo, runs_dir, dict(slurm))
         return outcome
     measured = runs_per_gpu > 1 and _check_sharing(planned, runs_dir, runs_per_gpu)  # a refusal comes before any run
-    runner = LocalRunner(jobs, pool, given)
+    runner = LocalRunner(jobs, given)
     with tqdm(total=len(todo), desc="runs", unit="run") as bar, contextlib.closing(runner):
         if runs_per_gpu > 1 and todo and not measured:
             pilot, todo = todo[0], todo[1:]  # alone on its device, to measure a run's memory

@@ -16,23 +16,16 @@ from tests.bench.test_sweep import tiny_spec
 KILLER = "tests.bench.killer"
 
 
-def _spec(tmp_path: Path, tiny_cache: str, seeds: list[int], methods: dict | None = None) -> Path:
+def _spec(tmp_path: Path, tiny_cache: str, seeds: list[int]) -> Path:
     path = tiny_spec(tmp_path, tiny_cache)
     spec = yaml.safe_load(path.read_text())
     spec.update(stl=False, seeds=seeds)
-    if methods is not None:
-        spec["methods"] = methods
     path.write_text(yaml.safe_dump(spec))
     return path
 
 
 def _record(runs: Path, run_id: str) -> dict:
     return json.loads((runs / run_id / "version_0" / "results.json").read_text())
-
-
-def _numbers(record: dict) -> dict:
-    """What a run computed (not when, where, or how fast)."""
-    return {key: record.get(key) for key in ("status", "metrics", "gradient_statistics", "epochs_completed", "seed")}
 
 
 def test_a_dying_worker_and_a_failing_run_cost_only_their_own_runs(tiny_cache, tmp_path):
