@@ -635,11 +635,12 @@ def main(argv: list[str]) -> int:
         raise ValueError(f"sweep: --jobs takes 1 or more, got {args.jobs}")
     slurm = None
     if args.slurm:
-        if args.gpus < 0:
-            parser.error("--gpus takes 0 (CPU jobs) or more")
+        gpus = 1 if args.gpus_per_run is None else args.gpus_per_run  # (--gpus is its other spelling)
+        if gpus < 0:
+            raise ValueError(f"sweep: --gpus-per-run takes 0 (CPU jobs) or more, got {gpus}")
         # Lightning's SLURM environment expects one task per GPU, each a DDP rank; USR2 comes
         # --signal-delay-s before the time limit, and the job is requeued and resumed
-        slurm = {"gpus_per_node": args.gpus, "tasks_per_node": max(args.gpus, 1), "timeout_min": args.timeout_min}
+        slurm = {"gpus_per_node": gpus, "tasks_per_node": max(gpus, 1), "timeout_min": args.timeout_min}
         slurm.update(slurm_partition=args.slurm_partition, slurm_signal_delay_s=args.signal_delay_s, cluster=args.cluster)
         slurm = {key: value for key, value in slurm.items() if value is not None}
     if args.runs is None:

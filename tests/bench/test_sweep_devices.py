@@ -281,3 +281,22 @@ def test_runs_per_gpu_measures_the_first_run_alone_and_stops_where_the_rest_woul
         sweep.run_sweep(spec_path, tmp_path / "runs", jobs=2, gpus_per_run=1, runs_per_gpu=2)
     assert [run_id for run_id, *_ in _FakeWorker.seen] == ["EW-Adam-lr0.003-s0"]  # the pilot only; its record kept
     assert (tmp_path / "runs" / "EW-Adam-lr0.003-s0" / "version_0" / "results.json").is_file()
+
+
+def test_slurm_jobs_get_the_gpus_asked_for_one_by_default(tmp_path, monkeypatch, capsys):
+    """--slurm reads --gpus-per-run (or --gpus): one GPU and one task per job by default, K GPUs
+    and K tasks (DDP ranks) when asked; a negative count is one line."""
+    asked = []
+
+    def submitted(spec, runs, jobs, slurm, gpus_per_run, runs_per_gpu):
+        asked.append((slurm["gpus_per_node"], slurm["tasks_per_node"]))
+        return {"skipped": [], "done": [], "diverged": [], "failed": [], "blocked": [], "submitted": ["a run"]}
+
+    monkeypatch.setattr(sweep, "run_sweep", submitted)
+    spec = str(REPO / "configs" / "sweeps" / "quickstart.yaml")
+    for extra in ([], ["--gpus", "2"], ["--gpus-per-run", "0"]):
+        assert main(["sweep", spec, "--runs", str(tmp_path), "--slurm", *extra]) == 0
+    assert asked == [(1, 1), (2, 2), (0, 1)]
+    capsys.readouterr()
+    assert main(["sweep", spec, "--runs", str(tmp_path), "--slurm", "--gpus", "-1"]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == ["mtlbench: error: sweep: --gpus-per-run takes 0 (CPU jobs) or more, got -1"]
