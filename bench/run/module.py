@@ -131,8 +131,9 @@ class MultiTaskModule(pl.LightningModule):
             backend = {} if compile is True else {"backend": compile}
             for part in self.net.compile_units():
                 part.compile(**backend)
-        # Set by the gradient probe on its steps: keep the parameter-space Jacobian and update
-        # the method computed anyway, so probing such a method costs no backward pass.
+        # Set by the gradient probe and the task affinity on their steps: keep the parameter-space
+        # Jacobian and update the method computed anyway, so observing such a method costs no
+        # backward pass. Cleared after the step's last callback (``on_train_batch_end``).
         self.capture_jacobian = False
         self.captured: dict[str, torch.Tensor] | None = None
         self.reported_weights: torch.Tensor | None = None  # the last exact step's task weights
@@ -382,6 +383,11 @@ class MultiTaskModule(pl.LightningModule):
         if self.reported_weights is not None:  # the aggregator's task weights, where it reports them
             self._add_to_epoch("weight", self.reported_weights, batch_size)
         return total.detach()
+
+    def on_train_batch_end(self, outputs, batch: Batch, batch_idx: int) -> None:
+        # Lightning calls this after every callback's batch end: a Jacobian kept for the callbacks
+        # that asked for it (the gradient probe, the task affinity) lives for one step
+        self.capture_jacobian, self.captured = False, None
 
     def _stop_if_diverged(self, losses: torch.Tensor, total: torch.Tensor) -> None:
         """Raise :class:`Diverged` before the optimizer applies a non-finite loss or update, and

@@ -34,8 +34,9 @@ from pytorch_lightning.callbacks import Callback
 
 from mtlbench.bench.run import budget
 from mtlbench.bench.run import gradient_stats as gs
+from mtlbench.bench.run.callbacks.observations import log_observation
 from mtlbench.bench.run.files import STATS_FILE
-from mtlbench.bench.run.jacobian import task_gradients
+from mtlbench.bench.run.task_gradients import extra_pass_gradients
 from mtlbench.leaderboards.atomic_write import write_json_atomic
 
 
@@ -104,7 +105,8 @@ class GradientProbe(Callback):
         shared = list(pl_module.net.shared_parameters())
         reuse = self._reuses_method_jacobian(pl_module)
         state: dict[str, Any] = {"before": _flat(shared), "reuse": reuse, "step": trainer.global_step}
-        pl_module.capture_jacobian = reuse
+        if reuse:  # the module clears the request after the step
+            pl_module.capture_jacobian = True
         if not reuse or self.inter_sample or self.principal_angles:
             with trainer.precision_plugin.forward_context():
                 state.update(self._own_gradients(pl_module, batch, shared, want_tasks=not reuse))
@@ -113,33 +115,11 @@ class GradientProbe(Callback):
     def _own_gradients(self, pl_module, batch: Any, shared: list[torch.nn.Parameter], want_tasks: bool) -> dict[str, torch.Tensor]:
         """Task and sub-batch gradients from one extra forward pass (buffers left untouched)."""
         images, targets = batch
-        net = pl_module.net
-        buffers = {name: value.detach().clone() for name, value in net.named_buffers()}
-        try:
-            features = net.encode(images)
-            detached = features.detach().requires_grad_()
-            losses = pl_module.training_losses(net.decode(detached, size=images.shape[-2:]), targets)[: len(self._task_names)]
-            count = losses.shape[0]
-            eye = torch.eye(count, dtype=losses.dtype, device=losses.device)
-            batched = pl_module.batches_task_gradients()
-            feature_rows = task_gradients(losses, [detached], eye, batched, retain_graph=False).view(count, *features.shape)
-            wants_samples = self.inter_sample or self.principal_angles
-            if wants_samples:  # each task's representation gradient, split by samples
-                chunks = self._local_chunks(images.shape[0], pl_module.collective, images.device)
-                outputs = torch.zeros(count, len(chunks), *features.shape, dtype=features.dtype, device=features.device)
-                for part, chunk in enumerate(chunks):
-                    outputs[:, part, chunk] = feature_rows[:, chunk].to(features.dtype)
-                outputs = outputs.flatten(0, 1)
-            else:
-                outputs = feature_rows.to(features.dtype)
-            rows = task_gradients(features, shared, outputs, batched, retain_graph=False).float()
-        finally:
-            with torch.no_grad():
-                for name, value in net.named_buffers():
-                    value.copy_(buffers[name])
-        if not wants_samples:
-            return {"tasks": rows}
-        samples = rows.view(count, len(chunks), -1)
+        count = len(self._task_names)
+        if not (self.inter_sample or self.principal_angles):
+            return {"tasks": extra_pass_gradients(pl_module, images, targets, shared, count)}
+        chunks = self._local_chunks(images.shape[0], pl_module.collective, images.device)
+        samples = extra_pass_gradients(pl_module, images, targets, shared, count, chunks)
         # back-propagation is linear: a task's gradient is the sum of its sub-batches' gradients
         return {"tasks": samples.sum(dim=1), "samples": samples} if want_tasks else {"samples": samples}
 
@@ -162,7 +142,7 @@ class GradientProbe(Callback):
     def _after_step(self, pl_module, state: dict[str, Any]) -> None:
         shared = list(pl_module.net.shared_parameters())
         if state["reuse"]:
-            captured, pl_module.capture_jacobian, pl_module.captured = pl_module.captured, False, None
+            captured = pl_module.captured  # the module drops it after every callback's batch end
             if captured is None:  # the step chunked its Jacobian after all (GPU memory ran short): no probe
                 return
             grads, combined = captured["jacobian"], captured["update"]
@@ -179,7 +159,7 @@ class GradientProbe(Callback):
         values["step"] = state["step"]
         self.history.append(values)
         scalars = {f"grad/{key}": value for key, value in values.items() if isinstance(value, float)}
-        pl_module.log_dict(scalars, on_step=True, on_epoch=False, rank_zero_only=True)
+        log_observation(pl_module.trainer, scalars, state["step"])
 
     # ------------------------------------------------------------------ statistics
     def statistics(self, grads: torch.Tensor, combined: torch.Tensor, step: torch.Tensor, samples: torch.Tensor | None) -> dict[str, Any]:
