@@ -2,3 +2,4 @@
 importing the trainer (``mtlbench plot``)."""
 
 STATS_FILE = "gradient_stats.json"  # the gradient probe's statistics (callbacks/gradient_probe.py)
+AFFINITY_FILE = "task_affinity.json"  # the inter-task affinity lookaheads (callbacks/task_affinity.py)

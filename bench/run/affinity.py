@@ -1,0 +1,78 @@
+"""Inter-task affinity (Fifty, Amid, Zhao, Yu, Anil & Finn, NeurIPS 2021, "Efficiently
+Identifying Task Groupings for Multi-Task Learning"), as pure functions.
+
+At a step with shared parameters theta and batch X, a lookahead update with task i's gradient
+alone, ``theta_i = theta - step_i``, and for every task j the relative change of its loss on the
+same batch (task-specific parameters unchanged):
+
+    Z_{i->j} = 1 - L_j(X, theta_i) / L_j(X, theta)
+
+Positive: i's update lowers j's loss (i helps j); negative: it raises it. ``Z[i, j]`` below is
+``Z_{i->j}``: rows are the task whose update is taken, columns the task whose loss changes.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from mtlbench.bench.run import gradient_stats as gs
+
+RULES = ("adam", "sgd")
+
+
+def lookahead_steps(grads: torch.Tensor, lr: torch.Tensor, rule: str, denominator: torch.Tensor | None = None) -> torch.Tensor:
+    """Each task's lookahead step ``[T, n]`` from its gradient (rows of ``grads``):
+
+    - ``sgd``: ``lr * g_i``, the paper's rule (Eq. 1) and SGD's step without its momentum;
+    - ``adam``: ``lr * g_i / denominator``, the gradient preconditioned as Adam preconditions its
+      step, ``denominator = sqrt(v_hat) + eps`` from the optimizer's second-moment estimate;
+      before Adam's first step (no estimate yet), ``|g_i| + 1e-8``, which is Adam's own first
+      step taken with ``g_i`` alone. Momentum, shared by every task's lookahead, is left out.
+
+    ``lr`` holds each coordinate's learning rate (``[n]``).
+
+    Example:
+        >>> g = torch.tensor([[2.0, 0.0], [0.0, -4.0]])
+        >>> lookahead_steps(g, torch.tensor([0.1, 0.1]), "sgd")
+        tensor([[ 0.2000,  0.0000],
+                [ 0.0000, -0.4000]])
+        >>> lookahead_steps(g, torch.tensor([0.1, 0.1]), "adam", torch.tensor([2.0, 4.0]))
+        tensor([[ 0.1000,  0.0000],
+                [ 0.0000, -0.1000]])
+    """
+    if rule == "sgd":
+        return lr * grads
+    if rule != "adam":
+        raise ValueError(f"lookahead rule must be one of {RULES}, got {rule!r}")
+    if denominator is None:
+        denominator = grads.abs() + 1e-8
+    return lr * grads / denominator
+
+
+def affinity(before: torch.Tensor, after: torch.Tensor) -> torch.Tensor:
+    """``Z[i, j] = 1 - after[i, j] / before[j]`` from the losses before (``[T]``) and after each
+    task's lookahead (``[T, T]``: row i holds every loss after i's). A loss of 0 before counts
+    as unchanged when it stays 0 (its relative change is otherwise unbounded).
+
+    Example:
+        >>> affinity(torch.tensor([2.0, 1.0]), torch.tensor([[1.0, 1.5], [2.5, 0.5]])).tolist()
+        [[0.5, -0.5], [-0.25, 0.5]]
+    """
+    before = before.double()
+    ratio = after.double() / before.clamp(min=torch.finfo(torch.float64).tiny)
+    ratio = torch.where((before == 0) & (after == 0), torch.ones_like(ratio), ratio)
+    return 1 - ratio
+
+
+def pair_matrix(values: torch.Tensor, count: int, diagonal: float = 1.0) -> torch.Tensor:
+    """A symmetric ``[T, T]`` matrix from values of the unordered pairs ``(i, j), i < j``
+    (:func:`mtlbench.bench.run.gradient_stats.pairs`), with ``diagonal`` on the diagonal.
+
+    Example:
+        >>> pair_matrix(torch.tensor([0.5, -0.25, 0.125]), 3).tolist()
+        [[1.0, 0.5, -0.25], [0.5, 1.0, 0.125], [-0.25, 0.125, 1.0]]
+    """
+    matrix = torch.full((count, count), diagonal, dtype=torch.float64)
+    for (i, j), value in zip(gs.pairs(count), values.tolist(), strict=True):
+        matrix[i, j] = matrix[j, i] = value
+    return matrix
