@@ -19,6 +19,8 @@ STATUSES = ("running", "fitted", "complete", "diverged", "failed")
 DIRECTIONS = ("higher", "lower")
 MAX_NAME = 200  # characters of a method, task, metric or model name
 MAX_MAGNITUDE = 1e15  # a finite result beyond this is no metric, loss or cost: it would overflow the tables' arithmetic
+SLACK = 1e-6  # float rounding of a cosine or a mean of cosines beyond its bound
+AFFINITY_DIRECTIONS = ("adam", "sgd")  # the update a task affinity lookahead takes
 
 
 class RecordError(ValueError):
@@ -126,15 +128,15 @@ def validate_record(record: Any) -> None:
         _text(part, "a budget part")
         _number(seconds, f"budget[{_name(part)}]", within=(0, MAX_MAGNITUDE))
     statistics = _object(record.get("gradient_statistics"), "gradient_statistics", optional=True)
-    slack = 1e-6  # float rounding of a mean of cosines
     for kind in ("inter_task", "inter_sample"):  # the summaries the tables show: cosines in [-1, 1], the others in [0, 1]
-        for stat, span in (("cos", (-1 - slack, 1 + slack)), ("mag_sim", (0, 1 + slack))):
+        for stat, span in (("cos", (-1 - SLACK, 1 + SLACK)), ("mag_sim", (0, 1 + SLACK))):
             key = f"{kind}/{stat}"
             if key in statistics:
                 entry = _object(statistics[key], f"gradient_statistics['{key}']")
                 _number(entry.get("mean"), f"gradient_statistics['{key}'].mean", within=span)
         rate = statistics.get(f"{kind}/conflict_rate")
         _number(rate, f"gradient_statistics['{kind}/conflict_rate']", optional=True, within=(0, 1))
+    _check_affinity(record.get("task_affinity"), tasks)
     divergence = _object(record.get("divergence"), "divergence", optional=True)
     if divergence:
         _check(type(divergence.get("step")) is int, "divergence.step must be an integer")
@@ -149,6 +151,40 @@ def validate_record(record: Any) -> None:
         _text(init["backbone"], "config.model.net.init_args.backbone")
     if isinstance(net, dict) and net.get("class_path") is not None:
         _text(net["class_path"], "config.model.net.class_path")
+
+
+def _matrix(value: Any, where: str, size: int, within: tuple[float, float]) -> None:
+    """A ``size`` x ``size`` list of lists of finite numbers within ``within``."""
+    square = isinstance(value, list) and len(value) == size and all(isinstance(row, list) and len(row) == size for row in value)
+    _check(square, f"{where} must be a {size} x {size} list of numbers")
+    for i, row in enumerate(value):
+        for j, number in enumerate(row):
+            _number(number, f"{where}[{i}][{j}]", within=within)
+
+
+def _check_affinity(value: Any, tasks: set[str]) -> None:
+    """The optional ``task_affinity`` section (callbacks/task_affinity.py): the inter-task
+    affinity of Fifty et al. (2021), ``Z[i][j] = 1 - L_j(after i's lookahead) / L_j(before)``
+    (at most 1, as losses are not negative), its spread over lookaheads, and the gradient cosine
+    and magnitude similarity of the same steps, each a T x T matrix in the order of ``tasks``."""
+    if value is None:
+        return
+    section = _object(value, "task_affinity")
+    order = section.get("tasks")
+    _check(isinstance(order, list) and len(order) > 0, "task_affinity.tasks must be a non-empty list")
+    for task in order:
+        declared = isinstance(task, str) and task in tasks
+        _check(declared, f"task_affinity.tasks names task {_name(task)}, which dataset.tasks does not declare")
+    _check(len(set(order)) == len(order), "task_affinity.tasks names a task twice")
+    for field in ("every_n_steps", "lookaheads"):
+        count = section.get(field)
+        _check(type(count) is int and count >= 1, f"task_affinity.{field} must be an integer >= 1")
+    _check(section.get("direction") in AFFINITY_DIRECTIONS, f"task_affinity.direction must be one of {', '.join(AFFINITY_DIRECTIONS)}")
+    size = len(order)
+    _matrix(section.get("affinity"), "task_affinity.affinity", size, (-MAX_MAGNITUDE, 1 + SLACK))
+    _matrix(section.get("affinity_std"), "task_affinity.affinity_std", size, (0, MAX_MAGNITUDE))
+    _matrix(section.get("cos"), "task_affinity.cos", size, (-1 - SLACK, 1 + SLACK))
+    _matrix(section.get("mag_sim"), "task_affinity.mag_sim", size, (0, 1 + SLACK))
 
 
 def _check_config(config: dict, tasks: set[str]) -> None:
