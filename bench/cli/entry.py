@@ -25,6 +25,7 @@ suite:
   sweep SPEC          methods x optimizers x seeds (+ single-task baselines), resumable
   leaderboard RUNS    tables of a sweep's run records (Delta_m, ranks, costs)
   report RUNS         a paper protocol's comparison with its published numbers
+  groups RUNS         task groupings from recorded inter-task affinity (Fifty et al. 2021)
   plot RUN_DIR        figures of a run's gradient statistics (or a study's: --study AXIS)
   data check ROOT     check a dataset release and name what is missing
   perf                seconds per step and memory of the methods
@@ -46,6 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     light = {
         "leaderboard": "mtlbench.leaderboards.cli",
         "report": "mtlbench.leaderboards.report",
+        "groups": "mtlbench.leaderboards.groups",
         "sweep": "mtlbench.bench.sweeps.sweep",
         "perf": "mtlbench.bench.sweeps.perf",
         "gpu-check": "mtlbench.bench.cli.gpu_check",
