@@ -11,7 +11,7 @@ epoch (6, 3 or 2 per process; the seventh is dropped), 3 epochs. The network use
 take the same steps.
 
 Rank 0 writes OUT/<config>-world<W>-rank0.pt: the initial and final parameters, the method's
-state, the validation history and the gradient-probe history; the other ranks write their
+state, the validation history, the gradient-probe history and the task-affinity history; the other ranks write their
 final parameters, so the test can check that the ranks agree.
 
 ``NEGATIVE`` configurations are the positive ones with one reduction removed (the mean of
@@ -37,7 +37,7 @@ from pytorch_lightning.callbacks import Callback
 
 import mtlbench.bench.run.jacobian
 import mtlbench.bench.run.module
-from mtlbench.bench.run.callbacks import GradientProbe
+from mtlbench.bench.run.callbacks import GradientProbe, TaskAffinity
 from mtlbench.bench.run.methods import (
     IMTLG,
     MGDA,
@@ -147,6 +147,22 @@ NEGATIVE: dict[str, tuple[str, type[MultiTaskModule], Callable[[], contextlib.Ab
 }
 
 
+@contextlib.contextmanager
+def _local_affinity() -> Iterator[None]:
+    """The task affinity's losses taken on this rank's shard, not averaged over ranks."""
+
+    def local(self, pl_module, images, targets):
+        torch.manual_seed(0)
+        return pl_module.training_losses(pl_module.net(images), targets)[: len(self._task_names)].detach().float()
+
+    with mock.patch.object(TaskAffinity, "_global_losses", local):
+        yield
+
+
+# a reduction the training does not see: its control is on the affinity, not the parameters
+AFFINITY_NEGATIVE = {"EW-local-affinity": ("EW", MultiTaskModule, _local_affinity)}
+
+
 # ----------------------------------------------------------------------------- one run
 class ValidationHistory(Callback):
     """Every validation's logged values (``val/...``), as one process would log them."""
@@ -187,15 +203,16 @@ def flat_parameters(module: MultiTaskModule) -> torch.Tensor:
 
 
 def run(name: str, world: int, cache: str, out: Path) -> None:
-    base, module_class, patch = NEGATIVE.get(name, (name, MultiTaskModule, contextlib.nullcontext))
+    base, module_class, patch = {**NEGATIVE, **AFFINITY_NEGATIVE}.get(name, (name, MultiTaskModule, contextlib.nullcontext))
     pl.seed_everything(0, verbose=False)
     probe, history = GradientProbe(every_n_steps=PROBE_EVERY), ValidationHistory()
+    affinity = TaskAffinity(every_n_steps=PROBE_EVERY)
     trainer = pl.Trainer(
         max_epochs=EPOCHS,
         accelerator="cpu",
         devices=world,
         strategy="ddp" if world > 1 else "auto",
-        callbacks=[probe, history],
+        callbacks=[probe, affinity, history],
         logger=False,
         enable_progress_bar=False,
         enable_checkpointing=False,
@@ -211,6 +228,7 @@ def run(name: str, world: int, cache: str, out: Path) -> None:
     result = {"params": flat_parameters(module)}
     if trainer.is_global_zero:
         result.update(initial=initial, method_state=method_state(module), val=history.history, probes=probe.history)
+        result["affinity"] = affinity.history
     torch.save(result, out / f"{name}-world{world}-rank{trainer.global_rank}.pt")
 
 
@@ -218,5 +236,5 @@ if __name__ == "__main__":
     warnings.filterwarnings("ignore")
     torch.set_num_threads(1)
     cache, out, world = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
-    for config in sys.argv[4:] or [*CONFIGS, *(NEGATIVE if world > 1 else [])]:
+    for config in sys.argv[4:] or [*CONFIGS, *((*NEGATIVE, *AFFINITY_NEGATIVE) if world > 1 else [])]:
         run(config, world, cache, out)

@@ -19,7 +19,7 @@ import torch
 from mtlbench.bench.run.methods import GRADIENT_AGGREGATORS, LOSS_WEIGHTINGS
 from mtlbench.datamodules import SyntheticScenesDataModule
 from tests.bench import ddp_equivalence
-from tests.bench.ddp_equivalence import CONFIGS, EPOCHS, NEGATIVE, PROBE_EVERY, RELEASE, STEPS_PER_EPOCH
+from tests.bench.ddp_equivalence import AFFINITY_NEGATIVE, CONFIGS, EPOCHS, NEGATIVE, PROBE_EVERY, RELEASE, STEPS_PER_EPOCH
 
 REPO = Path(__file__).resolve().parents[2]
 WORLDS = (2, 3)
@@ -100,7 +100,7 @@ def _train_all(out: Path, configs: tuple[str, ...], negative: tuple[str, ...]) -
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> Path:
-    return _train_all(tmp_path_factory.mktemp("ddp-exactness"), DEFAULT, tuple(NEGATIVE))
+    return _train_all(tmp_path_factory.mktemp("ddp-exactness"), DEFAULT, (*NEGATIVE, *AFFINITY_NEGATIVE))
 
 
 @pytest.fixture(scope="module")
@@ -173,3 +173,35 @@ def test_probe_statistics_are_those_of_the_whole_batch(runs, name, world):
             if isinstance(value, float):
                 # sign-conflict fractions may flip a handful of near-zero coordinates out of ~10^5
                 assert probe_many[key] == pytest.approx(value, rel=1e-4, abs=1e-4), key
+
+
+def _affinity_error(one: list[dict], other: list[dict]) -> float:
+    assert [entry["step"] for entry in other] == [entry["step"] for entry in one]
+    return max(
+        abs(a - b)
+        for x, y in zip(one, other, strict=True)
+        for key in ("affinity", "cos", "mag_sim")
+        for row_a, row_b in zip(x[key], y[key], strict=True)
+        for a, b in zip(row_a, row_b, strict=True)
+    )
+
+
+AFFINITY_TOLERANCE = 2e-6  # measured: at most 9.7e-7 (MGDA in features space, 2 processes; affinities up to 0.036)
+
+
+@pytest.mark.parametrize("world", WORLDS)
+@pytest.mark.parametrize("name", ["EW", "GradNorm", "PCGrad-parameters", "MGDA-features", "UPGrad-parameters-k3"])
+def test_task_affinity_is_that_of_the_whole_batch(runs, name, world):
+    """From the step's Jacobian (PCGrad, UPGrad's exact steps) or its own pass (the others, and
+    UPGrad's reused steps), each rank's lookahead on its shard gives one process's affinity."""
+    one, many = _load(runs, name, 1)["affinity"], _load(runs, name, world)["affinity"]
+    assert [entry["step"] for entry in one] == list(range(0, EPOCHS * STEPS_PER_EPOCH, PROBE_EVERY))
+    assert max(abs(value) for entry in one for row in entry["affinity"] for value in row) > 1e-3, "the lookahead should move the losses"
+    assert _affinity_error(one, many) <= AFFINITY_TOLERANCE
+
+
+@pytest.mark.parametrize("world", WORLDS)
+@pytest.mark.parametrize("name", list(AFFINITY_NEGATIVE))
+def test_a_local_affinity_exceeds_the_tolerance(runs, name, world):
+    one, many = _load(runs, AFFINITY_NEGATIVE[name][0], 1)["affinity"], _load(runs, name, world)["affinity"]
+    assert _affinity_error(one, many) > 10 * AFFINITY_TOLERANCE
