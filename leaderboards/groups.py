@@ -103,16 +103,39 @@ def _affinity_of(record: dict, path: Path, root: Path) -> tuple[tuple[str, ...],
     return tuple(tasks), [[float(z) for z in row] for row in matrix], section.get("direction")
 
 
-def read_affinities(runs: Path | str) -> Affinities:
-    """The affinity of every record under ``runs`` (a folder searched recursively, a run folder,
-    or one ``results.json``) that holds ``task_affinity``: mean and std (population) per entry over
-    the records. Every record must read and fit the schema; the affinities must share one task
-    list and direction. Records of diverged or failed runs are passed over."""
-    runs = Path(runs)
+def read_affinities(runs: Path | str | Sequence[Path | str]) -> Affinities:
+    """The affinity of every record under ``runs`` (folders searched recursively, run folders, or
+    ``results.json`` files; one or several) that holds ``task_affinity``: mean and std
+    (population) per entry over the records. Every record must read and fit the schema; the
+    affinities must share one task list and direction. Records of diverged or failed runs are
+    passed over."""
+    sources = [Path(runs)] if isinstance(runs, (str, Path)) else [Path(run) for run in runs]
+    found: list[tuple[Path, tuple[str, ...], list[list[float]], Any]] = []
+    for source in sources:
+        found.extend(_affinities_under(source))
+    if not found:
+        raise ValueError(NO_AFFINITY.format(root=" ".join(str(source) for source in sources)))
+    first = found[0]
+    for other in found[1:]:
+        for index, what in ((1, "tasks"), (3, "direction")):
+            if other[index] != first[index]:
+                raise ValueError(
+                    f"run records {first[0]} and {other[0]} hold task_affinity over different {what} ({first[index]} vs {other[index]});"
+                    " pass only the runs that share them (e.g. the multi-task runs of one task set)"
+                )
+    size = len(first[1])
+    cells = [[[entry[2][i][j] for entry in found] for j in range(size)] for i in range(size)]
+    mean = tuple(tuple(statistics.fmean(cell) for cell in row) for row in cells)
+    std = tuple(tuple(statistics.pstdev(cell) for cell in row) for row in cells)
+    return Affinities(first[1], mean, std, tuple(entry[0] for entry in found), first[3])
+
+
+def _affinities_under(runs: Path) -> list[tuple[Path, tuple[str, ...], list[list[float]], Any]]:
+    """``(record, tasks, matrix, direction)`` of the records under ``runs`` that hold an affinity."""
     if not runs.exists():
         raise FileNotFoundError(f"runs folder {runs} not found; pass the folder that holds the runs' results.json files")
     root, paths = (runs.parent, [runs]) if runs.is_file() else (runs, record_paths(runs))
-    found: list[tuple[Path, tuple[str, ...], list[list[float]], Any]] = []
+    found = []
     for path in paths:
         record = read_record(path, root)  # UntrustedFileError: one line naming the file
         try:
@@ -122,21 +145,7 @@ def read_affinities(runs: Path | str) -> Affinities:
         entry = _affinity_of(record, path, root)
         if entry is not None:
             found.append((path, *entry))
-    if not found:
-        raise ValueError(NO_AFFINITY.format(root=runs))
-    first = found[0]
-    for other in found[1:]:
-        for index, what in ((1, "tasks"), (3, "direction")):
-            if other[index] != first[index]:
-                raise ValueError(
-                    f"run records {first[0]} and {other[0]} hold task_affinity over different {what} ({first[index]} vs {other[index]});"
-                    " pass a folder whose runs share them"
-                )
-    size = len(first[1])
-    cells = [[[entry[2][i][j] for entry in found] for j in range(size)] for i in range(size)]
-    mean = tuple(tuple(statistics.fmean(cell) for cell in row) for row in cells)
-    std = tuple(tuple(statistics.pstdev(cell) for cell in row) for row in cells)
-    return Affinities(first[1], mean, std, tuple(entry[0] for entry in found), first[3])
+    return found
 
 
 def group_score(affinity: Matrix, group: Sequence[int]) -> float:
@@ -324,7 +333,13 @@ def main(argv: Sequence[str]) -> int:
         description="Which tasks to train together (at most B networks), from the runs' recorded inter-task affinity (Fifty et al. 2021).",
         epilog="Score: each task's mean affinity from the others of its group (0 alone), summed. Then: mtlbench sweep GROUPS.yaml",
     )
-    parser.add_argument("runs", type=Path, metavar="RUNS", help="a folder of run records with task_affinity (searched recursively)")
+    parser.add_argument(
+        "runs",
+        type=Path,
+        nargs="+",
+        metavar="RUNS",
+        help="folders of run records with task_affinity (searched recursively), or run folders",
+    )
     parser.add_argument("--networks", type=int, required=True, metavar="B", help="the most networks (task groups) to train")
     parser.add_argument("--spec", type=Path, metavar="TEMPLATE.yaml", help="a sweep spec whose methods, optimizers and seeds to keep")
     parser.add_argument("--out", type=Path, metavar="GROUPS.yaml", help="where to write the sweep spec of the chosen groups")

@@ -126,6 +126,10 @@ def test_records_over_different_tasks_are_one_line(tmp_path):
     with pytest.raises(ValueError, match=r"run records .*a.* and .*b.* different tasks") as error:
         read_affinities(tmp_path)
     assert "\n" not in str(error.value)
+    # the runs of one task set, named one by one (the shell's glob of a sweep's folders)
+    assert read_affinities([tmp_path / "a"]).tasks == tuple(TASKS)
+    write_run(tmp_path, "c", planted([[0, 1], [2, 3]], inside=0.7))
+    assert read_affinities([tmp_path / "a", tmp_path / "c"]).mean[0][1] == pytest.approx(0.6)
 
 
 def test_runs_without_affinity_are_named(tmp_path):
