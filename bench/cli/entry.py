@@ -26,6 +26,7 @@ suite:
   leaderboard RUNS    tables of a sweep's run records (Delta_m, ranks, costs)
   report RUNS         a paper protocol's comparison with its published numbers
   groups RUNS         task groupings from recorded inter-task affinity (Fifty et al. 2021)
+  affinity RUNS       the affinity study: predicted vs measured pairs, chosen groupings
   plot RUN_DIR        figures of a run's gradient statistics (or a study's: --study AXIS)
   data check ROOT     check a dataset release and name what is missing
   perf                seconds per step and memory of the methods
@@ -48,6 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "leaderboard": "mtlbench.leaderboards.cli",
         "report": "mtlbench.leaderboards.report",
         "groups": "mtlbench.leaderboards.groups",
+        "affinity": "mtlbench.leaderboards.affinity_study",
         "sweep": "mtlbench.bench.sweeps.sweep",
         "perf": "mtlbench.bench.sweeps.perf",
         "gpu-check": "mtlbench.bench.cli.gpu_check",

@@ -63,7 +63,7 @@ class TaskAffinity(Callback):
             (if it keeps Adam's ``exp_avg_sq``) or ``sgd`` named.
     """
 
-    def __init__(self, every_n_steps: int = 25, direction: str = "auto") -> None:
+    def __init__(self, every_n_steps: int = 100, direction: str = "auto") -> None:
         self.every_n_steps = every_n_steps
         self.direction = direction
         self.rule = direction
