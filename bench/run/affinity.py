@@ -51,17 +51,17 @@ def lookahead_steps(grads: torch.Tensor, lr: torch.Tensor, rule: str, denominato
 
 def affinity(before: torch.Tensor, after: torch.Tensor) -> torch.Tensor:
     """``Z[i, j] = 1 - after[i, j] / before[j]`` from the losses before (``[T]``) and after each
-    task's lookahead (``[T, T]``: row i holds every loss after i's). A loss of 0 before counts
-    as unchanged when it stays 0 (its relative change is otherwise unbounded).
+    task's lookahead (``[T, T]``: row i holds every loss after i's). A task whose loss is 0 before
+    (no valid pixel in the batch, or a perfect fit) has no relative change: its column is 0.
 
     Example:
-        >>> affinity(torch.tensor([2.0, 1.0]), torch.tensor([[1.0, 1.5], [2.5, 0.5]])).tolist()
-        [[0.5, -0.5], [-0.25, 0.5]]
+        >>> affinity(torch.tensor([2.0, 1.0, 0.0]), torch.tensor([[1.0, 1.5, 0.0], [2.5, 0.5, 0.3], [2.0, 1.0, 0.1]])).tolist()
+        [[0.5, -0.5, 0.0], [-0.25, 0.5, 0.0], [0.0, 0.0, 0.0]]
     """
     before = before.double()
-    ratio = after.double() / before.clamp(min=torch.finfo(torch.float64).tiny)
-    ratio = torch.where((before == 0) & (after == 0), torch.ones_like(ratio), ratio)
-    return 1 - ratio
+    defined = before > 0
+    ratio = after.double() / torch.where(defined, before, torch.ones_like(before))
+    return torch.where(defined, 1 - ratio, torch.zeros_like(ratio))
 
 
 def pair_matrix(values: torch.Tensor, count: int, diagonal: float = 1.0) -> torch.Tensor:
