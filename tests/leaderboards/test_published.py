@@ -65,6 +65,17 @@ def test_published_study_figures_regenerate_identically(table, tmp_path):
     assert (tmp_path / table.name).read_text() == table.read_text(), f"{table} differs from what its records give"
 
 
+def test_the_affinity_study_regenerates_identically(tmp_path):
+    """``mtlbench affinity``'s tables from the study's committed records (the figure depends on
+    matplotlib's version, the tables do not)."""
+    from mtlbench.leaderboards.affinity_study import write_study
+
+    folder = LEADERBOARDS / "studies" / "affinity"
+    write_study(folder / "records", tmp_path)
+    for name in ("pairs.csv", "correlations.csv", "groupings.csv", "affinity_study.md"):
+        assert (tmp_path / name).read_text() == (folder / name).read_text(), f"affinity/{name} differs from what its records give"
+
+
 # Methods whose records may drift between machines, with the relative tolerance used for their
 # test metrics (README, "Reliability"): Nash-MTL's cvxpy/ECOS solve differs in its last digits
 # with the BLAS; 1.6 % was the largest drift seen on the quickstart.
