@@ -16,7 +16,16 @@ from collections.abc import Iterator
 
 from mtlbench.bench import IMPORTED_AT
 
-PARTS = ("start_up", "setup", "training_steps", "validation", "probe", "checkpoints", "test", "record")
+PARTS = (
+    "start_up",
+    "setup",
+    "training_steps",
+    "validation",
+    "probe",
+    "checkpoints",
+    "test",
+    "record",
+)  # probe: the gradient probe and the task affinity
 NESTED = ("probe", "checkpoints", "record")  # measured inside other parts, and taken out of them
 
 

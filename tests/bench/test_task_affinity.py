@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import json
 import warnings
 from pathlib import Path
 from unittest import mock
@@ -16,11 +17,14 @@ import torch
 from pytorch_lightning.callbacks import Callback
 from pytorch_lightning.loggers import CSVLogger
 
-from mtlbench.bench.run.callbacks import TaskAffinity
+from mtlbench.bench.run.callbacks import RECORD_NAME, RunRecord, TaskAffinity
 from mtlbench.bench.run.callbacks import task_affinity as task_affinity_module
 from mtlbench.bench.run.methods import EqualWeighting, UPGrad
 from mtlbench.bench.run.module import MultiTaskModule
+from mtlbench.bench.sweeps.plot import plot_run
 from mtlbench.datamodules import SyntheticScenesDataModule
+from mtlbench.leaderboards.groups import main as groups_main
+from mtlbench.leaderboards.schema import validate_record
 from mtlbench.models import MultiTaskNet
 
 DTYPE = torch.float64
@@ -212,7 +216,7 @@ def test_the_identity_check_sees_a_lookahead_left_in_place(cache, observed):
 
 
 # ----------------------------------------------------------------------------- ground truth
-def test_segmentation_has_more_affinity_with_its_related_tasks_over_three_seeds(cache, tmp_path):
+def test_segmentation_has_more_affinity_with_its_related_tasks_over_three_seeds(cache, tmp_path, capsys):
     """Synthetic scenes know their ground truth: edges and boundary follow the scene's layout,
     texture and pattern do not. Segmentation's mean symmetrised affinity with the related tasks
     is above that with the unrelated ones, in every seed (margins measured at seeds 0, 1, 2:
@@ -221,7 +225,7 @@ def test_segmentation_has_more_affinity_with_its_related_tasks_over_three_seeds(
     for seed in range(3):
         affinity = TaskAffinity(every_n_steps=5)
         logger = CSVLogger(tmp_path, name=f"seed{seed}")
-        _fit(cache, tasks, EqualWeighting(), [affinity], steps=SMALL_RUN_STEPS, seed=seed, logger=logger, root=tmp_path)
+        _fit(cache, tasks, EqualWeighting(), [affinity, RunRecord()], steps=SMALL_RUN_STEPS, seed=seed, logger=logger, root=tmp_path)
         matrix = torch.tensor(affinity.summary()["affinity"])
         symmetric = (matrix + matrix.T) / 2
         related = sum(symmetric[0, tasks.index(task)].item() for task in RELATED) / len(RELATED)
@@ -233,3 +237,27 @@ def test_segmentation_has_more_affinity_with_its_related_tasks_over_three_seeds(
         logged = [int(row["step"]) for row in rows if row.get("affinity/edges->segmentation")]
         assert logged == [entry["step"] for entry in affinity.history] == list(range(0, SMALL_RUN_STEPS, 5))
         assert all(row["affinity/segmentation->pattern"] for row in rows if row.get("affinity/edges->segmentation"))
+        # the record holds the summary, valid for the leaderboard's schema
+        record = json.loads((Path(logger.log_dir) / RECORD_NAME).read_text())
+        validate_record(record)
+        assert record["task_affinity"] == json.loads(json.dumps(affinity.summary()))
+    # what the users' commands make of the runs: the figures, and the groups of the three seeds
+    figures = plot_run(Path(logger.log_dir))
+    assert {path.name for path in figures} >= {"affinity_matrix.png", "affinity_over_training.png", "affinity_vs_gradients.png"}
+    assert groups_main([str(tmp_path), "--networks", "2"]) == 0
+    assert "segmentation" in capsys.readouterr().out
+
+
+def test_settings_it_cannot_follow_are_one_line(cache):
+    with pytest.raises(ValueError, match=r"^TaskAffinity: direction must be one of auto, adam, sgd, got 'newton'$"):
+        _fit(cache, THREE, EqualWeighting(), [TaskAffinity(direction="newton")], steps=1)
+    with pytest.raises(ValueError, match=r"^TaskAffinity: every_n_steps must be an integer >= 1, got 0$"):
+        _fit(cache, THREE, EqualWeighting(), [TaskAffinity(every_n_steps=0)], steps=1)
+    rmsprop = lambda params: torch.optim.RMSprop(params, lr=1e-3)  # noqa: E731
+    with pytest.raises(ValueError, match=r"direction auto knows Adam, AdamW and SGD, not RMSprop; set direction adam or sgd$"):
+        _fit(cache, THREE, EqualWeighting(), [TaskAffinity()], steps=1, optimizer=rmsprop)
+    with pytest.raises(ValueError, match=r"direction adam reads Adam's second moments, which RMSprop has not; use sgd$"):
+        _fit(cache, THREE, EqualWeighting(), [TaskAffinity(direction="adam")], steps=1, optimizer=rmsprop)
+    affinity = TaskAffinity(every_n_steps=1, direction="sgd")  # any optimizer, by the paper's rule
+    _fit(cache, THREE, EqualWeighting(), [affinity], steps=2, optimizer=rmsprop)
+    assert affinity.rule == "sgd" and len(affinity.history) == 2

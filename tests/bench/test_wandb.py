@@ -46,7 +46,8 @@ def test_a_run_without_credentials_logs_offline_with_tags_and_its_record(no_cred
     config = tmp_path / "loggers.yaml"
     config.write_text(yaml.safe_dump(loggers))
     args = [*tiny_cli_args(tiny_cache, tmp_path, str(REPO / "configs" / "quickstart.yaml")), "--trainer.max_epochs=1"]
-    assert main(["fit", *args, f"--trainer.logger={config}"]) == 0
+    affinity = '{"class_path": "mtlbench.bench.run.callbacks.TaskAffinity", "init_args": {"every_n_steps": 2}}'
+    assert main(["fit", *args, f"--trainer.logger={config}", f"--trainer.callbacks+={affinity}"]) == 0
     record_path = next(tmp_path.rglob("version_0/results.json"))
     written = json.loads(record_path.read_text())
     assert written["status"] == "complete" and written["wandb"]["offline"] is True and written["wandb"]["url"] is None
@@ -60,6 +61,8 @@ def test_a_run_without_credentials_logs_offline_with_tags_and_its_record(no_cred
     # for it at its atexit teardown; this test process goes on), so shut the service down first
     wandb.teardown()
     log = next(offline_runs[0].glob("*.wandb")).read_bytes()
+    # the task affinity's lookaheads reach W&B as they reach every logger
+    assert b"affinity/depth->segmentation" in log and "task_affinity" in written
     for text in ("method:EW", "optimizer:Adam", "seed:0", "dataset:SyntheticScenesDataModule", "mtl", "test-sweep", "mtlbench"):
         assert text.encode() in log, text
 
