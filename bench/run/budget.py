@@ -16,16 +16,8 @@ from collections.abc import Iterator
 
 from mtlbench.bench import IMPORTED_AT
 
-PARTS = (
-    "start_up",
-    "setup",
-    "training_steps",
-    "validation",
-    "probe",
-    "checkpoints",
-    "test",
-    "record",
-)  # probe: the gradient probe and the task affinity
+# "probe" holds both observers: the gradient probe and the task affinity
+PARTS = ("start_up", "setup", "training_steps", "validation", "probe", "checkpoints", "test", "record")
 NESTED = ("probe", "checkpoints", "record")  # measured inside other parts, and taken out of them
 
 
