@@ -21,11 +21,16 @@ PARTS = ("start_up", "setup", "training_steps", "validation", "probe", "checkpoi
 NESTED = ("probe", "checkpoints", "record")  # measured inside other parts, and taken out of them
 
 
+def clock() -> float:
+    """The budget's one clock (monotonic seconds); every part is read off it."""
+    return time.perf_counter()
+
+
 def since_first_import() -> float:
     """Seconds since this process first imported the suite (``mtlbench.bench``): the imports and
     anything the process did before its first run. (Not the process's age: a shell that ``exec``s
     the command hands on its own start time.)"""
-    return max(0.0, time.perf_counter() - IMPORTED_AT)
+    return max(0.0, clock() - IMPORTED_AT)
 
 
 class Budget:
@@ -34,7 +39,7 @@ class Budget:
     def __init__(self, start_up: float) -> None:
         self.seconds = dict.fromkeys(PARTS, 0.0)
         self.seconds["start_up"] = start_up
-        self.began = time.perf_counter()
+        self.began = clock()
 
     def nested(self) -> float:
         """Seconds in the nested parts so far (an enclosing interval takes out what grew in it)."""
@@ -43,7 +48,7 @@ class Budget:
     def fields(self) -> dict[str, float]:
         """The record's ``budget``: every part, what none of them covers (``other``: data loading
         between steps, the framework's own work) and the total, in seconds."""
-        total = self.seconds["start_up"] + time.perf_counter() - self.began
+        total = self.seconds["start_up"] + clock() - self.began
         parts = {name: round(value, 3) for name, value in self.seconds.items()}
         return {**parts, "other": round(max(0.0, total - sum(self.seconds.values())), 3), "total": round(total, 3)}
 
@@ -69,9 +74,9 @@ def current() -> Budget | None:
 @contextlib.contextmanager
 def part(name: str) -> Iterator[None]:
     """Count the time inside the block towards ``name`` of the run in progress (none: nothing)."""
-    started = time.perf_counter()
+    started = clock()
     try:
         yield
     finally:
         if _current is not None:
-            _current.seconds[name] += time.perf_counter() - started
+            _current.seconds[name] += clock() - started

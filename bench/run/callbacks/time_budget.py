@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Callback
 
+from mtlbench.bench.run import budget as run_budget
 from mtlbench.bench.run.budget import current
 
 
@@ -23,20 +23,20 @@ class TimeBudget(Callback):
     def _start(self, name: str) -> None:
         budget = current()
         if budget is not None:
-            self._open[name] = (time.perf_counter(), budget.nested())
+            self._open[name] = (run_budget.clock(), budget.nested())
 
     def _end(self, name: str) -> None:
         budget, opened = current(), self._open.pop(name, None)
         if budget is not None and opened is not None:
             started, nested = opened
-            budget.seconds[name] += max(0.0, time.perf_counter() - started - (budget.nested() - nested))
+            budget.seconds[name] += max(0.0, run_budget.clock() - started - (budget.nested() - nested))
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         budget = current()
         if budget is not None and not self._set_up:
             self._set_up = True
             measured = sum(seconds for name, seconds in budget.seconds.items() if name != "start_up")
-            budget.seconds["setup"] += max(0.0, time.perf_counter() - budget.began - measured)
+            budget.seconds["setup"] += max(0.0, run_budget.clock() - budget.began - measured)
 
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int) -> None:
         self._start("training_steps")
