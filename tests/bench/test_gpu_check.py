@@ -12,6 +12,11 @@ import torch
 from mtlbench.bench.cli import gpu_check
 from mtlbench.bench.cli.entry import main
 
+# The whole check at its tiny size takes about 90 s, so it runs with -m slow (before a lent GPU's
+# first call: python -m pytest -m slow tests/bench/test_gpu_check.py); the default run keeps the
+# check out of time (7 s), which starts all four steps and writes their files.
+SLOW = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def checked(tmp_path_factory) -> tuple[int, Path, str]:
@@ -22,6 +27,7 @@ def checked(tmp_path_factory) -> tuple[int, Path, str]:
     return code, out, readme.read_text()
 
 
+@SLOW
 def test_every_step_is_done_and_its_figures_are_in_the_files(checked):
     code, out, _ = checked
     files = out / "files"
@@ -50,6 +56,7 @@ def test_every_step_is_done_and_its_figures_are_in_the_files(checked):
     assert all(text.startswith("identical (all ") for text in pairs.values())  # a CPU repeats itself at fixed threads
 
 
+@SLOW
 def test_the_summary_goes_to_the_readme_block(checked):
     _, out, readme = checked
     summary = (out / "files" / "summary.md").read_text()
@@ -58,6 +65,7 @@ def test_the_summary_goes_to_the_readme_block(checked):
     assert "- fit (" in summary and "record complete" in summary and "- determinism (" in summary
 
 
+@SLOW
 def test_its_files_are_read_back_by_the_leaderboard(checked, tmp_path):
     _, out, _ = checked
     files = out / "files"
@@ -100,7 +108,6 @@ def test_bad_options_are_one_line_before_anything_runs(tmp_path, capsys):
         assert "gpu-check: --device cuda, but torch sees no GPU" in capsys.readouterr().err
 
 
-@pytest.mark.slow  # a second whole check (7 s): the default run keeps the full one
 def test_a_check_out_of_time_stops_each_step_and_keeps_what_it_measured(tmp_path, capsys):
     """--minutes bounds the whole check: perf stops timing, the runs are stopped, and every figure
     measured before is in the files and on the console."""
@@ -120,6 +127,7 @@ def test_a_check_out_of_time_stops_each_step_and_keeps_what_it_measured(tmp_path
     assert "gpu-check: fit: failed" in printed and f"| {measured[0]} |" in printed
 
 
+@SLOW
 def test_publish_puts_a_check_made_elsewhere_in_the_readme(checked, tmp_path, capsys):
     """The files of a check that came back from a GPU node: no measuring, the summary in the block;
     a folder that is not a check's, or a summary that would open another block, is refused."""

@@ -107,7 +107,6 @@ def _shrunk(tmp_path: Path, name: str, cache: str, methods: list[str], extra: li
     return path
 
 
-@pytest.mark.slow  # 7 s; the Elich protocol's run below keeps the default check of the same path into a report
 def test_the_nash_mtl_protocol_runs_at_cpu_size_into_a_report(tmp_path):
     spec = _shrunk(tmp_path, "paper_nash_mtl_synthetic", str(tmp_path / "cache"), ["EW", "UW"], ["--last_epochs.save_top_k=2"])
     runs = tmp_path / "runs"
@@ -125,6 +124,7 @@ def test_the_nash_mtl_protocol_runs_at_cpu_size_into_a_report(tmp_path):
     assert "not the paper's NYUv2DataModule" in text and "| EW | Adam | LS |" in text and "| UW | Adam | UW |" in text
 
 
+@pytest.mark.slow  # 16 s; the Nash-MTL protocol's run above keeps the default check of the same path into a report
 def test_the_elich_protocol_runs_at_cpu_size_into_a_report(tmp_path):
     spec = _shrunk(tmp_path, "paper_elich_synthetic", str(tmp_path / "cache"), ["EW", "CAGrad"], ["--data.init_args.num_val=8"])
     data = yaml.safe_load(spec.read_text())

@@ -86,6 +86,7 @@ def test_a_fit_killed_in_a_step_in_validation_and_while_writing_a_checkpoint_end
     assert sorted((tmp_path / "killed").rglob("*.tmp")) == [], "a resumed run clears the writes its kill cut short"
 
 
+@pytest.mark.slow  # 34 s; the default run kills a fit in a step, a validation and a checkpoint write (above)
 def test_a_sweep_killed_at_a_random_point_resumes_to_the_same_records(tiny_cache, tmp_path):
     """The sweep's process is killed from outside, after the first run's first checkpoints, in a
     training step, in a validation or while a checkpoint is written (drawn), and the same sweep,
