@@ -51,8 +51,9 @@ TOLERANCES = {
 
 
 # GradDrop's draw against each coordinate's sign purity is a discontinuity the smooth network
-# cannot remove: between 1 and 3 processes the purities differ by 2.6e-7 on average (3072
-# coordinates a step), so a draw that falls between the two is expected about once in 500 runs.
+# cannot remove: between 1 and 3 processes the purities differed by 2.6e-7 on average (3072
+# coordinates a step, measured on the ReLU network before it was made smooth), so a draw that
+# falls between the two is expected about once in 500 runs.
 
 # The default run trains one configuration of every path the reductions take: the loss
 # weightings (global losses, GradNorm's norms, the valid-pixel shares), the parameter-space
@@ -105,6 +106,7 @@ class Trained:
 
     def __init__(self, out: Path) -> None:
         self.out, self.done = out, set()
+        SyntheticScenesDataModule(cache_dir=str(out / "cache"), **RELEASE).prepare_data()
 
     def folder(self, name: str, world: int) -> Path:
         group = "default" if name in DEFAULT or name in NEGATIVE or name in AFFINITY_NEGATIVE else "more"
@@ -112,7 +114,6 @@ class Trained:
         folder = self.out / group
         for needed in sorted({1, world}):
             if (group, needed) not in self.done:
-                SyntheticScenesDataModule(cache_dir=str(self.out / "cache"), **RELEASE).prepare_data()
                 folder.mkdir(exist_ok=True)
                 _train(self.out / "cache", folder, needed, [*configs, *(negative if needed > 1 else ())])
                 self.done.add((group, needed))

@@ -4,6 +4,7 @@ Adam is invariant to a constant per-task loss scale on the heads (Elich et al. 2
 from __future__ import annotations
 
 import warnings
+from collections.abc import Collection
 from pathlib import Path
 
 import pytest
@@ -40,7 +41,7 @@ MECHANISMS = {
 BF16_DEFAULT = ("ew", "upgrad", "mgda_ub", "graddrop")
 
 
-def every_method(configs: list[Path], default: tuple[str, ...] | dict = MECHANISMS) -> list:
+def every_method(configs: list[Path], default: Collection[str] = tuple(MECHANISMS)) -> list:
     return [config if config.stem in default else pytest.param(config, marks=pytest.mark.slow) for config in configs]
 
 

@@ -8,7 +8,6 @@ import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Callback
 
 from mtlbench.bench.run import budget as run_budget
-from mtlbench.bench.run.budget import current
 
 
 class TimeBudget(Callback):
@@ -21,18 +20,18 @@ class TimeBudget(Callback):
         self._set_up = False
 
     def _start(self, name: str) -> None:
-        budget = current()
+        budget = run_budget.current()
         if budget is not None:
             self._open[name] = (run_budget.clock(), budget.nested())
 
     def _end(self, name: str) -> None:
-        budget, opened = current(), self._open.pop(name, None)
+        budget, opened = run_budget.current(), self._open.pop(name, None)
         if budget is not None and opened is not None:
             started, nested = opened
             budget.seconds[name] += max(0.0, run_budget.clock() - started - (budget.nested() - nested))
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        budget = current()
+        budget = run_budget.current()
         if budget is not None and not self._set_up:
             self._set_up = True
             measured = sum(seconds for name, seconds in budget.seconds.items() if name != "start_up")
@@ -57,5 +56,5 @@ class TimeBudget(Callback):
         self._end("test")
 
     def record_fields(self) -> dict[str, Any]:
-        budget = current()
+        budget = run_budget.current()
         return {} if budget is None else {"budget": budget.fields()}
