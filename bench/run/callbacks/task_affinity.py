@@ -49,9 +49,10 @@ class TaskAffinity(Callback):
     (``affinity/<i>-><j>``, so W&B too) and ``task_affinity.json`` (drawn by ``mtlbench plot``).
 
     Args:
-        every_n_steps: lookahead cadence. At the default of 25 a lookahead costs about XX of an
-            ordinary step on the quickstart model (``mtlbench perf affinity`` measures it);
-            the paper computed it at every step.
+        every_n_steps: lookahead cadence; the paper computed it at every step. At the default
+            of 100, a run on the quickstart model takes 1.038x as long as without it when the
+            gradients need an extra pass (EW) and 1.011x when the step's Jacobian serves (UPGrad),
+            as measured by ``mtlbench perf affinity`` (whole fits: 1.096x and 1.027x; docs/affinity.md).
         direction: the lookahead's step rule. ``auto`` (default) takes the run's optimizer's:
             ``adam`` for Adam and AdamW (the gradient preconditioned by Adam's second-moment
             estimate, as Adam's steps are), ``sgd`` for SGD (the learning rate times the
