@@ -17,6 +17,7 @@ from pathlib import Path
 from mtlbench.leaderboards.admission import load_admitted_runs
 from mtlbench.leaderboards.atomic_write import write_bytes_atomic, write_text_atomic
 from mtlbench.leaderboards.costs import load_perf
+from mtlbench.leaderboards.machines import machines_markdown
 from mtlbench.leaderboards.records import TEST_METRICS, record_paths
 from mtlbench.leaderboards.render import console_summary, csv_table, latex, left_out_lines, markdown, pareto_png
 from mtlbench.leaderboards.site_folder import SiteFolder
@@ -102,7 +103,7 @@ def render_and_summarise(
     excluded = [run for run in runs if not run.usable]
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    text = markdown(boards, excluded, problems, test_metrics) + budget_markdown(runs)
+    text = markdown(boards, excluded, problems, test_metrics) + budget_markdown(runs) + machines_markdown(runs)
     write_text_atomic(out_dir / "leaderboard.md", text)
     write_text_atomic(out_dir / "leaderboard.csv", csv_table(boards))
     write_text_atomic(out_dir / "leaderboard.tex", latex(boards))

@@ -45,6 +45,7 @@ class Run:
     study: dict[str, float | None] = field(default_factory=dict)  # the value of each study axis (mtlbench.leaderboards.study)
     left_out: str = ""  # why a board does not admit the run although it finished (mtlbench.leaderboards.admission)
     budget: dict[str, float] = field(default_factory=dict)  # seconds per part of the run's wall time (bench/run/budget.py)
+    machine: dict[str, Any] = field(default_factory=dict)  # the record's machine section ({} before it existed; leaderboards/machines.py)
 
     @property
     def is_single_task(self) -> bool:
@@ -171,6 +172,7 @@ def parse_record(record: dict[str, Any], path: Path, test_metrics: str = "select
         setting=study_setting(record.get("config")),
         study=study_point(record.get("config")),
         budget={part: float(seconds) for part, seconds in (record.get("budget") or {}).items()},
+        machine=dict(record.get("machine") or {}),
     )
 
 

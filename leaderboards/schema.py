@@ -137,6 +137,7 @@ def validate_record(record: Any) -> None:
         rate = statistics.get(f"{kind}/conflict_rate")
         _number(rate, f"gradient_statistics['{kind}/conflict_rate']", optional=True, within=(0, 1))
     _check_affinity(record.get("task_affinity"), tasks)
+    _check_machine(record.get("machine"))
     divergence = _object(record.get("divergence"), "divergence", optional=True)
     if divergence:
         _check(type(divergence.get("step")) is int, "divergence.step must be an integer")
@@ -185,6 +186,37 @@ def _check_affinity(value: Any, tasks: set[str]) -> None:
     _matrix(section.get("affinity_std"), "task_affinity.affinity_std", size, (0, MAX_MAGNITUDE))
     _matrix(section.get("cos"), "task_affinity.cos", size, (-1 - SLACK, 1 + SLACK))
     _matrix(section.get("mag_sim"), "task_affinity.mag_sim", size, (0, 1 + SLACK))
+
+
+MACHINE_LISTS = ("cpu_flags", "gpus")  # lists of short names
+MAX_MACHINE_LIST = 64  # names in one such list (flags, GPUs)
+MAX_THREADS = 1 << 20
+
+
+def _check_machine(value: Any) -> None:
+    """The optional ``machine`` section (bench/run/machine.py; absent from older records): every
+    value null, a boolean, a bounded number, a name, or a list of at most MAX_MACHINE_LIST names,
+    so a table can show and fingerprint it; ``threads`` and ``cudnn`` integers."""
+    if value is None:
+        return
+    section = _object(value, "machine")
+    _check(len(section) <= MAX_MACHINE_LIST, f"machine must have at most {MAX_MACHINE_LIST} fields")
+    for key, item in section.items():
+        _text(key, "a machine field")
+        where = f"machine[{_name(key)}]"
+        if key in MACHINE_LISTS or isinstance(item, list):
+            _check(isinstance(item, list) and len(item) <= MAX_MACHINE_LIST, f"{where} must be a list of at most {MAX_MACHINE_LIST} names")
+            for name in item:
+                _text(name, f"a name in {where}")
+        elif key == "threads":
+            _check(type(item) is int and 1 <= item <= MAX_THREADS, f"{where} must be an integer in [1, {MAX_THREADS}]")
+        elif key == "cudnn":
+            _check(item is None or (type(item) is int and 0 < item <= MAX_MAGNITUDE), f"{where} must be a positive integer or null")
+        elif item is not None and not isinstance(item, bool):
+            if _is_number(item):
+                _number(item, where, finite=True)
+            else:
+                _text(item, where)
 
 
 def _check_config(config: dict, tasks: set[str]) -> None:
