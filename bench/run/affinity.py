@@ -20,16 +20,19 @@ from mtlbench.bench.run import gradient_stats as gs
 RULES = ("adam", "sgd")
 
 
-def lookahead_steps(grads: torch.Tensor, lr: torch.Tensor, rule: str, denominator: torch.Tensor | None = None) -> torch.Tensor:
+def lookahead_steps(
+    grads: torch.Tensor, lr: torch.Tensor, rule: str, denominator: torch.Tensor | None = None, eps: torch.Tensor | None = None
+) -> torch.Tensor:
     """Each task's lookahead step ``[T, n]`` from its gradient (rows of ``grads``):
 
     - ``sgd``: ``lr * g_i``, the paper's rule (Eq. 1) and SGD's step without its momentum;
     - ``adam``: ``lr * g_i / denominator``, the gradient preconditioned as Adam preconditions its
       step, ``denominator = sqrt(v_hat) + eps`` from the optimizer's second-moment estimate;
-      before Adam's first step (no estimate yet), ``|g_i| + 1e-8``, which is Adam's own first
-      step taken with ``g_i`` alone. Momentum, shared by every task's lookahead, is left out.
+      before Adam's first step (no estimate yet), ``|g_i| + eps``, which is Adam's own first step
+      taken with ``g_i`` alone (``m_hat = g_i``, ``v_hat = g_i^2``), with the optimizer's ``eps``.
+      Momentum, shared by every task's lookahead, is left out.
 
-    ``lr`` holds each coordinate's learning rate (``[n]``).
+    ``lr`` and ``eps`` hold each coordinate's learning rate and Adam ``eps`` (``[n]``).
 
     Example:
         >>> g = torch.tensor([[2.0, 0.0], [0.0, -4.0]])
@@ -39,13 +42,18 @@ def lookahead_steps(grads: torch.Tensor, lr: torch.Tensor, rule: str, denominato
         >>> lookahead_steps(g, torch.tensor([0.1, 0.1]), "adam", torch.tensor([2.0, 4.0]))
         tensor([[ 0.1000,  0.0000],
                 [ 0.0000, -0.1000]])
+        >>> lookahead_steps(g, torch.tensor([0.1, 0.1]), "adam", eps=torch.tensor([2.0, 2.0]))  # Adam's first step
+        tensor([[ 0.0500,  0.0000],
+                [ 0.0000, -0.0667]])
     """
     if rule == "sgd":
         return lr * grads
     if rule != "adam":
         raise ValueError(f"lookahead rule must be one of {RULES}, got {rule!r}")
     if denominator is None:
-        denominator = grads.abs() + 1e-8
+        if eps is None:
+            raise ValueError("the adam rule needs the optimizer's eps before Adam's first step")
+        denominator = grads.abs() + eps
     return lr * grads / denominator
 
 

@@ -17,6 +17,7 @@ import torch
 from pytorch_lightning.callbacks import Callback
 from pytorch_lightning.loggers import CSVLogger
 
+from mtlbench.bench.run import affinity as af
 from mtlbench.bench.run.callbacks import RECORD_NAME, RunRecord, TaskAffinity
 from mtlbench.bench.run.callbacks import task_affinity as task_affinity_module
 from mtlbench.bench.run.methods import EqualWeighting, UPGrad
@@ -176,6 +177,47 @@ def test_sgd_runs_take_the_papers_rule(cache):
     assert affinity.rule == "sgd" and [entry["step"] for entry in affinity.history] == [0, 2]
     reference = reference_affinity(module, inputs.steps[2], "sgd")
     assert torch.tensor(affinity.history[1]["affinity"], dtype=torch.float64) == pytest.approx(reference, abs=1e-6)
+
+
+# ----------------------------------------------------------------------------- the lookahead is Adam's step
+def _recording_lookaheads(recorded: list[tuple[torch.Tensor, torch.Tensor]]):
+    """Every lookahead's task gradients and steps (``[T, n]`` each, the shared parameters in order),
+    as the callback takes them, in float64."""
+    original = af.lookahead_steps
+
+    def record(grads, *args, **kwargs):
+        steps = original(grads, *args, **kwargs)
+        recorded.append((grads.detach().to(DTYPE).clone(), steps.detach().to(DTYPE).clone()))
+        return steps
+
+    return mock.patch.object(af, "lookahead_steps", record)
+
+
+def adam_first_step(grad: torch.Tensor, group: dict) -> torch.Tensor:
+    """The step torch.optim.Adam really takes with ``grad`` and no state yet, in float64."""
+    param = torch.nn.Parameter(torch.zeros_like(grad, dtype=DTYPE))
+    optimizer = torch.optim.Adam([param], lr=group["lr"], betas=group["betas"], eps=group["eps"], amsgrad=group["amsgrad"])
+    param.grad = grad.to(DTYPE)
+    optimizer.step()
+    return -param.detach()
+
+
+def _adam(eps: float):
+    return lambda params: torch.optim.Adam(params, lr=1e-3, eps=eps)
+
+
+@pytest.mark.parametrize("eps", [1e-2, 1e-8])
+def test_the_first_lookahead_is_the_step_adam_takes(cache, eps):
+    """Before Adam's first step, each task's lookahead is the step torch.optim.Adam takes with that
+    task's gradient alone, with the run's own eps (``lr g / (|g| + eps)``). The gradients are the
+    callback's own (the formula test above checks them); this checks the rule."""
+    inputs, recorded = StepInputs(), []
+    with _recording_lookaheads(recorded):
+        _fit(cache, THREE, EqualWeighting(), [inputs, TaskAffinity(every_n_steps=1)], steps=1, optimizer=_adam(eps))
+    (grads, steps), group = recorded[0], inputs.steps[0]["group"]
+    assert group["eps"] == eps and len(recorded) == 1
+    reference = torch.stack([adam_first_step(task_grads, group) for task_grads in grads])
+    torch.testing.assert_close(steps, reference, rtol=1e-5, atol=1e-6 * group["lr"])
 
 
 # ----------------------------------------------------------------------------- the run is untouched

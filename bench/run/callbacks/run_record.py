@@ -20,6 +20,7 @@ from pytorch_lightning.callbacks import Callback
 
 from mtlbench.bench.run import budget
 from mtlbench.bench.run.errors import Diverged
+from mtlbench.bench.run.machine import this_machine
 from mtlbench.leaderboards.atomic_write import write_json_atomic
 from mtlbench.leaderboards.schema import validate_record
 from mtlbench.leaderboards.untrusted import load_json
@@ -110,7 +111,8 @@ class RunRecord(Callback):
     optimizer, dataset and tasks, metric directions, per-epoch validation metrics with the
     selection score ``val/select``, the model selection, test metrics of the selected
     checkpoint and of the last epochs, cost (from callbacks that offer ``record_fields()``),
-    versions and git commit.
+    versions and git commit, and the machine (:func:`~mtlbench.bench.run.machine.this_machine`:
+    rank 0's under DDP).
 
     Whoever runs a test names what it evaluates by setting :attr:`evaluating` first:
     ``"selected"`` (the default; the run is then complete) or ``("last_epoch", epoch)``; and
@@ -189,6 +191,9 @@ class RunRecord(Callback):
                 "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),  # a sweep's --gpus-per-run sets it
                 "gpus": [torch.cuda.get_device_name(index) for index in range(torch.cuda.device_count())],
             },
+            # the CPU, its float-kernel flags, BLAS, oneDNN, threads and GPUs: float32 results differ across them
+            # (each rank makes its own; rank 0's is the one written)
+            "machine": this_machine(cuda=trainer.strategy.root_device.type == "cuda"),
             "error": None,
         }
 

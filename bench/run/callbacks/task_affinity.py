@@ -107,7 +107,7 @@ class TaskAffinity(Callback):
             shared = list(pl_module.net.shared_parameters())
             reuse = pl_module.materializes_jacobian(trainer.global_step)
             state: dict[str, Any] = {"step": trainer.global_step, "reuse": reuse, "before": _values(pl_module.net)}
-            state["lr"], state["denominator"] = self._step_scales(trainer.optimizers[0], shared)
+            state["scales"] = self._step_scales(trainer.optimizers[0], shared)
             if reuse:  # the module keeps the step's Jacobian for the callbacks (cleared after them)
                 pl_module.capture_jacobian = True
             else:
@@ -117,25 +117,32 @@ class TaskAffinity(Callback):
                 state["grads"] = pl_module.collective.mean(local)
             self._state = state
 
-    def _step_scales(self, optimizer: torch.optim.Optimizer, shared: list[torch.nn.Parameter]) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Each shared coordinate's learning rate and, for the ``adam`` rule, Adam's denominator
-        ``sqrt(v / (1 - beta2^t)) + eps`` as the optimizer holds it before the step (None before
-        its first step)."""
+    def _step_scales(self, optimizer: torch.optim.Optimizer, shared: list[torch.nn.Parameter]) -> dict[str, torch.Tensor | None]:
+        """Each shared coordinate's learning rate and, for the ``adam`` rule, its Adam ``eps`` and
+        Adam's denominator ``sqrt(v / (1 - beta2^t)) + eps`` as the optimizer holds it before the
+        step (None before its first step)."""
         group_of = {id(param): group for group in optimizer.param_groups for param in group["params"]}
         missing = [index for index, param in enumerate(shared) if id(param) not in group_of]
         if missing:
             raise ValueError("TaskAffinity: the optimizer does not train every shared parameter, so no lookahead can follow it")
-        lrs, denominators = [], []
+        lrs, epss, denominators = [], [], []
         for param in shared:
             group = group_of[id(param)]
             lrs.append(torch.full((param.numel(),), float(group["lr"]), device=param.device))
+            if self.rule != "adam":
+                continue
+            epss.append(torch.full((param.numel(),), float(group["eps"]), device=param.device))
             state = optimizer.state.get(param, {})
             moment = state.get("max_exp_avg_sq" if group.get("amsgrad") else "exp_avg_sq")
-            if self.rule == "adam" and moment is not None:
+            if moment is not None:
                 correction = 1 - group["betas"][1] ** float(state["step"])
                 denominators.append((moment.detach().float() / correction).sqrt().flatten() + group["eps"])
         complete = self.rule == "adam" and len(denominators) == len(shared)
-        return torch.cat(lrs), torch.cat(denominators) if complete else None
+        return {
+            "lr": torch.cat(lrs),
+            "eps": torch.cat(epss) if self.rule == "adam" else None,
+            "denominator": torch.cat(denominators) if complete else None,
+        }
 
     # ------------------------------------------------------------------ after the step
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module, outputs: Any, batch: Any, batch_idx: int) -> None:
@@ -152,7 +159,7 @@ class TaskAffinity(Callback):
 
     def _record(self, pl_module, state: dict[str, Any], batch: Any) -> None:
         grads = state["grads"][: len(self._task_names)].float()
-        steps = af.lookahead_steps(grads, state["lr"], self.rule, state["denominator"])
+        steps = af.lookahead_steps(grads, rule=self.rule, **state["scales"])
         before, after = self.lookahead_losses(pl_module, batch, state["before"], steps)
         count = len(self._task_names)
         entry = {
