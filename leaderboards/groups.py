@@ -294,12 +294,31 @@ def _moved(value: Any, source: Path, target: Path) -> Any:
 def write_spec(template: Path, out: Path, tasks: Sequence[str], chosen: Grouping, command: str) -> dict:
     """A sweep spec at ``out``: the template's keys, its config paths made relative to ``out``'s
     folder, ``axes: {tasks: [groups of 2 or more]}``, ``tasks``: every task, ``stl`` on. Returns it."""
-    spec = load_yaml(Path(template), limit=MAX_SPEC_BYTES, what="sweep spec template")
-    if not isinstance(spec, dict) or not isinstance(spec.get("base"), str):
-        raise ValueError(f"sweep spec template {template} needs a mapping with base, methods, optimizers, seeds (see configs/sweeps/)")
     groups = [_names(tasks, group) for group in chosen.groups if len(group) > 1]
     if not groups:
         raise ValueError("the chosen partition trains every task alone (no group gains from sharing); there is no multi-task run to write")
+    spec = template_spec(template, out, tasks, groups)
+    shown = " ".join("{" + ", ".join(_names(tasks, group)) + "}" for group in chosen.groups)
+    header = [f"# Written by: {command}", f"# Chosen partition (score {chosen.score:.4f}): {shown}"]
+    write_text_atomic(out, spec_text(spec, header, out))
+    return spec
+
+
+def spec_text(spec: dict, header: Sequence[str], out: Path) -> str:
+    """``header`` (comment lines), a line saying how to run ``out``, then ``spec`` as YAML."""
+    import yaml
+
+    run = " ".join(str(out).splitlines())
+    return "\n".join([*header, f"# Run it: mtlbench sweep {run}"]) + "\n" + yaml.safe_dump(spec, sort_keys=False, default_flow_style=None)
+
+
+def template_spec(template: Path, out: Path, tasks: Sequence[str], groups: Sequence[Sequence[str]]) -> dict:
+    """The sweep spec :func:`write_spec` writes, for the task sets ``groups``: the template's keys,
+    its config paths made relative to ``out``'s folder, ``axes: {tasks: groups}``, ``tasks``:
+    every task, ``stl`` on."""
+    spec = load_yaml(Path(template), limit=MAX_SPEC_BYTES, what="sweep spec template")
+    if not isinstance(spec, dict) or not isinstance(spec.get("base"), str):
+        raise ValueError(f"sweep spec template {template} needs a mapping with base, methods, optimizers, seeds (see configs/sweeps/)")
     source, target = Path(template).parent, Path(out).parent
     spec["base"] = _moved(spec["base"], source, target)
     for key in ("methods", "optimizers"):  # (what is not a mapping is left for load_spec to name)
@@ -317,13 +336,7 @@ def write_spec(template: Path, out: Path, tasks: Sequence[str], chosen: Grouping
             key, sep, value = str(arg).partition("=")
             stl["args"][index] = f"{key}={_moved(value, source, target)}" if sep and value.endswith((".yaml", ".yml")) else arg
     spec["stl"] = stl if isinstance(stl, dict) else True
-    spec["tasks"], spec["axes"] = list(tasks), {"tasks": groups}
-    import yaml
-
-    shown = " ".join("{" + ", ".join(_names(tasks, group)) + "}" for group in chosen.groups)
-    run = " ".join(str(out).splitlines())
-    header = [f"# Written by: {command}", f"# Chosen partition (score {chosen.score:.4f}): {shown}", f"# Run it: mtlbench sweep {run}"]
-    write_text_atomic(out, "\n".join(header) + "\n" + yaml.safe_dump(spec, sort_keys=False, default_flow_style=None))
+    spec["tasks"], spec["axes"] = list(tasks), {"tasks": [list(group) for group in groups]}
     return spec
 
 
