@@ -21,18 +21,25 @@ RULES = ("adam", "sgd")
 
 
 def lookahead_steps(
-    grads: torch.Tensor, lr: torch.Tensor, rule: str, denominator: torch.Tensor | None = None, eps: torch.Tensor | None = None
+    grads: torch.Tensor,
+    lr: torch.Tensor,
+    rule: str,
+    denominator: torch.Tensor | None = None,
+    eps: torch.Tensor | None = None,
+    first: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Each task's lookahead step ``[T, n]`` from its gradient (rows of ``grads``):
 
     - ``sgd``: ``lr * g_i``, the paper's rule (Eq. 1) and SGD's step without its momentum;
     - ``adam``: ``lr * g_i / denominator``, the gradient preconditioned as Adam preconditions its
-      step, ``denominator = sqrt(v_hat) + eps`` from the optimizer's second-moment estimate;
-      before Adam's first step (no estimate yet), ``|g_i| + eps``, which is Adam's own first step
-      taken with ``g_i`` alone (``m_hat = g_i``, ``v_hat = g_i^2``), with the optimizer's ``eps``.
-      Momentum, shared by every task's lookahead, is left out.
+      step, ``denominator = sqrt(v_hat) + eps`` from the optimizer's second-moment estimate.
+      Where the optimizer holds no estimate yet (``first``; everywhere when ``denominator`` is
+      None: before Adam's first step, or a parameter that has not had one), ``|g_i| + eps``,
+      which is Adam's own first step taken with ``g_i`` alone (``m_hat = g_i``,
+      ``v_hat = g_i^2``), with the optimizer's ``eps``. Momentum, shared by every task's
+      lookahead, is left out.
 
-    ``lr`` and ``eps`` hold each coordinate's learning rate and Adam ``eps`` (``[n]``).
+    ``lr``, ``denominator``, ``eps`` and ``first`` are per coordinate (``[n]``).
 
     Example:
         >>> g = torch.tensor([[2.0, 0.0], [0.0, -4.0]])
@@ -42,19 +49,24 @@ def lookahead_steps(
         >>> lookahead_steps(g, torch.tensor([0.1, 0.1]), "adam", torch.tensor([2.0, 4.0]))
         tensor([[ 0.1000,  0.0000],
                 [ 0.0000, -0.1000]])
-        >>> lookahead_steps(g, torch.tensor([0.1, 0.1]), "adam", eps=torch.tensor([2.0, 2.0]))  # Adam's first step
+        >>> lr, eps = torch.tensor([0.1, 0.1]), torch.tensor([2.0, 2.0])
+        >>> lookahead_steps(g, lr, "adam", eps=eps)  # Adam's first step: lr g / (|g| + eps)
         tensor([[ 0.0500,  0.0000],
+                [ 0.0000, -0.0667]])
+        >>> lookahead_steps(g, lr, "adam", torch.tensor([2.0, 4.0]), eps, first=torch.tensor([False, True]))
+        tensor([[ 0.1000,  0.0000],
                 [ 0.0000, -0.0667]])
     """
     if rule == "sgd":
         return lr * grads
     if rule != "adam":
         raise ValueError(f"lookahead rule must be one of {RULES}, got {rule!r}")
-    if denominator is None:
-        if eps is None:
-            raise ValueError("the adam rule needs the optimizer's eps before Adam's first step")
-        denominator = grads.abs() + eps
-    return lr * grads / denominator
+    if denominator is not None and (first is None or not bool(first.any())):
+        return lr * grads / denominator
+    if eps is None:
+        raise ValueError("the adam rule needs the optimizer's eps where Adam has not stepped yet")
+    own = grads.abs() + eps  # Adam's first step
+    return lr * grads / (own if denominator is None else torch.where(first, own, denominator))
 
 
 def affinity(before: torch.Tensor, after: torch.Tensor) -> torch.Tensor:

@@ -220,6 +220,45 @@ def test_the_first_lookahead_is_the_step_adam_takes(cache, eps):
     torch.testing.assert_close(steps, reference, rtol=1e-5, atol=1e-6 * group["lr"])
 
 
+class ForgetState(Callback):
+    """Before step ``at`` the optimizer forgets its state of the ``index``-th shared parameter, as for
+    a parameter that joins the optimizer late (Adam's next step there is a first step)."""
+
+    def __init__(self, at: int, index: int) -> None:
+        self.at, self.index = at, index
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if trainer.global_step == self.at:
+            trainer.optimizers[0].state.pop(list(pl_module.net.shared_parameters())[self.index])
+
+
+def _per_parameter(flat: torch.Tensor, params: list[torch.Tensor]) -> list[torch.Tensor]:
+    return list(flat.split([p.numel() for p in params]))
+
+
+def test_each_parameter_takes_its_own_adam_step(cache):
+    """A shared parameter without Adam state takes Adam's first step; every other one keeps the
+    step preconditioned by its own second moments, ``lr g / (sqrt(v / (1 - beta2^t)) + eps)``."""
+    inputs, recorded, at, forgotten = StepInputs(), [], 2, 0
+    callbacks = [ForgetState(at, forgotten), inputs, TaskAffinity(every_n_steps=at)]
+    with _recording_lookaheads(recorded):
+        _fit(cache, THREE, EqualWeighting(), callbacks, steps=at + 1, optimizer=_adam(1e-8))
+    step, (grads, steps) = inputs.steps[at], recorded[-1]
+    group, moments, counts = step["group"], step["moments"], step["counts"]
+    assert moments[forgotten] is None and all(moment is not None for index, moment in enumerate(moments) if index != forgotten)
+    shared = list(step["net"].shared_parameters())
+    for task_grads, task_steps in zip(grads, steps, strict=True):
+        for index, (grad, taken) in enumerate(zip(_per_parameter(task_grads, shared), _per_parameter(task_steps, shared), strict=True)):
+            if moments[index] is None:
+                expected = adam_first_step(grad, group)
+            else:
+                denominator = (moments[index].to(DTYPE).flatten() / (1 - group["betas"][1] ** counts[index])).sqrt() + group["eps"]
+                expected = group["lr"] * grad / denominator
+            torch.testing.assert_close(
+                taken, expected, rtol=1e-5, atol=1e-6 * group["lr"], msg=lambda text, index=index: f"parameter {index}: {text}"
+            )
+
+
 # ----------------------------------------------------------------------------- the run is untouched
 def _state(module: MultiTaskModule, trainer: pl.Trainer) -> dict[str, torch.Tensor]:
     state = {f"model.{k}": v for k, v in module.state_dict().items()}

@@ -118,31 +118,32 @@ class TaskAffinity(Callback):
             self._state = state
 
     def _step_scales(self, optimizer: torch.optim.Optimizer, shared: list[torch.nn.Parameter]) -> dict[str, torch.Tensor | None]:
-        """Each shared coordinate's learning rate and, for the ``adam`` rule, its Adam ``eps`` and
+        """Each shared coordinate's learning rate and, for the ``adam`` rule, its Adam ``eps``,
         Adam's denominator ``sqrt(v / (1 - beta2^t)) + eps`` as the optimizer holds it before the
-        step (None before its first step)."""
+        step, and ``first``: the coordinates of parameters without Adam state yet (their parameter
+        has not had a step; Adam's next step there is its first)."""
         group_of = {id(param): group for group in optimizer.param_groups for param in group["params"]}
         missing = [index for index, param in enumerate(shared) if id(param) not in group_of]
         if missing:
             raise ValueError("TaskAffinity: the optimizer does not train every shared parameter, so no lookahead can follow it")
-        lrs, epss, denominators = [], [], []
+        lrs, epss, denominators, first = [], [], [], []
         for param in shared:
-            group = group_of[id(param)]
-            lrs.append(torch.full((param.numel(),), float(group["lr"]), device=param.device))
+            group, size = group_of[id(param)], (param.numel(),)
+            lrs.append(torch.full(size, float(group["lr"]), device=param.device))
             if self.rule != "adam":
                 continue
-            epss.append(torch.full((param.numel(),), float(group["eps"]), device=param.device))
+            epss.append(torch.full(size, float(group["eps"]), device=param.device))
             state = optimizer.state.get(param, {})
             moment = state.get("max_exp_avg_sq" if group.get("amsgrad") else "exp_avg_sq")
-            if moment is not None:
+            first.append(torch.full(size, moment is None, device=param.device))
+            if moment is None:  # unused: the first step's denominator is each task's own
+                denominators.append(torch.ones(size, device=param.device))
+            else:
                 correction = 1 - group["betas"][1] ** float(state["step"])
                 denominators.append((moment.detach().float() / correction).sqrt().flatten() + group["eps"])
-        complete = self.rule == "adam" and len(denominators) == len(shared)
-        return {
-            "lr": torch.cat(lrs),
-            "eps": torch.cat(epss) if self.rule == "adam" else None,
-            "denominator": torch.cat(denominators) if complete else None,
-        }
+        if self.rule != "adam":
+            return {"lr": torch.cat(lrs)}
+        return {"lr": torch.cat(lrs), "eps": torch.cat(epss), "denominator": torch.cat(denominators), "first": torch.cat(first)}
 
     # ------------------------------------------------------------------ after the step
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module, outputs: Any, batch: Any, batch_idx: int) -> None:
