@@ -66,14 +66,19 @@ def test_published_study_figures_regenerate_identically(table, tmp_path):
 
 
 def test_the_affinity_study_regenerates_identically(tmp_path):
-    """``mtlbench affinity``'s tables from the study's committed records (the figure depends on
-    matplotlib's version, the tables do not)."""
-    from mtlbench.leaderboards.affinity_study import write_study
+    """``mtlbench affinity``'s tables and findings from the study's committed records, its
+    controls' included (the figure depends on matplotlib's version, the tables do not)."""
+    from mtlbench.leaderboards.affinity_study import GENERATED as AFFINITY_GENERATED
+    from mtlbench.leaderboards.affinity_study import OUTPUTS, write_study
 
     folder = LEADERBOARDS / "studies" / "affinity"
     write_study(folder / "records", tmp_path)
-    for name in ("pairs.csv", "correlations.csv", "groupings.csv", "affinity_study.md"):
-        assert (tmp_path / name).read_text() == (folder / name).read_text(), f"affinity/{name} differs from what its records give"
+    assert {"comparisons.csv", "affinity_findings.md"} <= set(OUTPUTS)
+    for name in OUTPUTS:
+        committed = (folder / name).read_text()
+        assert (tmp_path / name).read_text() == committed, f"affinity/{name} differs from what its records give"
+        if name.endswith(".md"):
+            assert committed.startswith(f"<!-- {AFFINITY_GENERATED} -->")
 
 
 # Methods whose records may drift between machines, with the relative tolerance used for their
