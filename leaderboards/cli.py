@@ -3,8 +3,10 @@
 ``mtlbench leaderboard --wandb ENTITY/PROJECT [--group SWEEP] --out DIR`` first fetches the
 records uploaded to a W&B project into ``DIR/records`` (needs network and a W&B login).
 
-Writes ``leaderboard.md``, ``leaderboard.csv``, ``leaderboard.tex`` and ``pareto.png`` into
-DIR (atomically, file by file) and prints the Markdown.
+Writes ``leaderboard.md``, ``leaderboard.csv``, ``leaderboard.tex``, ``findings.md`` (the
+verdicts against EW that hold after correction) and ``pareto.png`` into DIR (atomically, file by
+file; ``critical_difference.png`` where three or more boards share their methods) and prints the
+Markdown.
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ from pathlib import Path
 from mtlbench.leaderboards.admission import load_admitted_runs
 from mtlbench.leaderboards.atomic_write import write_bytes_atomic, write_text_atomic
 from mtlbench.leaderboards.costs import load_perf
+from mtlbench.leaderboards.findings import findings_markdown, rank_comparison
 from mtlbench.leaderboards.machines import machines_markdown
 from mtlbench.leaderboards.records import TEST_METRICS, record_paths
-from mtlbench.leaderboards.render import console_summary, csv_table, latex, left_out_lines, markdown, pareto_png
+from mtlbench.leaderboards.render import console_summary, critical_difference_png, csv_table, latex, left_out_lines, markdown, pareto_png
 from mtlbench.leaderboards.site_folder import SiteFolder
 from mtlbench.leaderboards.tables import apply_perf_costs, build_boards
 from mtlbench.leaderboards.time_budget import budget_line, budget_markdown
@@ -103,8 +106,13 @@ def render_and_summarise(
     excluded = [run for run in runs if not run.usable]
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    text = markdown(boards, excluded, problems, test_metrics) + budget_markdown(runs) + machines_markdown(runs)
+    ranks = rank_comparison(boards)
+    figure = png and not isinstance(ranks, str)
+    text = markdown(boards, excluded, problems, test_metrics, figure=figure) + budget_markdown(runs) + machines_markdown(runs)
     write_text_atomic(out_dir / "leaderboard.md", text)
+    write_text_atomic(out_dir / "findings.md", findings_markdown(boards))
+    if figure:
+        critical_difference_png(ranks, out_dir / "critical_difference.png")
     write_text_atomic(out_dir / "leaderboard.csv", csv_table(boards))
     write_text_atomic(out_dir / "leaderboard.tex", latex(boards))
     if png and boards:

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from mtlbench.leaderboards.atomic_write import write_atomic, write_text_atomic
 from mtlbench.leaderboards.escape import html_text, plot_text
+from mtlbench.leaderboards.findings import METHOD_NOTE, detectable_line, interval_text, p_text
 from mtlbench.leaderboards.records import Run, read_record
 from mtlbench.leaderboards.render import GENERATED, _fmt, _pm, pareto_png
 from mtlbench.leaderboards.site_folder import SiteFolder
@@ -160,6 +161,40 @@ def _board_table(board: Board, method_pages: dict[str, str]) -> list[str]:
     return lines
 
 
+def _against_ew_table(board: Board) -> list[str]:
+    """Every method against EW: intervals, Holm-corrected test, probability of improvement."""
+    statistics = board.statistics
+    lines = []
+    if statistics.comparisons:
+        headers = ["method", "seeds", "Δm% [95 % CI]", "Δm - EW [95 % CI]", "P(better)", "p", "p (Holm)", "verdict"]
+        lines += [
+            f"<h3>Against EW ({statistics.family} comparisons, Holm-corrected)</h3>",
+            '<table class="sortable">',
+            "<thead><tr>" + "".join(f"<th>{html_text(header)}</th>" for header in headers) + "</tr></thead>",
+            "<tbody>",
+        ]
+        for row in board.rows:
+            comparison, mean = row.comparison, _mean_std(row.delta_metric)[0]
+            cells = [_cell(html_text(row.label), row.label), _cell(str(len(row.seeds)), len(row.seeds))]
+            cells.append(_cell(html_text(f"{mean:+.2f} {interval_text(row.interval)}"), _number(mean)))
+            if comparison is None:
+                cells += [_cell("-"), _cell("-"), _cell("-"), _cell("-"), _cell("reference" if row.method == "EW" else "-")]
+            else:
+                cells += [
+                    _cell(html_text(f"{comparison.difference:+.2f} {interval_text(comparison.interval)}"), _number(comparison.difference)),
+                    _cell(f"{comparison.probability_of_improvement:.2f}", _number(comparison.probability_of_improvement)),
+                    _cell(p_text(comparison.p_value), _number(comparison.p_value)),
+                    _cell(p_text(comparison.p_holm), _number(comparison.p_holm)),
+                    _cell(html_text(comparison.verdict), comparison.verdict),
+                ]
+            lines.append("<tr>" + "".join(cells) + "</tr>")
+        lines.append("</tbody></table>")
+    detectable = detectable_line(statistics)
+    notes = [*([detectable] if detectable else []), *statistics.problems]
+    lines += [f'<p class="note">{html_text(note)}</p>' for note in notes]
+    return lines
+
+
 def _page_key(board: Board) -> tuple:
     return (board.dataset, board.model, board.setting, board.tasks if board.name_tasks else ())
 
@@ -276,10 +311,12 @@ def _dataset_page(members: list[Board], stem: str, method_pages: dict[str, str],
         pareto_png([board], folder.path(figure))
         body += [f'<section data-optimizer="{html_text(board.optimizer)}">', f"<h2>{html_text(board.optimizer)}</h2>"]
         body += _board_table(board, method_pages)
+        body += _against_ew_table(board)
         body += ["<h3>Pareto view</h3>", f'<img src="{figure}" alt="change against single-task baselines per pair of tasks">', "</section>"]
     body.append(
-        f'<p class="note">{NOT_SIGNIFICANT}: Δm not significantly different from EW (Welch t-test over seeds, p ≥ 0.05); '
-        f"{NEGATIVE_TRANSFER}: the task is worse than its single-task baseline. Click a column to sort.</p>"
+        f'<p class="note">{NOT_SIGNIFICANT}: Δm not shown different from EW (Welch t-test over seeds, Holm-corrected over the board, '
+        f"p ≥ 0.05); {NEGATIVE_TRANSFER}: the task is worse than its single-task baseline. Click a column to sort. "
+        f"{html_text(METHOD_NOTE)}</p>"
     )
     return _page(_page_title(members[0]), [*body, *_optimizer_table(members)])
 
@@ -297,7 +334,7 @@ def render_site(boards: list[Board], runs_dir: Path, left_out: list[str], out_di
         pages[_page_key(board)].append(board)
     index = [
         "<h1>mtlbench leaderboard</h1>",
-        '<p class="note">Generated from run records. Mean ± std over seeds; Δm against the',
+        '<p class="note">Generated from run records. Mean ± sample std over seeds; Δm against the',
         "single-task baselines of the same dataset, model and optimizer (lower is better).</p>",
         "<ul>",
     ]

@@ -167,7 +167,12 @@ def test_the_leaderboard_command_lists_every_hostile_record_and_writes_whole_fil
     table = (tmp_path / "out" / "leaderboard.md").read_text()
     for name in ("UW-Adam-s1", "UW-Adam-s2", "MGDA-SGD-s0"):
         assert f"- {name}/version_0/results.json: unreadable run record: " in table
-    assert sorted(path.name for path in (tmp_path / "out").iterdir()) == ["leaderboard.csv", "leaderboard.md", "leaderboard.tex"]
+    assert sorted(path.name for path in (tmp_path / "out").iterdir()) == [
+        "findings.md",
+        "leaderboard.csv",
+        "leaderboard.md",
+        "leaderboard.tex",
+    ]
     assert all((path.stat().st_mode & 0o044) == 0o044 for path in (tmp_path / "out").iterdir())  # world-readable, as published
 
 
