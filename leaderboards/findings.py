@@ -103,6 +103,62 @@ def against_reference_table(board: Board) -> list[str]:
     return [*lines, ""] if statistics.problems else lines
 
 
+def _detectable_against_single_task(board: Board) -> str:
+    against = board.against_single_task
+    if against.detectable is None:
+        return ""
+    family = len(against.comparisons)
+    return f"Minimal detectable Δm against them: {against.detectable:.2f} points ({POWER:.0%} power at {ALPHA} / {family})."
+
+
+def _quantity_order(item: tuple[tuple[str, str], Comparison]) -> tuple[str, bool, str]:
+    (method, quantity), _ = item
+    return (method, quantity != "Δm", quantity)
+
+
+def single_task_table(board: Board) -> list[str]:
+    """Each method's Δm and task changes against the single-task networks, as Markdown lines."""
+    against = board.against_single_task
+    if not against.comparisons and not against.problems:
+        return []
+    lines = [
+        f"Against the single-task networks ({against.seeds} seeds of them; family: {len(against.comparisons)} comparisons, "
+        "Holm-corrected; a task's row is its change against its single-task network, %):",
+        "",
+    ]
+    if against.comparisons:
+        head = ["method", "quantity", "seeds", "difference [95 % CI]", "p", "p (Holm)", "verdict"]
+        lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for (method, quantity), comparison in sorted(against.comparisons.items(), key=_quantity_order):
+            cells = [markdown_text(method), markdown_text(quantity), str(comparison.seeds)]
+            cells += [f"{comparison.difference:+.2f} {interval_text(comparison.interval)}"]
+            cells += [p_text(comparison.p_value), p_text(comparison.p_holm), comparison.verdict]
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+    detectable = _detectable_against_single_task(board)
+    lines += [detectable, ""] if detectable else []
+    return lines + [f"- {markdown_text(problem)}" for problem in against.problems] + ([""] if against.problems else [])
+
+
+def single_task_findings(board: Board) -> list[str]:
+    """The verdicts against the single-task networks that hold (Markdown lines)."""
+    against = board.against_single_task
+    if not against.comparisons:
+        return [*(f"- {markdown_text(problem)}" for problem in against.problems), *([""] if against.problems else [])]
+    held = [comparison for comparison in against.comparisons.values() if comparison.verdict != NOT_SHOWN]
+    lines = [f"**Against the single-task networks** ({len(held)} of {len(against.comparisons)} hold):", ""]
+    for comparison in sorted(held, key=lambda comparison: (comparison.method, comparison.quantity)):
+        lines.append(
+            f"- {markdown_text(comparison.method)}, {markdown_text(comparison.quantity)}: {comparison.verdict}, "
+            f"{comparison.difference:+.2f} {interval_text(comparison.interval)}; p (Holm) {p_text(comparison.p_holm)} "
+            f"(uncorrected {p_text(comparison.p_value)}); {comparison.seeds} seeds against {against.seeds}"
+        )
+    if not held:
+        lines.append("- none")
+    detectable = _detectable_against_single_task(board)
+    return [*lines, *(["", detectable] if detectable else []), ""]
+
+
 def rank_comparison(boards: list[Board]) -> RankComparison | str:
     """Friedman's test over the boards that compare methods, or the one line saying why not."""
     scored = {board.title: {row.method: _mean_std(row.delta_metric)[0] for row in board.rows} for board in boards if len(board.rows) > 2}
@@ -135,25 +191,26 @@ def ranks_section(boards: list[Board], figure: str | None = None) -> list[str]:
     return [*lines, ""]
 
 
+def _reference_findings(board: Board) -> list[str]:
+    """The board's verdicts against EW (Markdown lines)."""
+    statistics = board.statistics
+    if not (statistics.comparisons or statistics.problems):
+        return [f"No method is compared with {REFERENCE} on this board.", ""]
+    lines = []
+    for kind in (BETTER, WORSE):
+        found = sorted(statistics.verdicts(kind), key=lambda comparison: comparison.difference)
+        lines += [f"**{kind[0].upper()}{kind[1:]}** ({len(found)} of {statistics.family}):", ""]
+        lines += [*(f"- {comparison_line(board, comparison)}" for comparison in found), *([] if found else ["- none"]), ""]
+    rest = [markdown_text(row.label) for row in board.rows if row.comparison is not None and row.comparison.verdict == NOT_SHOWN]
+    lines += [f"**Not shown different from {REFERENCE}** ({len(rest)} of {statistics.family}): {', '.join(rest) or 'none'}.", ""]
+    detectable = detectable_line(statistics)
+    lines += [*([detectable, ""] if detectable else []), *[f"- {markdown_text(problem)}" for problem in statistics.problems]]
+    return [*lines, ""] if statistics.problems else lines
+
+
 def findings_markdown(boards: list[Board]) -> str:
     """``findings.md``: the verdicts that hold after correction, board by board."""
     lines = [f"<!-- {FINDINGS_HEADER} -->", "# Findings", "", METHOD_NOTE, ""]
-    compared = [board for board in boards if board.statistics.comparisons or board.statistics.problems]
-    if not compared:
-        lines += ["No board compares several methods with EW: there is no verdict to state.", ""]
-    for board in compared:
-        statistics = board.statistics
-        lines += [f"## {markdown_text(board.title)}", ""]
-        for kind in (BETTER, WORSE):
-            found = sorted(statistics.verdicts(kind), key=lambda comparison: comparison.difference)
-            lines += [f"**{kind[0].upper()}{kind[1:]}** ({len(found)} of {statistics.family}):", ""]
-            lines += [f"- {comparison_line(board, comparison)}" for comparison in found] or ["- none", ""]
-            if found:
-                lines.append("")
-        rest = [markdown_text(row.label) for row in board.rows if row.comparison is not None and row.comparison.verdict == NOT_SHOWN]
-        lines += [f"**Not shown different from {REFERENCE}** ({len(rest)} of {statistics.family}): {', '.join(rest) or 'none'}.", ""]
-        detectable = detectable_line(statistics)
-        lines += [*([detectable, ""] if detectable else []), *[f"- {markdown_text(problem)}" for problem in statistics.problems]]
-        if statistics.problems:
-            lines.append("")
+    for board in boards:
+        lines += [f"## {markdown_text(board.title)}", "", *_reference_findings(board), *single_task_findings(board)]
     return "\n".join([*lines, *ranks_section(boards)]).rstrip("\n") + "\n"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from mtlbench.leaderboards.atomic_write import write_atomic
 from mtlbench.leaderboards.escape import csv_text, latex_text, markdown_text, plot_text
-from mtlbench.leaderboards.findings import METHOD_NOTE, against_reference_table, ranks_section
+from mtlbench.leaderboards.findings import METHOD_NOTE, against_reference_table, ranks_section, single_task_table
 from mtlbench.leaderboards.records import Run
 from mtlbench.leaderboards.tables import NEGATIVE_TRANSFER, NOT_SIGNIFICANT, SIGNIFICANCE, Board, Row, _mean_std, optimizer_comparison
 from mtlbench.leaderboards.verdicts import RankComparison
@@ -102,6 +102,7 @@ def markdown(boards: list[Board], excluded: list[Run], problems: list[str], test
         lines += ["| " + " | ".join(_cells(board, row)) + " |" for row in board.rows]
         lines.append("")
         lines += against_reference_table(board)
+        lines += single_task_table(board)
     lines += ranks_section(boards, "critical_difference.png" if figure else None)
     comparison = optimizer_comparison(boards)
     if any(len({opt for per in methods.values() for opt in per}) > 1 for methods in comparison.values()):

@@ -195,6 +195,31 @@ def _against_ew_table(board: Board) -> list[str]:
     return lines
 
 
+def _against_single_task_table(board: Board) -> list[str]:
+    """Each method's Δm and task changes against the single-task networks."""
+    against = board.against_single_task
+    lines = []
+    if against.comparisons:
+        headers = ["method", "quantity", "seeds", "difference [95 % CI]", "p", "p (Holm)", "verdict"]
+        lines += [
+            f"<h3>Against the single-task networks ({against.seeds} seeds; {len(against.comparisons)} comparisons, Holm-corrected)</h3>",
+            '<table class="sortable">',
+            "<thead><tr>" + "".join(f"<th>{html_text(header)}</th>" for header in headers) + "</tr></thead>",
+            "<tbody>",
+        ]
+        for (method, quantity), comparison in sorted(against.comparisons.items()):
+            cells = [_cell(html_text(method), method), _cell(html_text(quantity), quantity), _cell(str(comparison.seeds), comparison.seeds)]
+            difference = f"{comparison.difference:+.2f} {interval_text(comparison.interval)}"
+            cells += [_cell(html_text(difference), _number(comparison.difference))]
+            cells += [
+                _cell(p_text(comparison.p_value), _number(comparison.p_value)),
+                _cell(p_text(comparison.p_holm), _number(comparison.p_holm)),
+            ]
+            lines.append("<tr>" + "".join([*cells, _cell(html_text(comparison.verdict), comparison.verdict)]) + "</tr>")
+        lines.append("</tbody></table>")
+    return lines + [f'<p class="note">{html_text(problem)}</p>' for problem in against.problems]
+
+
 def _page_key(board: Board) -> tuple:
     return (board.dataset, board.model, board.setting, board.tasks if board.name_tasks else ())
 
@@ -312,6 +337,7 @@ def _dataset_page(members: list[Board], stem: str, method_pages: dict[str, str],
         body += [f'<section data-optimizer="{html_text(board.optimizer)}">', f"<h2>{html_text(board.optimizer)}</h2>"]
         body += _board_table(board, method_pages)
         body += _against_ew_table(board)
+        body += _against_single_task_table(board)
         body += ["<h3>Pareto view</h3>", f'<img src="{figure}" alt="change against single-task baselines per pair of tasks">', "</section>"]
     body.append(
         f'<p class="note">{NOT_SIGNIFICANT}: Δm not shown different from EW (Welch t-test over seeds, Holm-corrected over the board, '

@@ -20,7 +20,15 @@ from mtlbench.leaderboards.costs import PerfCosts
 from mtlbench.leaderboards.delta_m import delta_m, relative_changes
 from mtlbench.leaderboards.records import Run
 from mtlbench.leaderboards.selection import best_learning_rate, stl_baseline, validation_delta_m
-from mtlbench.leaderboards.verdicts import ALPHA, NOT_SHOWN, BoardStatistics, Comparison, compare_with_reference
+from mtlbench.leaderboards.verdicts import (
+    ALPHA,
+    NOT_SHOWN,
+    BoardStatistics,
+    Comparison,
+    SingleTaskStatistics,
+    compare_with_reference,
+    compare_with_single_task,
+)
 
 SIGNIFICANCE = ALPHA
 NEGATIVE_TRANSFER = "\u2020"  # dagger: the task is worse than its single-task baseline
@@ -82,6 +90,8 @@ class Board:
     name_tasks: bool = False
     study_order: tuple[float, ...] = ()  # the values of its study axes, to sort settings by
     statistics: BoardStatistics = field(default_factory=BoardStatistics)  # every method against EW
+    single_task_seeds: dict[str, list[float]] = field(default_factory=dict)  # "Δm" or task -> each seed's single-task networks'
+    against_single_task: SingleTaskStatistics = field(default_factory=SingleTaskStatistics)
 
     @property
     def title(self) -> str:
@@ -113,13 +123,17 @@ def build_boards(runs: list[Run], stl_optimizer: str | None = None, stl_model: s
         key = (dataset, model, optimizer, setting, tasks)
         if key not in boards:
             baselines = single.get((dataset, stl_model or model, stl_optimizer or optimizer, setting), [])
-            test_baseline, _ = stl_baseline(baselines, "test")
+            test_baseline, chosen = stl_baseline(baselines, "test")
             val_baseline, _ = stl_baseline(baselines, "val")
             metrics = sorted({metric for run in candidates for metric in run.test})
             boards[key] = Board(dataset, model, optimizer, metrics, dict(candidates[0].higher_is_better), test_baseline, val_baseline)
             boards[key].setting, boards[key].tasks = setting, tasks
             boards[key].study_order = tuple(-math.inf if value is None else value for value in candidates[0].study.values())
             boards[key].missing_baselines = [metric for metric in metrics if metric not in test_baseline]
+            if not boards[key].missing_baselines:
+                boards[key].single_task_seeds = _single_task_seeds(
+                    boards[key], [run for run in baselines if run.lr == chosen[run.tasks[0]]]
+                )
         board = boards[key]
 
         def score(run: Run, board: Board = board) -> float | None:
@@ -138,6 +152,29 @@ def build_boards(runs: list[Run], stl_optimizer: str | None = None, stl_model: s
     return [boards[key] for key in sorted(boards, key=lambda key: (*key[:3], boards[key].study_order, key[3], key[4]))]
 
 
+def _task_changes(test: dict[str, float], board: Board, higher_is_better: dict[str, bool]) -> dict[str, float]:
+    """Each task's change against the single-task baselines, the mean over its metrics (%)."""
+    per_task = defaultdict(list)
+    for metric, change in relative_changes(test, board.baseline, higher_is_better).items():
+        per_task[metric.split("/")[0]].append(change)
+    return {task: statistics.fmean(values) for task, values in per_task.items()}
+
+
+def _single_task_seeds(board: Board, chosen: list[Run]) -> dict[str, list[float]]:
+    """Per seed that trained every task alone (at the chosen learning rates): the Δm of those
+    single-task networks taken together, and each task's change, against the baselines (their
+    mean over seeds), i.e. the seed-to-seed spread of what every method is compared with."""
+    by_seed: dict[int | None, dict[str, float]] = defaultdict(dict)
+    for run in chosen:
+        by_seed[run.seed].update({metric: value for metric, value in run.test.items() if metric in board.metrics})
+    seeds: dict[str, list[float]] = defaultdict(list)
+    for seed in sorted(seed for seed, test in by_seed.items() if seed is not None and set(test) == set(board.metrics)):
+        seeds["Δm"].append(delta_m(by_seed[seed], board.baseline, board.higher_is_better))
+        for task, change in _task_changes(by_seed[seed], board, board.higher_is_better).items():
+            seeds[task].append(change)
+    return dict(seeds)
+
+
 def _row(method: str, lr: float | None, members: list[Run], board: Board) -> Row:
     members = sorted(members, key=lambda run: (run.seed is None, run.seed))
     metrics = {metric: _mean_std([run.test[metric] for run in members if metric in run.test]) for metric in board.metrics}
@@ -147,12 +184,10 @@ def _row(method: str, lr: float | None, members: list[Run], board: Board) -> Row
         for run in members:
             delta_metric.append(delta_m(run.test, board.baseline, run.higher_is_better))
             delta_task.append(delta_m(run.test, board.baseline, run.higher_is_better, task_of=task_of))
-            per_task = defaultdict(list)
             for metric, change in relative_changes(run.test, board.baseline, run.higher_is_better).items():
                 changes[task_of[metric]].append(change)
-                per_task[task_of[metric]].append(change)
-            for task, values in per_task.items():
-                seed_changes[task].append(statistics.fmean(values))
+            for task, change in _task_changes(run.test, board, run.higher_is_better).items():
+                seed_changes[task].append(change)
     costs = [run.seconds_per_step for run in members if run.seconds_per_step is not None]
     memories = [run.peak_memory_mb for run in members if run.peak_memory_mb is not None]
     gradient_keys = sorted({key for run in members for key in run.gradients})
@@ -190,6 +225,9 @@ def _rank_and_compare(board: Board) -> None:
             row.interval = board.statistics.intervals.get(row.method)
             row.comparison = board.statistics.comparisons.get(row.method)
             row.p_value_vs_ew = row.comparison.p_value if row.comparison else None
+    if board.single_task_seeds:
+        quantities = {row.method: {"Δm": row.delta_metric, **row.task_change_seeds} for row in board.rows}
+        board.against_single_task = compare_with_single_task(quantities, board.single_task_seeds)
 
     def order(row: Row) -> tuple[float, str]:
         mean = _mean_std(row.delta_metric)[0]

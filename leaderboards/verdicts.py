@@ -37,6 +37,7 @@ BOOTSTRAP_SEED = 0
 POWER_DRAWS = 20_000  # simulated boards behind the minimal detectable difference
 POWER_SEED = 0
 REFERENCE = "EW"
+SINGLE_TASK = "single-task"  # the reference of a board's comparisons with its single-task networks
 BETTER, WORSE, NOT_SHOWN = "better than EW", "worse than EW", "not shown"
 
 
@@ -55,11 +56,13 @@ class Comparison:
     p_value: float  # Welch's t-test, uncorrected
     p_holm: float  # Holm-corrected over the board's family
     probability_of_improvement: float  # P(method's Δm < EW's) over seed pairs
+    reference: str = REFERENCE  # what the method is compared with: EW, or the single-task networks
+    quantity: str = "Δm"  # Δm, or one task's change against its single-task network
 
     @property
     def verdict(self) -> str:
         if self.p_holm < ALPHA:
-            return BETTER if self.difference < 0 else WORSE
+            return f"{'better' if self.difference < 0 else 'worse'} than {self.reference}"
         return NOT_SHOWN
 
 
@@ -262,24 +265,82 @@ def compare_with_reference(deltas: Mapping[str, Sequence[float]], reference: str
     tested = {method: values for method, values in usable.items() if method != reference and len(values) >= 2}
     for method in sorted(set(usable) - set(tested) - {reference}):
         board.problems.append(f"'{method}' has {len(usable[method])} seed: not compared with {reference} (at least 2 seeds needed)")
-    names = sorted(tested)
-    p_values = [welch_p_value(tested[name], ew) for name in names]
-    corrected = holm(p_values)
-    board.family = len(names)
-    for name, p_value, p_holm in zip(names, p_values, corrected, strict=True):
-        values = tested[name]
-        board.comparisons[name] = Comparison(
-            method=name,
-            seeds=len(values),
-            difference=float(np.mean(values) - np.mean(ew)),
-            interval=difference_interval(values, ew),
-            p_value=p_value,
-            p_holm=p_holm,
-            probability_of_improvement=probability_of_improvement(values, ew),
-        )
+    board.comparisons = _compare({(name, "Δm"): values for name, values in tested.items()}, {"Δm": ew}, reference)
+    board.family = len(board.comparisons)
     if board.family:
         board.detectable = minimal_detectable_difference(float(np.std(ew, ddof=1)), len(ew), board.family)
+    board.comparisons = {name: comparison for (name, _), comparison in board.comparisons.items()}
     return board
+
+
+def _compare(tested: Mapping[tuple[str, str], Sequence[float]], references: Mapping[str, Sequence[float]], name: str) -> dict:
+    """Each (method, quantity)'s seeds against the reference's seeds of that quantity, corrected
+    with Holm's method as one family."""
+    keys = sorted(tested)
+    p_values = [welch_p_value(tested[key], references[key[1]]) for key in keys]
+    return {
+        key: Comparison(
+            method=key[0],
+            seeds=len(tested[key]),
+            difference=float(np.mean(tested[key]) - np.mean(references[key[1]])),
+            interval=difference_interval(tested[key], references[key[1]]),
+            p_value=p_value,
+            p_holm=p_holm,
+            probability_of_improvement=probability_of_improvement(tested[key], references[key[1]]),
+            reference=name,
+            quantity=key[1],
+        )
+        for key, p_value, p_holm in zip(keys, p_values, holm(p_values), strict=True)
+    }
+
+
+@dataclass
+class SingleTaskStatistics:
+    """Every method of a board against its single-task networks: Δm and each task's change,
+    seed by seed against the single-task runs of each seed taken together (whose own Δm against
+    their mean is the spread a method's Δm is judged by), as one Holm family."""
+
+    comparisons: dict[tuple[str, str], Comparison] = field(default_factory=dict)  # (method, quantity) -> comparison
+    seeds: int = 0  # seeds with a single-task run of every task
+    detectable: float | None = None  # for Δm, from the single-task seeds' spread
+    problems: list[str] = field(default_factory=list)
+
+
+def compare_with_single_task(
+    rows: Mapping[str, Mapping[str, Sequence[float]]], single_task: Mapping[str, Sequence[float]]
+) -> SingleTaskStatistics:
+    """``rows``: method -> quantity ("Δm" or a task) -> its seeds' values; ``single_task``: the
+    same quantities of the single-task seeds. Quantities the single-task seeds lack are skipped.
+
+    Example (a method 3 points worse on every seed than single-task seeds spread around 0):
+        >>> result = compare_with_single_task({"EW": {"Δm": [3.1, 2.9, 3.0]}}, {"Δm": [0.1, -0.1, 0.0]})
+        >>> result.comparisons[("EW", "Δm")].verdict, result.seeds
+        ('worse than single-task', 3)
+    """
+    result = SingleTaskStatistics(seeds=len(single_task.get("Δm", [])))
+    if result.seeds < 2:
+        result.problems.append(f"single-task networks of {result.seeds} seed: comparisons with them need at least 2 seeds")
+        return result
+    tested = {}
+    for method, quantities in rows.items():
+        for quantity, values in quantities.items():
+            if quantity not in single_task:
+                continue
+            try:
+                values = _checked(method, values)
+            except StatisticsError as error:
+                result.problems.append(str(error))
+                continue
+            if len(values) >= 2:
+                tested[(method, quantity)] = values
+    reference = _checked(SINGLE_TASK, single_task["Δm"])
+    result.comparisons = _compare(
+        tested, {quantity: _checked(SINGLE_TASK, values) for quantity, values in single_task.items()}, SINGLE_TASK
+    )
+    keys = list(result.comparisons)
+    if keys:
+        result.detectable = minimal_detectable_difference(float(np.std(reference, ddof=1)), len(reference), len(keys))
+    return result
 
 
 @dataclass(frozen=True)

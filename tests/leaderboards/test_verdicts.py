@@ -205,3 +205,22 @@ def test_a_leaderboard_of_single_seeds_renders_with_its_reason(tmp_path, capsys)
     findings = (tmp_path / "out" / "findings.md").read_text()
     assert "**Better than EW** (0 of 0)" in findings and "- EW has 1 seed: comparisons need at least 2 seeds" in findings
     assert capsys.readouterr().err == ""
+
+
+def test_single_task_seeds_are_the_spread_methods_are_judged_against():
+    """Each seed's single-task networks taken together have a Δm against the baselines (their mean
+    over seeds) that averages to 0, since Δm is linear in the metrics; a method is compared with
+    that spread, not with a baseline taken as exact."""
+    from mtlbench.leaderboards.records import load_runs
+    from mtlbench.leaderboards.tables import build_boards
+
+    runs, _ = load_runs(REFERENCE / "records")
+    for board in build_boards(runs):
+        seeds = board.single_task_seeds
+        assert len(seeds["Δm"]) == 5 and set(seeds) == {"Δm", "segmentation", "depth", "normal"}
+        assert np.mean(seeds["Δm"]) == pytest.approx(0.0, abs=1e-9) and np.std(seeds["Δm"]) > 0.1
+        ew = next(row for row in board.rows if row.method == "EW")
+        comparison = board.against_single_task.comparisons[("EW", "Δm")]
+        assert comparison.difference == pytest.approx(np.mean(ew.delta_metric), abs=1e-9)
+        assert comparison.p_value == pytest.approx(stats.ttest_ind(ew.delta_metric, seeds["Δm"], equal_var=False).pvalue)
+        assert len(board.against_single_task.comparisons) == 27 * 4  # Δm and three tasks for every method: one family
