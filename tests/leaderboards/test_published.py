@@ -79,6 +79,8 @@ def test_the_affinity_study_regenerates_identically(tmp_path):
         assert (tmp_path / name).read_text() == committed, f"affinity/{name} differs from what its records give"
         if name.endswith(".md"):
             assert committed.startswith(f"<!-- {AFFINITY_GENERATED} -->")
+    findings = (folder / "affinity_findings.md").read_text()
+    assert "not trained" not in findings and "random partitions into 3 groups: rank" in findings  # the controls are published
 
 
 # Methods whose records may drift between machines, with the relative tolerance used for their
