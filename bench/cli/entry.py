@@ -24,6 +24,7 @@ training (LightningCLI; `mtlbench fit --help` lists every option):
 suite:
   sweep SPEC          methods x optimizers x seeds (+ single-task baselines), resumable
   leaderboard RUNS    tables of a sweep's run records (Delta_m, ranks, costs)
+  reproduce BOARD     rerun part of a published board here; which verdicts still hold
   report RUNS         a paper protocol's comparison with its published numbers
   groups RUNS         task groupings from recorded inter-task affinity (Fifty et al. 2021)
   affinity RUNS       the affinity study: predicted vs measured pairs, chosen groupings
@@ -51,6 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "groups": "mtlbench.leaderboards.groups",
         "affinity": "mtlbench.leaderboards.affinity_study",
         "sweep": "mtlbench.bench.sweeps.sweep",
+        "reproduce": "mtlbench.bench.sweeps.reproduce",
         "perf": "mtlbench.bench.sweeps.perf",
         "gpu-check": "mtlbench.bench.cli.gpu_check",
     }
