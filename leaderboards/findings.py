@@ -37,7 +37,9 @@ METHOD_NOTE = (
     "P(better): the probability of improvement over seed pairs (rliable), "
     f"the chance that a seed's Δm is below one of {REFERENCE}'s, ties counted half. "
     f"Detectable: the smallest difference to {REFERENCE} its seeds detect with {POWER:.0%} power at {ALPHA} / family size, "
-    f"from {REFERENCE}'s sample standard deviation."
+    f"from {REFERENCE}'s sample standard deviation. "
+    "A percentile bootstrap over few seeds is too narrow (over 2 seeds it spans at most their range): "
+    "read each interval with its seed count."
 )
 
 

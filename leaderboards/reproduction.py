@@ -54,7 +54,8 @@ def config_differences(published: dict, rerun: dict) -> list[str]:
     """Keys whose values differ between two records' configs, where runs write left aside.
 
     Example:
-        >>> config_differences({"model": {"lr": 0.1}, "trainer": {"logger": "a"}}, {"model": {"lr": 0.2}, "trainer": {"logger": "b"}})
+        >>> old = {"config": {"model": {"lr": 0.1}, "trainer": {"logger": "a"}}}
+        >>> config_differences(old, {"config": {"model": {"lr": 0.2}, "trainer": {"logger": "b"}}})
         ['model.lr: 0.1 -> 0.2']
     """
     old, new = dict(_flatten(published.get("config") or {})), dict(_flatten(rerun.get("config") or {}))
