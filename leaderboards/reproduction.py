@@ -17,7 +17,9 @@ paired with the published run of the same method, optimizer, task set, setting a
 
 from __future__ import annotations
 
+import json
 import math
+import re
 import statistics
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -50,20 +52,33 @@ def _flatten(value: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
         yield prefix, value
 
 
+CLASS_PATH = re.compile(r"\b(?:[A-Za-z_]\w*\.)+([A-Z]\w*)\b")  # a dotted path ending in a class name
+ADDRESS = re.compile(r" at 0x[0-9a-f]+")
+
+
+def _comparable(value: Any) -> Any:
+    """A config value with what a move of the suite's modules or a process changes taken out:
+    class paths by their class name (``bench.methods.EqualWeighting`` and
+    ``mtlbench.bench.run.methods.EqualWeighting`` are one class), object addresses dropped."""
+    text = json.dumps(value, sort_keys=True, default=str) if not isinstance(value, str) else value
+    return ADDRESS.sub("", CLASS_PATH.sub(r"\1", text))
+
+
 def config_differences(published: dict, rerun: dict) -> list[str]:
-    """Keys whose values differ between two records' configs, where runs write left aside.
+    """Keys whose values differ between two records' configs, where runs write left aside and
+    class paths compared by class name.
 
     Example:
-        >>> old = {"config": {"model": {"lr": 0.1}, "trainer": {"logger": "a"}}}
-        >>> config_differences(old, {"config": {"model": {"lr": 0.2}, "trainer": {"logger": "b"}}})
+        >>> old = {"config": {"model": {"lr": 0.1, "class_path": "bench.M"}, "trainer": {"logger": "a"}}}
+        >>> config_differences(old, {"config": {"model": {"lr": 0.2, "class_path": "mtlbench.bench.M"}, "trainer": {"logger": "b"}}})
         ['model.lr: 0.1 -> 0.2']
     """
     old, new = dict(_flatten(published.get("config") or {})), dict(_flatten(rerun.get("config") or {}))
     keys = sorted(key for key in set(old) | set(new) if not any(part in key for part in VOLATILE))
     return [
-        f"{key}: {old.get(key, '(absent)')!r} -> {new.get(key, '(absent)')!r}".replace("'", "")
+        f"{key}: {_comparable(old.get(key, '(absent)'))} -> {_comparable(new.get(key, '(absent)'))}"
         for key in keys
-        if old.get(key) != new.get(key)
+        if _comparable(old.get(key)) != _comparable(new.get(key))
     ]
 
 
@@ -193,9 +208,12 @@ def reproduction_report(board_dir: Path, runs_dir: Path) -> tuple[str, str]:
     lines += ["Machines of the reruns:", "", *(f"- {line}" for line in result.rerun_machines), "", "## Configuration", ""]
     if result.configuration:
         lines += [f"{len(result.configuration)} of {len(runs)} reruns differ from their published run in configuration:", ""]
+        grouped: dict[tuple[str, ...], list[str]] = {}
         for path, found in result.configuration.items():
-            listed = markdown_text("; ".join(found[:MAX_LISTED])) + (" ..." if len(found) > MAX_LISTED else "")
-            lines.append(f"- {markdown_text(path)}: {listed}")
+            grouped.setdefault(tuple(found[:MAX_LISTED]), []).append(path)
+        for found, paths in sorted(grouped.items(), key=lambda item: -len(item[1])):
+            names = ", ".join(paths[:3]) + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
+            lines.append(f"- {markdown_text(names)} ({len(paths)} runs): {markdown_text('; '.join(found))}")
     else:
         lines.append(f"All {len(runs)} reruns have their published run's configuration (every key but where a run writes).")
     lines += [
