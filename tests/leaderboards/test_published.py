@@ -83,19 +83,27 @@ def test_the_affinity_study_regenerates_identically(tmp_path):
     assert "not trained" not in findings and "random partitions into 3 groups: rank" in findings  # the controls are published
 
 
-# Methods whose records may drift between machines, with the relative tolerance used for their
-# test metrics (README, "Reliability"): Nash-MTL's cvxpy/ECOS solve differs in its last digits
-# with the BLAS; 1.6 % was the largest drift seen on the quickstart.
-DRIFTING = {"Nash-MTL": 0.05}
+# How far a rerun of the main job may drift from the published quickstart records on a machine
+# with another fingerprint, in seed spreads (mtlbench.leaderboards.reproduction). Measured between
+# the two machines available on 2026-12-07, an Intel Xeon with AVX-512 (fingerprint 9c8f9624d490,
+# the records' machine) and the unrecorded machine of the records published before: at most
+# 2.15 on the quickstart (MGDA, SGD) and 3.16 on the reference board's reruns (PCD, SGD). Where
+# the fingerprints match, the metrics must be equal to the last bit, but for Nash-MTL, whose
+# cvxpy/ECOS solve differs in its last digits with the BLAS.
+DRIFT_TOLERANCE = 4.0
+DRIFTING = {"Nash-MTL"}
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(1200)
-def test_the_main_job_reproduces_the_published_quickstart_records(tmp_path):
-    """Rerun the README's main job and compare every run's test metrics with the published ones."""
-    import json
+def test_the_main_job_reproduces_the_published_quickstart_verdicts(tmp_path):
+    """Rerun the README's main job; compare it with the published records as `mtlbench reproduce`
+    does: the configuration, each run's drift in seed spreads (bit equality where the records'
+    machines match), and every published verdict."""
     import subprocess
     import sys
+
+    from mtlbench.leaderboards.reproduction import compare_reruns
 
     repo = LEADERBOARDS.parent
     command = [
@@ -109,13 +117,11 @@ def test_the_main_job_reproduces_the_published_quickstart_records(tmp_path):
     ]
     done = subprocess.run(command, cwd=repo, capture_output=True, text=True, timeout=1100)
     assert done.returncode == 0, done.stderr[-3000:]
-    published = sorted((LEADERBOARDS / "quickstart" / "records").rglob("results.json"))
-    assert len(published) == 36
-    for path in published:
-        run_id = path.relative_to(LEADERBOARDS / "quickstart" / "records").parts[0]
-        old = json.loads(path.read_text())
-        new = json.loads((tmp_path / "runs" / run_id / "version_0" / "results.json").read_text())
-        tolerance = DRIFTING.get(old["method"]["name"], 0.0)
-        for task, metrics in old["metrics"]["test"].items():
-            for metric, value in metrics.items():
-                assert new["metrics"]["test"][task][metric] == pytest.approx(value, rel=tolerance, abs=0), f"{run_id} {task}/{metric}"
+    result = compare_reruns(LEADERBOARDS / "quickstart", tmp_path / "runs")
+    assert len(result.runs) == 36 and not result.configuration, result.configuration
+    for run in result.runs:
+        if run.same_machine and not any(run.path.startswith(f"{method}-") for method in DRIFTING):
+            assert run.identical, f"{run.path}: same machine fingerprint, other metrics"
+        else:
+            assert run.drift <= DRIFT_TOLERANCE, f"{run.path}: drift {run.drift:.3f} seed spreads"
+    assert result.verdicts and all(check.rerun == check.published for check in result.verdicts), result.verdicts
