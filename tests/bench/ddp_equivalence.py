@@ -12,8 +12,9 @@ ReLU, average for max pooling: :func:`smooth`), so every world size should take 
 to rounding.
 
 Rank 0 writes OUT/<config>-world<W>-rank0.pt: the initial and final parameters, the method's
-state, the validation history, the gradient-probe history and the task-affinity history; the other ranks write their
-final parameters, so the test can check that the ranks agree.
+state, the validation history, the gradient-probe history, the task-affinity history and
+GradDrop's purities and draws (:func:`recording_draws`); the other ranks write their final
+parameters, so the test can check that the ranks agree.
 
 ``NEGATIVE`` configurations are the positive ones with one reduction removed (the mean of
 per-rank means, a weighting evaluated at the local losses, a local Gramian, draws that differ
@@ -36,6 +37,7 @@ import torch
 import torch.distributed as dist
 from pytorch_lightning.callbacks import Callback
 from torch import nn
+from torchjd.aggregation import _graddrop
 
 import mtlbench.bench.run.jacobian
 import mtlbench.bench.run.module
@@ -228,6 +230,26 @@ def flat_parameters(module: MultiTaskModule) -> torch.Tensor:
     return torch.cat([p.detach().flatten().clone() for p in module.parameters()])
 
 
+@contextlib.contextmanager
+def recording_draws(draws: list[tuple[torch.Tensor, torch.Tensor]]) -> Iterator[None]:
+    """Records GradDrop's sign purity P and its uniform draws U at every call, as torchjd's
+    GradDrop computes them, without consuming the generator (its state is put back after the
+    peek): a coordinate keeps its positive gradients where P > U."""
+    original = _graddrop.GradDrop.forward
+
+    def forward(self, matrix: torch.Tensor, /) -> torch.Tensor:
+        if matrix.shape[0] and matrix.shape[1]:
+            purity = 0.5 * (torch.ones_like(matrix[0]) + matrix.sum(dim=0) / matrix.abs().sum(dim=0))
+            state = torch.get_rng_state()
+            uniform = torch.rand(purity.shape, dtype=matrix.dtype, device=matrix.device)
+            torch.set_rng_state(state)
+            draws.append((purity.detach().double().clone(), uniform.double().clone()))
+        return original(self, matrix)
+
+    with mock.patch.object(_graddrop.GradDrop, "forward", forward):
+        yield
+
+
 def run(name: str, world: int, cache: str, out: Path) -> None:
     base, module_class, patch = {**NEGATIVE, **AFFINITY_NEGATIVE}.get(name, (name, MultiTaskModule, contextlib.nullcontext))
     pl.seed_everything(0, verbose=False)
@@ -248,13 +270,13 @@ def run(name: str, world: int, cache: str, out: Path) -> None:
     )
     datamodule = SyntheticScenesDataModule(cache_dir=cache, batch_size=GLOBAL_BATCH // world, **RELEASE)
     module = module_class(datamodule.tasks, net=make_net, method=CONFIGS[base](), optimizer=sgd, **MODULE_OPTIONS.get(base, {}))
-    initial = flat_parameters(module)
-    with patch():
+    initial, draws = flat_parameters(module), []
+    with patch(), recording_draws(draws):
         trainer.fit(module, datamodule=datamodule)
     result = {"params": flat_parameters(module)}
     if trainer.is_global_zero:
         result.update(initial=initial, method_state=method_state(module), val=history.history, probes=probe.history)
-        result["affinity"] = affinity.history
+        result.update(affinity=affinity.history, draws=draws)
     torch.save(result, out / f"{name}-world{world}-rank{trainer.global_rank}.pt")
 
 

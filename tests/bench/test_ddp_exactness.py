@@ -53,7 +53,28 @@ TOLERANCES = {
 # GradDrop's draw against each coordinate's sign purity is a discontinuity the smooth network
 # cannot remove: between 1 and 3 processes the purities differed by 2.6e-7 on average (3072
 # coordinates a step, measured on the ReLU network before it was made smooth), so a draw that
-# falls between the two is expected about once in 500 runs.
+# falls between the two is expected about once in 500 runs. Which run it is depends on the
+# machine's float32 kernels: on an Intel Xeon with AVX-512 (2026-12-07) the 3-process run of
+# GradDrop-features has one, and its runs part from there (parameters 5.3e-6, validation 1e-3).
+# The harness records every purity and draw, so the test checks what can be checked: the draws
+# are the same numbers, the purities agree to rounding up to the first flipped coordinate, and
+# that coordinate's draw lies between its two purities; the steps before it must agree as usual.
+PURITY_ROUNDING = 2e-5  # |purity, 1 process - purity, W processes| allowed; measured at most 1.03e-5 (mean 2.9e-7)
+
+
+def first_flip(one: dict, other: dict) -> int | None:
+    """The first step at which a GradDrop draw went another way in ``other`` than in ``one``
+    (None where none did), after checking the draws and the purities up to it."""
+    for step, ((purity, draw), (purity_other, draw_other)) in enumerate(zip(one["draws"], other["draws"], strict=True)):
+        assert torch.equal(draw, draw_other), f"step {step}: the draws themselves differ (unsynchronised generators)"
+        assert (purity - purity_other).abs().max().item() <= PURITY_ROUNDING, f"step {step}: the purities differ beyond rounding"
+        flipped = (purity > draw) != (purity_other > draw)
+        if flipped.any():
+            between = (draw[flipped] - purity[flipped]) * (draw[flipped] - purity_other[flipped]) <= 0
+            assert between.all(), f"step {step}: a draw went another way without lying between the two purities"
+            return step
+    return None
+
 
 # The default run trains one configuration of every path the reductions take: the loss
 # weightings (global losses, GradNorm's norms, the valid-pixel shares), the parameter-space
@@ -158,6 +179,13 @@ def test_processes_take_the_steps_of_one(trained, name, world):
     for rank in range(1, world):
         assert torch.equal(_load(runs, name, world, rank)["params"], many["params"]), "ranks must hold identical parameters"
     assert len(one["val"]) == EPOCHS
+    flip = first_flip(one, many) if one["draws"] else None
+    if flip is not None:  # a draw within rounding of its purity: compare the steps before it (one a validation)
+        assert STEPS_PER_EPOCH == 1 and len(one["draws"]) == EPOCHS
+        one, many = {**one, "val": one["val"][:flip]}, {**many, "val": many["val"][:flip]}
+        found, tolerance = differences(one, many), TOLERANCES.get(name, Tolerance())
+        assert found["val"] <= tolerance.val, f"{name} with {world} processes before the flip at step {flip}: {found}"
+        return
     found, tolerance = differences(one, many), TOLERANCES.get(name, Tolerance())
     assert all(found[key] <= getattr(tolerance, key) for key in found), f"{name} with {world} processes: {found} > {tolerance}"
     selected = [min(range(EPOCHS), key=lambda epoch, run=run: run["val"][epoch]["val/select"]) for run in (one, many)]
@@ -179,8 +207,13 @@ def test_a_missing_reduction_exceeds_the_tolerance(trained, name, world):
 @pytest.mark.parametrize("name", ["EW", "GradNorm", "MGDA-features", "PCGrad-parameters", "Nash-MTL-features", "GradDrop-features"])
 def test_probe_statistics_are_those_of_the_whole_batch(trained, name, world):
     runs = trained.folder(name, world)
-    one, many = _load(runs, name, 1)["probes"], _load(runs, name, world)["probes"]
+    runs_one, runs_many = _load(runs, name, 1), _load(runs, name, world)
+    one, many = runs_one["probes"], runs_many["probes"]
     assert len(one) == len(many) == math.ceil(EPOCHS * STEPS_PER_EPOCH / PROBE_EVERY)
+    flip = first_flip(runs_one, runs_many) if runs_one["draws"] else None
+    if flip is not None:  # probes of the steps before a flipped draw (see first_flip): one at the flip records its weights
+        one, many = one[: math.ceil(flip / PROBE_EVERY)], many[: math.ceil(flip / PROBE_EVERY)]
+        assert one, "a flip at the first step leaves nothing to compare"
     for probe_one, probe_many in zip(one, many, strict=True):
         assert probe_one.keys() == probe_many.keys()
         for key, value in probe_one.items():
