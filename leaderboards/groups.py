@@ -9,6 +9,11 @@ affinity onto it from the others, ``sum_{i in G, i != j} Z[i][j] / (|G| - 1)``; 
 receives nothing (0); a partition's score is the sum over all tasks. For T <= 10 tasks every
 partition into at most B groups is scored; beyond, a deterministic hill climbing (below).
 
+This objective is the suite's, not TAG's own: here the groups are disjoint and a task alone
+scores 0, while TAG's network selection picks up to B groups that may overlap, serves each task
+by the chosen group giving it the highest affinity, and scores a task alone -1e6
+(``docs/affinity.md`` works an example where the two choose differently).
+
 With ``--spec TEMPLATE.yaml --out GROUPS.yaml`` it writes a sweep spec that trains the chosen
 groups (``axes: {tasks: [...]}``) and every task alone (``stl: true``): ``mtlbench sweep GROUPS.yaml``.
 """
