@@ -36,3 +36,27 @@ def test_names_the_spec_lacks_are_one_line(tmp_path):
         restricted_spec(SPEC, tmp_path, None, None, [9])
     with pytest.raises(FileNotFoundError, match=r"has no records/"):
         main([str(tmp_path), "--spec", str(SPEC)])
+
+
+def test_a_published_board_rerun_on_its_machine_reproduces_bit_for_bit(tiny_cache, tmp_path, capsys):
+    """The user's path end to end: a sweep, its board published with its records, then
+    ``mtlbench reproduce`` of one method on the same machine: the same bits, no configuration
+    difference, one machine fingerprint on both sides."""
+    from mtlbench.bench.sweeps.sweep import run_sweep
+    from mtlbench.leaderboards.cli import main as leaderboard
+    from tests.bench.test_sweep import tiny_spec
+
+    spec_path = tiny_spec(tmp_path, tiny_cache)
+    spec = yaml.safe_load(spec_path.read_text())
+    spec_path.write_text(yaml.safe_dump({**spec, "seeds": [0, 1]}))
+    run_sweep(spec_path, tmp_path / "runs")
+    board = tmp_path / "board"
+    assert leaderboard([str(tmp_path / "runs"), "--keep-records", "--out", str(board), "--no-png"]) == 0
+    assert main([str(board), "--spec", str(spec_path), "--methods", "UW", "--runs", str(tmp_path / "rerun")]) == 0
+    assert "8 reruns: 8 bit-identical" in capsys.readouterr().out
+    report = (board / "reproduce" / "report.md").read_text()
+    assert "8 of 8 reruns give their published test metrics bit for bit" in report
+    assert "All 8 reruns have their published run's configuration" in report
+    machines = [line for line in report.splitlines() if line.startswith("- `")]
+    assert len(machines) == 2 and machines[0] == machines[1] and "not recorded" not in machines[0]
+    assert yaml.safe_load((board / "reproduce" / "spec.yaml").read_text())["methods"].keys() == {"EW", "UW"}
