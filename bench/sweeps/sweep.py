@@ -59,6 +59,7 @@ from tqdm import tqdm
 from mtlbench.bench.run.errors import DIVERGED_EXIT
 from mtlbench.bench.sweeps.devices import DevicePool, Slot, check_memory, run_arguments, slots, visible_devices
 from mtlbench.bench.sweeps.devices import gpus_per_run as assigned_gpus
+from mtlbench.bench.sweeps.run_ids import check_name, check_unique, lr_text, runs_lock
 from mtlbench.bench.sweeps.study_axes import Point, grid
 from mtlbench.bench.sweeps.worker import Worker, fit_in_process
 from mtlbench.leaderboards.atomic_write import write_json_atomic
@@ -201,6 +202,9 @@ def load_spec(path: Path) -> dict:
     if spec.get("stl") and not spec.get("tasks") and not task_axes:
         raise ValueError(f"sweep spec {path}: 'stl: true' needs the list of 'tasks'")
     spec["points"] = grid(path, spec.get("axes"), Path(spec["base"]), spec.get("tasks"))
+    for kind, names in (("method", spec["methods"]), ("optimizer", spec["optimizers"]), ("task", stl_tasks(spec))):
+        for name in names:
+            check_name(kind, name)
     return spec
 
 
@@ -232,7 +236,7 @@ def _loggers(spec: dict, runs_dir: Path, run_id: str) -> list[dict]:
 
 def plan(spec: dict, runs_dir: Path) -> list[PlannedRun]:
     """Every run of the sweep, in a stable order: all baselines first, then the methods."""
-    baselines, methods = [], []
+    baselines, methods, described = [], [], []
     overrides = tuple(spec.get("overrides", ()))
 
     def make(run_id: str, method: dict, optimizer: dict, lr: float, seed: int, extra: tuple[str, ...]) -> tuple[str, ...]:
@@ -262,9 +266,12 @@ def plan(spec: dict, runs_dir: Path) -> list[PlannedRun]:
                 for seed in spec["seeds"]:
                     for setting, point in settings.items():
                         for task in stl_tasks(spec):
-                            run_id = f"stl-{task}-{opt_name}-lr{lr:g}-s{seed}{setting}"
+                            run_id = f"stl-{task}-{opt_name}-lr{lr_text(lr)}-s{seed}{setting}"
                             extra = (*point.args, f"--data.init_args.tasks=[{task}]")
                             baselines.append(PlannedRun(run_id, make(run_id, ew, optimizer, lr, seed, extra), opt_name, task, setting))
+                            described.append(
+                                (run_id, f"the single-task run of {task!r} under {opt_name!r} (lr {lr!r}, seed {seed}{setting})")
+                            )
         for lr in optimizer["lr"]:
             for seed in spec["seeds"]:
                 for point in points:
@@ -272,13 +279,15 @@ def plan(spec: dict, runs_dir: Path) -> list[PlannedRun]:
                         continue  # a one-task set is its single-task baseline
                     selection = baseline_file(runs_dir, selects_by + point.setting_suffix) if selects else None
                     for method_name, method in spec["methods"].items():
-                        run_id = f"{method_name}-{opt_name}-lr{lr:g}-s{seed}{point.suffix}"
+                        run_id = f"{method_name}-{opt_name}-lr{lr_text(lr)}-s{seed}{point.suffix}"
                         extra = (
                             *point.args,
                             *(() if selection is None else (f"--model.selection_baseline={selection}",)),
                         )
                         args = make(run_id, method, optimizer, lr, seed, extra)
                         methods.append(PlannedRun(run_id, args, opt_name, setting=point.setting_suffix, baseline_optimizer=selects_by))
+                        described.append((run_id, f"method {method_name!r} under {opt_name!r} (lr {lr!r}, seed {seed}{point.suffix})"))
+    check_unique(described)
     return baselines + methods
 
 
@@ -466,9 +475,12 @@ def run_sweep(
     slurm: dict | None = None,
     gpus_per_run: int | None = None,
     runs_per_gpu: int = 1,
+    wait: bool = False,
 ) -> dict[str, list[str]]:
-    """Run what is missing, baselines first; returns the ids skipped, done, failed, blocked
-    (a multi-task run whose baselines failed) or submitted. Locally, ``gpus_per_run`` devices
+    """Run what is missing, baselines first, holding the runs folder against other sweeps
+    (:func:`mtlbench.bench.sweeps.run_ids.runs_lock`; ``wait``: wait for one that holds it);
+    returns the ids skipped, done, failed, blocked (a multi-task run whose baselines failed) or
+    submitted. Locally, ``gpus_per_run`` devices
     for each of the ``jobs`` runs at a time, shared by up to ``runs_per_gpu`` runs
     (:mod:`mtlbench.bench.sweeps.devices`): then the first run goes alone unless a run's GPU
     memory is already recorded, and the sweep stops with one line where that many do not fit."""
@@ -487,8 +499,15 @@ def run_sweep(
     elif runs_per_gpu > 1:
         raise ValueError("sweep: --runs-per-gpu is for local sweeps; on SLURM each run is a job with --gpus of its own")
     runs_dir = Path(runs_dir).resolve()
-    runs_dir.mkdir(parents=True, exist_ok=True)
-    planned = plan(spec, runs_dir)
+    planned = plan(spec, runs_dir)  # names and run ids refused here, before the folder is touched
+    with runs_lock(runs_dir, wait):
+        return _run_planned(planned, runs_dir, jobs, slurm, given, runs_per_gpu)
+
+
+def _run_planned(
+    planned: list[PlannedRun], runs_dir: Path, jobs: int, slurm: dict | None, given: list[Slot] | None, runs_per_gpu: int
+) -> dict[str, list[str]]:
+    """:func:`run_sweep`'s work, while it holds the runs folder."""
     todo = [run for run in planned if not run.is_complete(runs_dir)]
     outcome = {
         "skipped": [run.run_id for run in planned if run not in todo],
@@ -603,6 +622,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("spec", type=Path)
     parser.add_argument("--runs", type=Path, default=None, help="folder of the run folders (default: runs/<spec name>)")
     parser.add_argument("--jobs", type=int, default=1, help="runs at a time (locally)")
+    parser.add_argument("--wait", action="store_true", help="wait for another sweep that uses the runs folder, instead of stopping")
     parser.add_argument(
         "--gpus-per-run",
         "--gpus",
@@ -655,7 +675,8 @@ def main(argv: list[str]) -> int:
         for path in write_study(args.spec, raw, args.out or args.runs):
             print(path)
         return 0
-    outcome = run_sweep(args.spec, args.runs, jobs=args.jobs, slurm=slurm, gpus_per_run=args.gpus_per_run, runs_per_gpu=args.runs_per_gpu)
+    options = {"gpus_per_run": args.gpus_per_run, "runs_per_gpu": args.runs_per_gpu, "wait": args.wait}
+    outcome = run_sweep(args.spec, args.runs, jobs=args.jobs, slurm=slurm, **options)
     print(", ".join(f"{len(ids)} {name}" for name, ids in outcome.items()))
     for run_id in outcome["failed"]:
         print(f"failed: {run_id} (log: {args.runs / (run_id + '.log')})")
