@@ -12,6 +12,10 @@ built; a run that breaks one is listed in "Runs left out" with the reason:
   Delta_m's reference), else from the most common signature among the runs that have the task;
   the source is named in each reason. A run with another metric set or a flipped direction is
   left out instead of dropping or reordering Delta_m for its whole board.
+- **a reference to divide by**: Delta_m divides by the single-task baselines, so a single-task
+  run whose test metric is 0, or below float32's smallest normal number (metrics are computed
+  in float32: nothing real lands there), is left out instead of making its board's relative
+  changes undefined or overflow.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from dataclasses import replace
 from pathlib import Path
+
+import numpy as np
 
 from mtlbench.leaderboards.records import Run, load_runs
 
@@ -69,6 +75,17 @@ def _misfit(run: Run, schemas: dict[tuple[str, str], tuple[Signature, str]]) -> 
     return ""
 
 
+FLOAT32_TINY = float(np.finfo(np.float32).tiny)  # 1.18e-38
+
+
+def _no_reference(run: Run) -> str:
+    """Why a single-task run cannot be a baseline to divide by ('' when it can)."""
+    for metric, value in sorted(run.test.items()):
+        if abs(value) < FLOAT32_TINY:
+            return f"its test {metric} is {value:g}: Delta_m divides by the single-task baseline, which cannot be 0 or subnormal"
+    return ""
+
+
 def load_admitted_runs(root: Path, test_metrics: str = "selected") -> tuple[list[Run], list[str]]:
     """:func:`mtlbench.leaderboards.records.load_runs`, then :func:`admit`: what every table reads."""
     runs, problems = load_runs(root, test_metrics)
@@ -89,6 +106,6 @@ def admit(runs: list[Run]) -> list[Run]:
             first[key] = run
     schemas = _schemas([run for run in usable if id(run) not in reasons])
     for run in usable:
-        if id(run) not in reasons and (why := _misfit(run, schemas)):
+        if id(run) not in reasons and (why := _misfit(run, schemas) or (_no_reference(run) if run.is_single_task else "")):
             reasons[id(run)] = why
     return [replace(run, left_out=reasons[id(run)]) if id(run) in reasons else run for run in runs]
