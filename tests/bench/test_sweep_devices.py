@@ -288,7 +288,7 @@ def test_slurm_jobs_get_the_gpus_asked_for_one_by_default(tmp_path, monkeypatch,
     and K tasks (DDP ranks) when asked; a negative count is one line."""
     asked = []
 
-    def submitted(spec, runs, jobs, slurm, gpus_per_run, runs_per_gpu):
+    def submitted(spec, runs, jobs, slurm, gpus_per_run, runs_per_gpu, wait):
         asked.append((slurm["gpus_per_node"], slurm["tasks_per_node"]))
         return {"skipped": [], "done": [], "diverged": [], "failed": [], "blocked": [], "submitted": ["a run"]}
 
