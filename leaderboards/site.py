@@ -21,7 +21,7 @@ import hashlib
 import json
 import re
 from collections import defaultdict
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from mtlbench.leaderboards.atomic_write import write_atomic, write_text_atomic
 from mtlbench.leaderboards.escape import html_text, plot_text
@@ -229,6 +229,27 @@ def _page_title(board: Board) -> str:
     return " / ".join(parts) + (f" / tasks {'+'.join(board.tasks)}" if board.name_tasks else "")
 
 
+def _within_runs(record: dict) -> object:
+    """The record's config with the absolute runs folder it was made in (``run_dir`` less its
+    ``<id>/version_0``) written relative to that folder, which readers have as ``records/``:
+    the pages name no path of the machine that built them."""
+    run_dir = record.get("run_dir")
+    if not isinstance(run_dir, str) or not run_dir.startswith("/") or len(PurePosixPath(run_dir).parts) < 4:
+        return record.get("config")
+    root = str(PurePosixPath(run_dir).parent.parent)
+
+    def relative(value: object) -> object:
+        if isinstance(value, dict):
+            return {key: relative(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [relative(item) for item in value]
+        if isinstance(value, str) and (value == root or value.startswith(root + "/")):
+            return "." + value[len(root) :]
+        return value
+
+    return relative(record.get("config"))
+
+
 def _wandb_link(record: dict) -> str:
     url = (record.get("wandb") or {}).get("url") if isinstance(record.get("wandb"), dict) else None
     return f'<a href="{html_text(url)}">W&amp;B</a>' if isinstance(url, str) and WANDB_RUN_URL.fullmatch(url) else "-"
@@ -292,8 +313,9 @@ def _method_page(title: str, method: str, rows: list[tuple[Board, Row]], records
     if _gradient_figure(runs, records, folder.path(figure)):
         body += ["<h2>Gradient statistics</h2>", f'<img src="{figure}" alt="gradient statistics of {html_text(method)}">']
     body.append("<h2>Configs</h2>")
+    body.append('<p class="note">Paths inside the runs folder are relative to it: the published <code>records/</code>.</p>')
     for run in runs:
-        config = json.dumps(records[run.path].get("config"), indent=1, sort_keys=True)
+        config = json.dumps(_within_runs(records[run.path]), indent=1, sort_keys=True)
         body.append(f"<details><summary>{html_text(run.path.as_posix())}</summary><pre>{html_text(config)}</pre></details>")
     write_text_atomic(folder.path(page), _page(f"{method}: {title}", body))
 

@@ -51,6 +51,19 @@ def test_published_site_regenerates_identically(folder, tmp_path):
         assert (tmp_path / "site" / page.name).read_text() == page.read_text(), f"{page} differs from what its records give"
 
 
+@pytest.mark.parametrize("folder", SITES, ids=lambda folder: str(folder.relative_to(LEADERBOARDS)))
+def test_published_pages_name_no_path_of_the_machine_that_built_them(folder):
+    """Configs on the method pages give paths relative to the runs folder (readers have it as
+    records/), never the absolute folder the runs were made in."""
+    import json
+
+    roots = {str(Path(json.loads(path.read_text())["run_dir"]).parent.parent) for path in (folder / "records").rglob("results.json")}
+    assert roots and all(root.startswith("/") for root in roots)
+    for page in (folder / "site").glob("*.html"):
+        text = page.read_text()
+        assert not [root for root in roots if root in text], f"{page.name} names the runs folder's absolute path"
+
+
 def test_a_study_is_published():
     assert any("studies" in folder.parts for folder in PUBLISHED) and STUDY_TABLES
 
