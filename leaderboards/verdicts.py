@@ -45,6 +45,19 @@ class StatisticsError(ValueError):
     """A board the statistics cannot use, in one line naming the cause and the fix."""
 
 
+def verdict(difference: float, p_holm: float, reference: str = REFERENCE) -> str:
+    """What a comparison states: better or worse than ``reference`` where the corrected p is
+    below 0.05 (lower Δm is better), else "not shown".
+
+    Example:
+        >>> verdict(-2.0, 0.01), verdict(-2.0, 0.2), verdict(1.0, 0.01, "single-task")
+        ('better than EW', 'not shown', 'worse than single-task')
+    """
+    if p_holm < ALPHA:
+        return f"{'better' if difference < 0 else 'worse'} than {reference}"
+    return NOT_SHOWN
+
+
 @dataclass(frozen=True)
 class Comparison:
     """One method against EW on one board (Δm in points; lower is better)."""
@@ -61,9 +74,7 @@ class Comparison:
 
     @property
     def verdict(self) -> str:
-        if self.p_holm < ALPHA:
-            return f"{'better' if self.difference < 0 else 'worse'} than {self.reference}"
-        return NOT_SHOWN
+        return verdict(self.difference, self.p_holm, self.reference)
 
 
 @dataclass
@@ -335,13 +346,11 @@ def compare_with_single_task(
                 continue
             if len(values) >= 2:
                 tested[(method, quantity)] = values
-    reference = _checked(SINGLE_TASK, single_task["Δm"])
-    result.comparisons = _compare(
-        tested, {quantity: _checked(SINGLE_TASK, values) for quantity, values in single_task.items()}, SINGLE_TASK
-    )
-    keys = list(result.comparisons)
-    if keys:
-        result.detectable = minimal_detectable_difference(float(np.std(reference, ddof=1)), len(reference), len(keys))
+    references = {quantity: _checked(SINGLE_TASK, values) for quantity, values in single_task.items()}
+    result.comparisons = _compare(tested, references, SINGLE_TASK)
+    if result.comparisons:
+        spread = float(np.std(references["Δm"], ddof=1))
+        result.detectable = minimal_detectable_difference(spread, result.seeds, len(result.comparisons))
     return result
 
 
