@@ -52,3 +52,12 @@ def write_text_atomic(path: str | Path, text: str) -> None:
 
 def write_json_atomic(path: str | Path, payload: Any) -> None:
     write_text_atomic(path, json.dumps(payload, indent=2, sort_keys=False, allow_nan=True) + "\n")
+
+
+def write_png(path: str | Path, figure: Any, dpi: int) -> None:
+    """A matplotlib ``figure`` saved as PNG at ``path`` (atomically; no "Software" tag, so the
+    same figure gives the same bytes), then closed."""
+    import matplotlib.pyplot as plt
+
+    write_atomic(path, lambda stream: figure.savefig(stream, format="png", dpi=dpi, metadata={"Software": None}))
+    plt.close(figure)

@@ -13,7 +13,7 @@ import itertools
 import math
 from pathlib import Path
 
-from mtlbench.leaderboards.atomic_write import write_atomic
+from mtlbench.leaderboards.atomic_write import write_png
 from mtlbench.leaderboards.escape import csv_text, latex_text, markdown_text, plot_text
 from mtlbench.leaderboards.findings import METHOD_NOTE, against_reference_table, ranks_section, single_task_table
 from mtlbench.leaderboards.records import Run
@@ -306,8 +306,7 @@ def pareto_png(boards: list[Board], path: Path) -> None:
     figure.legend(handles=handles, loc="center right", fontsize=8, frameon=False)
     figure.suptitle("Change against single-task baselines (%; lower-left is better), mean ± std over seeds", fontsize=9)
     figure.tight_layout(rect=(0, 0, 1 - 2.0 / (4.2 * columns + 2.2), 0.97))
-    write_atomic(path, lambda stream: figure.savefig(stream, format="png", dpi=100, metadata={"Software": None}))
-    plt.close(figure)
+    write_png(path, figure, 100)
 
 
 def critical_difference_png(result: RankComparison, path: Path) -> None:
@@ -352,5 +351,4 @@ def critical_difference_png(result: RankComparison, path: Path) -> None:
         fontsize=8,
     )
     figure.tight_layout()
-    write_atomic(path, lambda stream: figure.savefig(stream, format="png", dpi=100, metadata={"Software": None}))
-    plt.close(figure)
+    write_png(path, figure, 100)

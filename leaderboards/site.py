@@ -23,7 +23,7 @@ import re
 from collections import defaultdict
 from pathlib import Path, PurePosixPath
 
-from mtlbench.leaderboards.atomic_write import write_atomic, write_text_atomic
+from mtlbench.leaderboards.atomic_write import write_png, write_text_atomic
 from mtlbench.leaderboards.escape import html_text, plot_text
 from mtlbench.leaderboards.findings import METHOD_NOTE, detectable_line, interval_text, p_text
 from mtlbench.leaderboards.records import Run, read_record
@@ -288,8 +288,7 @@ def _gradient_figure(runs: list[Run], records: dict[Path, dict], path: Path) -> 
         axis.legend(fontsize=7)
     figure.suptitle("Gradient statistics per seed: mean and 2.5-97.5 % of the probes", fontsize=9)
     figure.tight_layout()
-    write_atomic(path, lambda stream: figure.savefig(stream, format="png", dpi=90, metadata={"Software": None}))
-    plt.close(figure)
+    write_png(path, figure, 90)
     return True
 
 

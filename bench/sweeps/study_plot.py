@@ -29,7 +29,7 @@ import matplotlib.pyplot as plt
 from mtlbench.bench.run.errors import RunFileError
 from mtlbench.bench.sweeps.linear_study import Curve, LinearStudy, load_linear_spec, peaks, run_study
 from mtlbench.leaderboards.admission import load_admitted_runs
-from mtlbench.leaderboards.atomic_write import write_atomic, write_json_atomic, write_text_atomic
+from mtlbench.leaderboards.atomic_write import write_json_atomic, write_png, write_text_atomic
 from mtlbench.leaderboards.delta_m import delta_m
 from mtlbench.leaderboards.escape import plot_text
 from mtlbench.leaderboards.records import Run
@@ -161,8 +161,7 @@ def plot_sweep_study(runs_dir: Path, axis: str, metric: str | None, out_dir: Pat
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = f"study_{axis}_{metric.replace('/', '_')}"
     png = out_dir / f"{stem}.png"
-    write_atomic(png, lambda stream: figure.savefig(stream, format="png", dpi=120, metadata={"Software": None}))
-    plt.close(figure)
+    write_png(png, figure, 120)
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="\n").writerows(table)
     write_text_atomic(out_dir / f"{stem}.csv", buffer.getvalue())
@@ -197,8 +196,7 @@ def plot_linear_study(rows: list[dict], study: LinearStudy, panels: dict[str, li
         fontsize=9,
     )
     figure.tight_layout()
-    write_atomic(png, lambda stream: figure.savefig(stream, format="png", dpi=110, metadata={"Software": None}))
-    plt.close(figure)
+    write_png(png, figure, 110)
     return png
 
 
