@@ -59,6 +59,7 @@ from tqdm import tqdm
 from mtlbench.bench.run.errors import DIVERGED_EXIT
 from mtlbench.bench.sweeps.devices import DevicePool, Slot, check_memory, run_arguments, slots, visible_devices
 from mtlbench.bench.sweeps.devices import gpus_per_run as assigned_gpus
+from mtlbench.bench.sweeps.foreign_code import announce
 from mtlbench.bench.sweeps.run_ids import check_name, check_unique, lr_text, runs_lock
 from mtlbench.bench.sweeps.study_axes import Point, grid
 from mtlbench.bench.sweeps.worker import Worker, fit_in_process
@@ -500,6 +501,7 @@ def run_sweep(
         raise ValueError("sweep: --runs-per-gpu is for local sweeps; on SLURM each run is a job with --gpus of its own")
     runs_dir = Path(runs_dir).resolve()
     planned = plan(spec, runs_dir)  # names and run ids refused here, before the folder is touched
+    announce([arg for run in planned for arg in run.args], sys.stdout)
     with runs_lock(runs_dir, wait):
         return _run_planned(planned, runs_dir, jobs, slurm, given, runs_per_gpu)
 
