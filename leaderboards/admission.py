@@ -1,12 +1,15 @@
 """Which runs a board admits: each run once, and only runs that fit the board's schema.
 
 Records come from many hands (a copied run folder, a colleague's sweep, a W&B project), and one
-odd record must never move a board. Two rules, applied to the usable runs before any board is
+odd record must never move a board. The rules below apply to the usable runs before any board is
 built; a run that breaks one is listed in "Runs left out" with the reason:
 
 - **once**: runs with the same dataset, model, optimizer, study setting, tasks, method, learning
   rate and seed are one run; the first by path is admitted, every other is a duplicate of it
-  (a copied folder would otherwise count as one more seed).
+  (a copied folder would otherwise count as one more seed). So are runs of the same
+  configuration under different seeds whose test metrics, selected validation metrics and
+  selection score are all exactly equal: a copied folder with its seed edited (two seeds that
+  really ran never agree to the last bit on every metric).
 - **one schema per task**: every run measures a task with the same metrics in the same
   directions. The schema of a task comes from its single-task baselines (the runs that define
   Delta_m's reference), else from the most common signature among the runs that have the task;
@@ -15,11 +18,14 @@ built; a run that breaks one is listed in "Runs left out" with the reason:
 - **a reference to divide by**: Delta_m divides by the single-task baselines, so a single-task
   run whose test metric is 0, or below float32's smallest normal number (metrics are computed
   in float32: nothing real lands there), is left out instead of making its board's relative
-  changes undefined or overflow.
+  changes undefined or overflow. Seeds of one baseline (same task, learning rate and the rest)
+  whose metric takes both signs could average to 0 as well: where they do, the seeds with the
+  other sign than the first by path are left out.
 """
 
 from __future__ import annotations
 
+import math
 from collections import Counter, defaultdict
 from dataclasses import replace
 from pathlib import Path
@@ -86,10 +92,38 @@ def _no_reference(run: Run) -> str:
     return ""
 
 
+def _sign_conflicts(runs: list[Run]) -> dict[int, str]:
+    """Single-task runs left out because their baseline's seeds average to a value Delta_m
+    cannot divide by: id(run) -> reason."""
+    groups: dict[tuple, list[Run]] = defaultdict(list)
+    for run in runs:
+        groups[(run.dataset, run.model, run.optimizer, run.setting, run.tasks, run.lr)].append(run)
+    reasons: dict[int, str] = {}
+    for seeds in groups.values():
+        first = seeds[0]
+        for metric in sorted(first.test):
+            values = [run.test[metric] for run in seeds if metric in run.test]
+            if abs(math.fsum(values) / len(values)) >= FLOAT32_TINY:
+                continue
+            for run in seeds[1:]:
+                value = run.test.get(metric)
+                if value is not None and (value > 0) != (first.test[metric] > 0) and id(run) not in reasons:
+                    reasons[id(run)] = (
+                        f"its test {metric} is {value:g}, of the other sign than {first.path}'s {first.test[metric]:g}: "
+                        "their mean, the baseline Delta_m divides by, would be 0"
+                    )
+    return reasons
+
+
 def load_admitted_runs(root: Path, test_metrics: str = "selected") -> tuple[list[Run], list[str]]:
     """:func:`mtlbench.leaderboards.records.load_runs`, then :func:`admit`: what every table reads."""
     runs, problems = load_runs(root, test_metrics)
     return admit(runs), problems
+
+
+def _results(run: Run) -> tuple:
+    """What a run measured: equal for two seeds only where one is a copy of the other."""
+    return tuple(sorted(run.test.items())), tuple(sorted(run.val.items())), run.select
 
 
 def admit(runs: list[Run]) -> list[Run]:
@@ -98,14 +132,22 @@ def admit(runs: list[Run]) -> list[Run]:
     usable = sorted((run for run in runs if run.usable), key=lambda run: run.path.parts)
     reasons: dict[int, str] = {}
     first: dict[tuple, Run] = {}
+    measured: dict[tuple, Run] = {}
     for run in usable:
-        key = (run.dataset, run.model, run.optimizer, run.setting, run.tasks, run.method, run.lr, run.seed)
+        configuration = (run.dataset, run.model, run.optimizer, run.setting, run.tasks, run.method, run.lr)
+        key, content = (*configuration, run.seed), (*configuration, _results(run))
         if key in first:
             reasons[id(run)] = f"duplicate of {first[key].path} (same method, optimizer, lr, seed and setting)"
+        elif content in measured:
+            original = measured[content]
+            reasons[id(run)] = (
+                f"same configuration and metrics as {original.path} (seed {original.seed}): a copy with its seed edited, counted once"
+            )
         else:
-            first[key] = run
+            first[key], measured[content] = run, run
     schemas = _schemas([run for run in usable if id(run) not in reasons])
     for run in usable:
         if id(run) not in reasons and (why := _misfit(run, schemas) or (_no_reference(run) if run.is_single_task else "")):
             reasons[id(run)] = why
+    reasons.update(_sign_conflicts([run for run in usable if run.is_single_task and id(run) not in reasons]))
     return [replace(run, left_out=reasons[id(run)]) if id(run) in reasons else run for run in runs]

@@ -16,12 +16,12 @@ import shutil
 import sys
 from pathlib import Path
 
-from mtlbench.leaderboards.admission import load_admitted_runs
+from mtlbench.leaderboards.admission import admit, load_admitted_runs
 from mtlbench.leaderboards.atomic_write import write_bytes_atomic, write_text_atomic
 from mtlbench.leaderboards.costs import load_perf
 from mtlbench.leaderboards.findings import findings_markdown, rank_comparison
 from mtlbench.leaderboards.machines import machines_markdown
-from mtlbench.leaderboards.records import TEST_METRICS, record_paths
+from mtlbench.leaderboards.records import TEST_METRICS, RecordError, parse_record, record_data, record_paths
 from mtlbench.leaderboards.render import console_summary, critical_difference_png, csv_table, latex, left_out_lines, markdown, pareto_png
 from mtlbench.leaderboards.site_folder import SiteFolder
 from mtlbench.leaderboards.tables import apply_perf_costs, build_boards
@@ -50,22 +50,42 @@ def published_perf(folder: Path) -> list[Path]:
 
 
 def keep_records(runs_dir: Path, out_dir: Path) -> tuple[Path, list[str]]:
-    """Copy every run record under ``runs_dir`` to ``out_dir/records`` (same relative paths), so
-    a published table can be regenerated from the files beside it. Only regular files of
-    bounded size that lie inside ``runs_dir`` are copied (never what a link points to outside
-    it, a FIFO or a device). Returns the folder and one line per record left behind, for the
-    table's "Runs left out"."""
+    """Copy the run records under ``runs_dir`` that the tables admit to ``out_dir/records`` (same
+    relative paths), so a published table can be regenerated from the files beside it. A record
+    is copied only as the bytes that were checked: a regular file of bounded size inside
+    ``runs_dir`` (never what a link points to outside it, a FIFO or a device), JSON that fits
+    the schema, a finished run (complete or diverged), and admitted
+    (:func:`mtlbench.leaderboards.admission.admit`: not a duplicate, a copy with its seed edited
+    or a misfit). Returns the folder and one line per record left behind, for the table's
+    "Runs left out"."""
     if not Path(runs_dir).is_dir():
         raise FileNotFoundError(f"runs folder {runs_dir} not found; pass the folder that holds the runs' results.json files")
     target = Path(out_dir) / "records"
     if target.resolve() == Path(runs_dir).resolve():  # republishing from the published records: keep them
         return target, []
-    kept, left = {}, []
+    read, runs, left = {}, [], []
     for path in record_paths(runs_dir):
+        relative = path.relative_to(runs_dir)
         try:
-            kept[path.relative_to(runs_dir)] = read_bytes(path, Path(runs_dir), MAX_RECORD_BYTES, what="run record")
+            data = read_bytes(path, Path(runs_dir), MAX_RECORD_BYTES, what="run record")
         except UntrustedFileError as error:
-            left.append(f"{path.relative_to(runs_dir)}: not kept: {error.reason}")
+            left.append(f"{relative}: not kept: {error.reason}")
+            continue
+        try:
+            runs.append(parse_record(record_data(data, relative), relative))
+        except UntrustedFileError as error:
+            left.append(f"{relative}: not kept: unreadable run record: {error.reason}")
+            continue
+        except RecordError as error:
+            left.append(f"{relative}: not kept: rejected run record ({error})")
+            continue
+        read[relative] = data
+    kept = {}
+    for run in admit(runs):
+        if run.left_out or run.status not in ("complete", "diverged"):
+            left.append(f"{run.path}: not kept: {run.exclusion}")
+        else:
+            kept[run.path] = read[run.path]
     shutil.rmtree(target, ignore_errors=True)
     for relative, data in kept.items():
         write_bytes_atomic(target / relative, data)

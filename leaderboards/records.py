@@ -6,6 +6,7 @@ read, and its config is only ever read as data (the model's name), never instant
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from dataclasses import dataclass, field
@@ -14,7 +15,7 @@ from typing import Any
 
 from mtlbench.leaderboards.schema import RecordError, validate_record
 from mtlbench.leaderboards.study import study_point, study_setting
-from mtlbench.leaderboards.untrusted import MAX_SPEC_BYTES, UntrustedFileError, load_json, load_yaml
+from mtlbench.leaderboards.untrusted import MAX_RECORD_BYTES, MAX_SPEC_BYTES, UntrustedFileError, load_yaml, parse_json, read_bytes
 
 RECORD_NAME = "results.json"
 TEST_METRICS = {"selected": "test", "last_epochs_mean": "test_last_epochs_mean"}  # --test-metrics -> record field
@@ -208,7 +209,30 @@ def record_paths(root: Path) -> list[Path]:
 def read_record(path: Path, root: Path) -> dict:
     """One run record under ``root`` as checked data (:mod:`mtlbench.leaderboards.untrusted`): a regular
     file of bounded size inside ``root``; :class:`UntrustedFileError` (one line) otherwise."""
-    return load_json(path, root, what="run record")
+    return record_data(read_bytes(path, root, MAX_RECORD_BYTES, what="run record"), path)
+
+
+def record_data(data: bytes, path: Path) -> dict:
+    """The bytes of the run record ``path`` as checked data (JSON within the bounds of
+    :func:`mtlbench.leaderboards.untrusted.parse_json`); :class:`UntrustedFileError` otherwise."""
+    try:
+        return parse_json(data.decode("utf-8"))
+    except UnicodeDecodeError as error:
+        reason = f"is not UTF-8 text (byte {error.start})"
+    except RecursionError:
+        reason = "is nested too deeply to read"
+    except json.JSONDecodeError as error:
+        reason = f"is not JSON ({error.msg} at line {error.lineno})"
+    except ValueError as error:
+        reason = f"is not valid: {(str(error).strip().splitlines() or [type(error).__name__])[0][:240]}"
+    raise UntrustedFileError("run record", path, reason)
+
+
+def _problem(error: UntrustedFileError | RecordError) -> str:
+    """How a record that is not read is listed after its path."""
+    if isinstance(error, UntrustedFileError):
+        return f"unreadable run record: {error.reason}"
+    return f"rejected run record ({error})"
 
 
 def load_runs(root: Path, test_metrics: str = "selected") -> tuple[list[Run], list[str]]:
@@ -220,14 +244,9 @@ def load_runs(root: Path, test_metrics: str = "selected") -> tuple[list[Run], li
     paths, linked = scan_runs(root)
     for path in paths:
         try:
-            record = read_record(path, root)
-        except UntrustedFileError as error:
-            problems.append(f"{path.relative_to(root)}: unreadable run record: {error.reason}")
-            continue
-        try:
-            runs.append(parse_record(record, path.relative_to(root), test_metrics))
-        except RecordError as error:
-            problems.append(f"{path.relative_to(root)}: rejected run record ({error})")
+            runs.append(parse_record(read_record(path, root), path.relative_to(root), test_metrics))
+        except (UntrustedFileError, RecordError) as error:
+            problems.append(f"{path.relative_to(root)}: {_problem(error)}")
     for folder in linked:
         problems.append(f"{folder}: a linked folder; its records are not read (copy the runs themselves into the folder)")
     return runs, problems

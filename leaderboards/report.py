@@ -40,7 +40,7 @@ from pathlib import Path
 from mtlbench.leaderboards.admission import load_admitted_runs
 from mtlbench.leaderboards.atomic_write import write_text_atomic
 from mtlbench.leaderboards.delta_m import delta_m
-from mtlbench.leaderboards.escape import markdown_text
+from mtlbench.leaderboards.escape import markdown_address, markdown_text
 from mtlbench.leaderboards.published import Claim, PublishedTable, load_published
 from mtlbench.leaderboards.records import TEST_METRICS, network_of_arguments
 from mtlbench.leaderboards.tables import Board, build_boards
@@ -375,7 +375,7 @@ def render_table_report(table: PublishedTable, boards: list[Board]) -> list[str]
     lines = [
         f"## {markdown_text(table.title)}",
         "",
-        f"Source: {markdown_text(source['citation'])} {markdown_text(source['table'])}, <{markdown_text(source['url'])}>:",
+        f"Source: {markdown_text(source['citation'])} {markdown_text(source['table'])}, {markdown_address(source['url'])}:",
         f'"{markdown_text(source["quote"])}"',
         "",
         f"Their protocol: {markdown_text(table.protocol)}",
@@ -440,9 +440,23 @@ def render_table_report(table: PublishedTable, boards: list[Board]) -> list[str]
     return lines
 
 
+def _kind(value: object) -> str:
+    """A YAML value's type in words, for messages."""
+    kinds = ((bool, "a boolean"), (int, "an integer"), (float, "a number"), (str, "a string"), (list, "a list"), (dict, "a mapping"))
+    if value is None or value == []:
+        return "null" if value is None else "an empty list"
+    return next((name for kind, name in kinds if isinstance(value, kind)), type(value).__name__)
+
+
+def _require(spec_path: Path, key: str, value: object, fits: bool, expected: str) -> None:
+    if not fits:
+        raise ValueError(f"sweep spec {spec_path}: {key} must be {expected}, got {_kind(value)}")
+
+
 def read_report_spec(spec_path: Path) -> tuple[list[Path], str, dict[str, str | None]]:
     """The spec's published tables, the test metrics to read, and where its baselines come
-    from: ``{"stl_optimizer", "stl_model"}`` (None: each board's own)."""
+    from: ``{"stl_optimizer", "stl_model"}`` (None: each board's own). A key of the wrong type
+    is a ValueError of one line naming the key and the type it takes."""
     spec_path = Path(spec_path)
     if not spec_path.is_file():
         raise FileNotFoundError(f"sweep spec {spec_path} not found")
@@ -451,15 +465,30 @@ def read_report_spec(spec_path: Path) -> tuple[list[Path], str, dict[str, str | 
     except UntrustedFileError as error:
         raise ValueError(str(error)) from None
     section = spec.get("report") if isinstance(spec, dict) else None
-    if not isinstance(section, dict) or not isinstance(section.get("published"), list) or not section["published"]:
+    if section is None or (isinstance(section, dict) and section.get("published") is None):
         raise ValueError(f"sweep spec {spec_path} has no 'report: {{published: [FILE, ...]}}' section (see configs/sweeps/paper_*.yaml)")
+    _require(spec_path, "report", section, isinstance(section, dict), "a mapping {published: [FILE, ...], test_metrics: NAME}")
+    published = section["published"]
+    files = "a non-empty list of published tables' files"
+    _require(spec_path, "report.published", published, isinstance(published, list) and bool(published), files)
+    for index, item in enumerate(published):
+        _require(spec_path, f"report.published[{index}]", item, isinstance(item, str), "a file name (a string)")
     test_metrics = section.get("test_metrics", "selected")
+    choices = f"one of {', '.join(sorted(TEST_METRICS))}"
+    _require(spec_path, "report.test_metrics", test_metrics, isinstance(test_metrics, str), f"{choices} (a string)")
     if test_metrics not in TEST_METRICS:
-        raise ValueError(f"sweep spec {spec_path}: report.test_metrics must be one of {', '.join(sorted(TEST_METRICS))}")
-    tables = [(spec_path.parent / str(item)).resolve() for item in section["published"]]
-    stl = spec.get("stl") if isinstance(spec.get("stl"), dict) else {}
-    args = stl.get("args") if isinstance(stl.get("args"), list) else []
-    baselines = {"stl_optimizer": stl.get("optimizer"), "stl_model": network_of_arguments(args, spec_path.parent)}
+        raise ValueError(f"sweep spec {spec_path}: report.test_metrics must be {choices}")
+    tables = [(spec_path.parent / item).resolve() for item in published]
+    stl = spec.get("stl")
+    stl_usage = "true, false or a mapping {optimizer: NAME, lr: [...], args: [...]}"
+    _require(spec_path, "stl", stl, stl is None or isinstance(stl, (bool, dict)), stl_usage)
+    stl = stl if isinstance(stl, dict) else {}
+    optimizer, args = stl.get("optimizer"), stl.get("args", [])
+    _require(spec_path, "stl.optimizer", optimizer, optimizer is None or isinstance(optimizer, str), "an optimizer's name (a string)")
+    _require(spec_path, "stl.args", args, isinstance(args, list), "a list of command-line arguments")
+    for index, arg in enumerate(args):
+        _require(spec_path, f"stl.args[{index}]", arg, isinstance(arg, str), "a command-line argument (a string)")
+    baselines = {"stl_optimizer": optimizer, "stl_model": network_of_arguments(args, spec_path.parent)}
     return tables, test_metrics, baselines
 
 

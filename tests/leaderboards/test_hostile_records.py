@@ -4,6 +4,7 @@ with their reason, and nothing of a rejected record reaches a table."""
 from __future__ import annotations
 
 import csv
+import html
 import io
 import json
 import re
@@ -205,3 +206,51 @@ def test_a_wandb_run_id_that_is_a_path_is_not_fetched(tmp_path, monkeypatch, cap
     assert capsys.readouterr().err == (
         "mtlbench leaderboard: W&B run huge: its results.json is 1099511627776 bytes, not 1 to 16777216; not fetched\n"
     )
+
+
+ADDRESSES = [
+    "https://evil.example/x",
+    "www.evil.example",
+    "WWW.Evil.example",
+    "ftp://evil.example",
+    "me@evil.example",
+    "mailto:a@evil.example",
+]
+# what GitHub-flavoured Markdown's autolink extension links in text (its spec: extended autolinks)
+AUTOLINK = re.compile(r"(?i)(?:https?|ftp)://|(?<![a-z0-9])www\.|[a-z0-9.+_-]+@[a-z0-9_-]+(?:\.[a-z0-9_-]+)+")
+
+
+def test_names_that_are_addresses_are_text_not_links(tmp_path):
+    runs = tmp_path / "runs"
+    metrics = {"segmentation": {"miou": 0.5}, "depth": {"abs_err": 0.4}}
+    for index, method in enumerate(["EW", *ADDRESSES]):
+        for seed in range(2):
+            values = {task: {name: value * (1 + 0.01 * index + 0.001 * seed) for name, value in m.items()} for task, m in metrics.items()}
+            run = record(method, "Adam", seed, list(metrics), values)
+            run["directions"] = {"segmentation": {"miou": "higher"}, "depth": {"abs_err": "lower"}}
+            write(runs, f"m{index}-s{seed}", run)
+    for task, values in metrics.items():
+        for seed in range(2):
+            run = record("EW", "Adam", seed, [task], {task: values})
+            run["directions"] = {task: {name: "higher" if task == "segmentation" else "lower" for name in values}}
+            write(runs, f"stl-{task}-s{seed}", run)
+    assert main([str(runs), "--out", str(tmp_path / "out"), "--no-png", "--html", str(tmp_path / "site")]) == 0
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["out", "runs", "site"]  # nothing written elsewhere
+    for name in ("leaderboard.md", "findings.md"):
+        text = (tmp_path / "out" / name).read_text()
+        assert AUTOLINK.findall(text) == [], name
+    markdown = pytest.importorskip("markdown")
+    pytest.importorskip("pymdownx.magiclink")  # autolinks as the docs' Markdown would make them (GitHub's rule, and www.)
+    rendered = markdown.markdown((tmp_path / "out" / "leaderboard.md").read_text(), extensions=["tables", "pymdownx.magiclink"])
+    assert "<a " not in rendered
+    shown = html.unescape(re.sub(r"<[^>]*>", "", rendered))  # the text a reader sees: every name as written
+    assert all(name in shown for name in ADDRESSES)
+    pages = "".join(path.read_text() for path in (tmp_path / "site").glob("*.html"))
+    assert not [href for href in re.findall(r'href="([^"]*)"', pages) if "evil" in href.replace("evil_example", "")]
+
+
+def test_the_markdown_escape_breaks_every_autolink_and_keeps_the_text():
+    for name in ADDRESSES:
+        escaped = markdown_text(name)
+        assert AUTOLINK.findall(escaped) == [] and html.unescape(escaped.replace("<!-- -->", "")) == name
+    assert [markdown_text(name) for name in ("EW", "a@", "upgrad@4")] == ["EW", "a@", "upgrad@4"]  # nothing to link, nothing added

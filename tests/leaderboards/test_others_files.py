@@ -4,6 +4,7 @@ time and memory, and the rest of the board is what it is without it."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
@@ -274,3 +275,66 @@ def test_colliding_page_names_get_pages_of_their_own(clean, tmp_path, monkeypatc
     with pytest.raises(SiteFolderError, match=r"y\.html is in the folder and mtlbench did not write it"):
         folder.claim("y", ".html")
     assert (tmp_path / "again" / MARKER).read_text().splitlines()[1:] == ["x.html", "x-2.html", "x-3.html"]
+
+
+def files_under(folder: Path) -> dict[Path, bytes]:
+    """Every file under ``folder`` and its bytes."""
+    return {path.relative_to(folder): path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+@pytest.mark.parametrize("name", ["EW-Adam-s0", "stl-seg-Adam-s0"])
+def test_a_copy_with_its_seed_edited_counts_once(clean, name):
+    """A copied run folder whose record's seed was edited (0 -> 7) is the same run, not one more
+    seed: its configuration and every metric are bit for bit the original's."""
+    runs, _ = clean
+    before = deltas(runs)
+    shutil.copytree(runs / name, runs / f"zz-{name}")
+    edit(runs, f"zz-{name}", lambda record: record.update(seed=7))
+    copy = f"same configuration and metrics as {name}/version_0/results.json (seed 0): a copy with its seed edited, counted once"
+    assert left_out(runs) == [f"zz-{name}/version_0/results.json: {copy}"]
+    assert deltas(runs) == before
+
+
+def test_two_seeds_that_differ_in_one_bit_of_one_metric_are_two_runs(clean):
+    """The rule is strict: a genuine seed is never merged, however close its metrics are."""
+    runs, _ = clean
+    shutil.copytree(runs / "EW-Adam-s0", runs / "zz-EW-Adam-s7")
+
+    def other_seed(record):
+        record["seed"] = 7
+        depth = record["metrics"]["test"]["depth"]
+        depth["abs_err"] = math.nextafter(depth["abs_err"], math.inf)
+
+    edit(runs, "zz-EW-Adam-s7", other_seed)
+    assert left_out(runs) == []
+    assert len(deltas(runs)[("Adam", "EW (lr 0.001)")]) == 4
+
+
+@pytest.mark.timeout(30)
+def test_publishing_keeps_only_the_records_the_table_admits(clean, tmp_path):
+    """--keep-records publishes what the table was computed from: a 10 MB file named
+    results.json that is no JSON, a record the schema rejects, or a copy of a run with its
+    seed edited is listed, not published."""
+    runs, _ = clean
+    record_path(runs).write_bytes(b"\x00not a record" * 800_000)  # 10.4 MB, below the 16 MB a record may take
+    edit(runs, "MGDA-SGD-s0", lambda record: record.update(seed="0"))
+    shutil.copytree(runs / "EW-Adam-s0", runs / "zz-EW-Adam-s7")
+    edit(runs, "zz-EW-Adam-s7", lambda record: record.update(seed=7))
+    outside = files_under(tmp_path)
+    out = tmp_path / "published"
+    assert main([str(runs), "--keep-records", "--out", str(out), "--no-png"]) == 0
+    kept = out / "records"
+    assert not (kept / TARGET).exists() and not (kept / "MGDA-SGD-s0").exists()
+    dropped = (TARGET, "MGDA-SGD-s0", "zz-EW-Adam-s7", "CAGrad-Adam-s0")  # CAGrad-Adam-s0: still running
+    assert sorted(files_under(kept)) == sorted(path for path in files_under(runs) if path.parts[0] not in dropped)
+    table = (out / "leaderboard.md").read_text()
+    left = table.split("## Runs left out")[1]
+    assert f"- {TARGET}/version_0/results.json: not kept: unreadable run record: is not JSON (Expecting value at line 1)" in left
+    assert "- MGDA-SGD-s0/version_0/results.json: not kept: rejected run record (seed must be an integer" in left
+    assert "- zz-EW-Adam-s7/version_0/results.json: not kept: same configuration and metrics as EW-Adam-s0" in left
+    assert table.count(TARGET) == 1 and table.count("MGDA-SGD-s0") == 1  # one entry each
+    assert {path: data for path, data in files_under(tmp_path).items() if path.parts[0] != "published"} == outside
+    reference = write_fixture_runs(tmp_path / "without-both")  # the board without the two records
+    for name in (TARGET, "MGDA-SGD-s0"):
+        shutil.rmtree(reference / name)
+    assert deltas(kept) == deltas(reference)

@@ -183,3 +183,56 @@ def test_suspect_rows_are_shown_but_left_out_of_ranks_and_claims():
     table = load_published(PAPERS / "famo2023_cityscapes.yaml")
     assert ("EW", "Adam") not in paper_side(table).entries  # FAMO prints LS with SI's numbers
     assert next(row for row in table.rows if row.paper_name == "LS").suspect.startswith("prints the SI row's numbers")
+
+
+def _spec_with(path: Path, key: str, value) -> Path:
+    """A valid spec with the value at ``key`` (dotted, ``[0]`` for a list's first item) replaced."""
+    spec = {
+        "stl": {"optimizer": "Adam", "args": ["--trainer.max_epochs=1"]},
+        "report": {"published": [str(PAPERS / "navon2022_cityscapes.yaml")], "test_metrics": "selected"},
+    }
+    *parents, last = key.replace("[0]", ".0").split(".")
+    holder = spec
+    for part in parents:
+        holder = holder[int(part) if part.isdigit() else part]
+    holder[int(last) if last.isdigit() else last] = value
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+WRONG = {"a list": ["Adam"], "a mapping": {"name": "Adam"}, "an integer": 3, "null": None, "an empty list": []}
+SPEC_KEYS = {  # key -> the kind it takes
+    "report": "a mapping",
+    "report.published": "a list",
+    "report.published[0]": "a string",
+    "report.test_metrics": "a string",
+    "stl": "a mapping",
+    "stl.optimizer": "a string",
+    "stl.args": "a list",
+    "stl.args[0]": "a string",
+}
+OPTIONAL = {("stl", "null"), ("stl.optimizer", "null"), ("stl.args", "an empty list")}  # the default: each board's own baselines
+NO_SECTION = {("report", "null"), ("report.published", "null")}  # a report without published tables
+SPEC_CASES = [(key, kind) for key, takes in SPEC_KEYS.items() for kind in WRONG if kind != takes and (key, kind) not in OPTIONAL]
+
+
+@pytest.mark.parametrize(("key", "kind"), SPEC_CASES, ids=[f"{key}={kind}" for key, kind in SPEC_CASES])
+def test_a_report_spec_key_of_the_wrong_type_is_one_line_naming_it(tmp_path, capsys, key, kind):
+    runs = write_report_runs(tmp_path / "runs", "CityscapesDataModule", ["segmentation", "depth"])
+    spec = _spec_with(tmp_path / "spec.yaml", key, WRONG[kind])
+    assert main([str(spec), str(runs), "--out", str(tmp_path / "out")]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1
+    if (key, kind) in NO_SECTION:
+        expected = f"sweep spec {spec} has no 'report: {{published: [FILE, ...]}}' section"
+    else:
+        expected = f"sweep spec {spec}: {key} must be "
+    assert captured.err.startswith(f"mtlbench report: error: {expected}"), captured.err
+    assert (key, kind) in NO_SECTION or captured.err.rstrip().endswith(f", got {kind}")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["runs", "spec.yaml"]  # nothing written
+
+
+@pytest.mark.parametrize(("key", "kind"), sorted(OPTIONAL))
+def test_a_report_spec_without_baselines_of_its_own_is_read(tmp_path, key, kind):
+    runs = write_report_runs(tmp_path / "runs", "CityscapesDataModule", ["segmentation", "depth"])
+    assert main([str(_spec_with(tmp_path / "spec.yaml", key, WRONG[kind])), str(runs), "--out", str(tmp_path / "out")]) == 0
