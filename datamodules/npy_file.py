@@ -2,8 +2,9 @@
 
 A release comes from others (a download, a colleague's conversion), so a sample file is read as
 data: a regular file only (a FIFO would block the reader for ever), a header that numpy's own
-parser reads within its size limit, a numeric dtype, a shape with at least one element and at
-most :data:`MAX_ELEMENTS`, and exactly the data bytes the header promises. Only then is the file
+parser reads within its size limit, a numeric dtype, a shape of at most :data:`MAX_DIMS`
+dimensions, each a non-negative integer (not a boolean), with at least one element and at most
+:data:`MAX_ELEMENTS`, and exactly the data bytes the header promises. Only then is the file
 memory-mapped: a crafted header cannot make a reader allocate what the file does not hold.
 """
 
@@ -18,6 +19,7 @@ import numpy as np
 
 MAX_ELEMENTS = 2**27  # a 4K RGB image holds 2^24.6; its float64 copy for the checks stays at 1 GiB
 MAX_HEADER = 10_000  # numpy's own default limit on a header's size
+MAX_DIMS = 8  # a sample is HxW or HxWxC; numpy itself stops at 64
 
 
 class NpyError(ValueError):
@@ -51,6 +53,10 @@ def open_npy(path: Path) -> np.ndarray:
         offset = stream.tell()
     if dtype.hasobject or dtype.kind not in "fiub":
         raise NpyError(f"dtype {dtype}, expected a numeric dtype")
+    if len(shape) > MAX_DIMS:
+        raise NpyError(f"shape of {len(shape)} dimensions, more than the {MAX_DIMS} a sample may have")
+    if not all(type(size) is int and 0 <= size <= MAX_ELEMENTS for size in shape):
+        raise NpyError(f"shape {shape} holds a dimension that is not an integer from 0 to {MAX_ELEMENTS}: crafted")
     elements = math.prod(shape)
     if elements == 0:
         raise NpyError(f"shape {shape} holds no values")

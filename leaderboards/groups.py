@@ -7,7 +7,8 @@ column j the task whose loss changes. Averaged over the runs (seeds), it scores 
 the tasks into groups: in a group G of two or more tasks each member j receives the mean
 affinity onto it from the others, ``sum_{i in G, i != j} Z[i][j] / (|G| - 1)``; a task alone
 receives nothing (0); a partition's score is the sum over all tasks. For T <= 10 tasks every
-partition into at most B groups is scored; beyond, a deterministic hill climbing (below).
+partition into at most B groups is scored; beyond, a deterministic hill climbing (below). A search
+longer than :data:`MAX_SEARCH` task steps (64 tasks: B above 9) is refused before it starts.
 
 This objective is the suite's, not TAG's own: here the groups are disjoint and a task alone
 scores 0, while TAG's network selection picks up to B groups that may overlap, serves each task
@@ -33,12 +34,14 @@ from typing import Any
 
 from mtlbench.leaderboards.atomic_write import write_text_atomic
 from mtlbench.leaderboards.escape import markdown_text
+from mtlbench.leaderboards.folder_names import folder_name_problem
 from mtlbench.leaderboards.records import read_record, record_paths
 from mtlbench.leaderboards.schema import MAX_MAGNITUDE, RecordError, validate_record
 from mtlbench.leaderboards.untrusted import MAX_SPEC_BYTES, load_yaml
 
 EXHAUSTIVE_MAX = 10  # tasks up to which every partition is scored (Bell(10) = 115,975 partitions)
 MAX_TASKS = 64
+MAX_SEARCH = 2_000_000  # task steps of one search (search_steps): 64 tasks into 9 groups, 1.8e6, took 7 s on one busy core
 RESTARTS = 8  # seeded random starts of the hill climbing, besides the all-in-one and the b-1 best
 EPS = 1e-12  # scores closer than this tie
 HILL_CLIMBING = (
@@ -171,6 +174,68 @@ def partition_score(affinity: Matrix, partition: Sequence[Sequence[int]]) -> flo
     return sum(group_score(affinity, group) for group in partition)
 
 
+def partition_count(count: int, most: int) -> int:
+    """How many partitions :func:`partitions` enumerates: the sum over b <= ``most`` of the
+    Stirling numbers of the second kind S(count, b), by their recurrence (no enumeration).
+
+    Example:
+        >>> partition_count(7, 3), partition_count(10, 10), partition_count(64, 2)
+        (365, 115975, 9223372036854775808)
+    """
+    most = min(most, count)
+    row = [1] + [0] * most  # S(0, b)
+    for _ in range(count):
+        row = [0] + [b * row[b] + row[b - 1] for b in range(1, most + 1)]
+    return sum(row[1:])
+
+
+def search_steps(count: int, networks: int) -> int:
+    """The work of :func:`best_groupings` in task steps (one task of one partition scored):
+    up to :data:`EXHAUSTIVE_MAX` tasks every partition into at most ``networks`` groups; beyond,
+    one round of the hill climbing, every task moved to each of up to b groups from each start,
+    for every budget b (a climb takes a few rounds: the bound is set on measured times)."""
+    most = min(networks, count)
+    if count <= EXHAUSTIVE_MAX:
+        return count * partition_count(count, most)
+    return (RESTARTS + 2) * count * count * most * (most + 1) // 2
+
+
+def check_steps(steps: Callable[[int], int], count: int, networks: int, what: str, limit: int = MAX_SEARCH) -> None:
+    """Refuse in one line, before any work, ``--networks`` whose ``steps(networks)`` (task steps:
+    one task of one partition scored or enumerated) exceed ``limit``, naming the largest value
+    within it."""
+    needed = steps(networks)
+    if needed > limit:
+        fits = [budget for budget in range(1, min(networks, count) + 1) if steps(budget) <= limit]
+        fix = f"give --networks {fits[-1]} or less" if fits else "pass the records of fewer tasks"
+        raise ValueError(
+            f"--networks {networks} over {count} tasks makes {what} of {needed:.2g} task steps, more than the {limit:.0e} allowed; {fix}"
+        )
+
+
+def check_search(count: int, networks: int) -> None:
+    """Refuse in one line a search of ``count`` tasks into at most ``networks`` groups beyond
+    :data:`MAX_SEARCH` (:func:`search_steps`), before it starts.
+
+    Example:
+        >>> check_search(64, 9)
+        >>> check_search(64, 64)
+        Traceback (most recent call last):
+        ...
+        ValueError: --networks 64 over 64 tasks makes a search of 8.5e+07 task steps, more than the 2e+06 allowed; give --networks 9 or less
+    """
+    check_steps(lambda budget: search_steps(count, budget), count, networks, "a search")
+
+
+def check_sweep_tasks(tasks: Sequence[str], record: Path) -> None:
+    """Refuse in one line naming ``record`` a task name no sweep takes
+    (:func:`~mtlbench.leaderboards.folder_names.folder_name_problem`), before a spec is written with it."""
+    for task in tasks:
+        if problem := folder_name_problem(task):
+            what = f"run record {record}: task {task!r} cannot name a sweep's run folder ({problem})"
+            raise ValueError(f"{what}; rename the task or leave the record out")
+
+
 def partitions(count: int, most: int) -> Iterator[Partition]:
     """Every partition of ``range(count)`` into at most ``most`` blocks, in restricted-growth order
     (item k joins block 0 .. len(blocks) - 1, or opens a new one): sum_{b <= most} S(count, b)."""
@@ -227,10 +292,12 @@ def _climb(labels: list[int], most: int, score: Callable[[list[int]], float]) ->
 def best_groupings(affinity: Matrix, networks: int) -> Search:
     """The best partition of the tasks into at most b groups for b = 1 .. min(networks, T): every
     partition for T <= EXHAUSTIVE_MAX, else :data:`HILL_CLIMBING` (deterministic). Ties: fewer
-    groups, then the lexicographically smaller partition."""
+    groups, then the lexicographically smaller partition. Refused beyond :data:`MAX_SEARCH`
+    (:func:`check_search`)."""
     if networks < 1:
         raise ValueError(f"--networks must be at least 1 (the number of networks to train), got {networks}")
     count = len(affinity)
+    check_search(count, networks)
     most = min(networks, count)
     cache: dict[Partition, float] = {}
 
@@ -369,6 +436,8 @@ def main(argv: Sequence[str]) -> int:
     if args.spec is not None and not args.spec.is_file():
         raise FileNotFoundError(f"sweep spec template {args.spec} not found; give a sweep spec, e.g. configs/sweeps/study_tasks.yaml")
     affinities = read_affinities(args.runs)
+    if args.out is not None:
+        check_sweep_tasks(affinities.tasks, affinities.runs[0])
     search = best_groupings(affinities.mean, args.networks)
     print(render(affinities, search, args.networks), end="")
     if args.out is not None:

@@ -48,7 +48,9 @@ from mtlbench.leaderboards.escape import plot_text
 from mtlbench.leaderboards.schema import AFFINITY_DIRECTIONS, MAX_MAGNITUDE
 from mtlbench.leaderboards.untrusted import UntrustedFileError, load_json
 
-MAX_TASKS = 64  # tasks of an affinity file: more would make unreadable figures of T^2 cells
+MAX_TASKS = 64  # tasks of an affinity or statistics file: more would make unreadable figures of T^2 cells
+MAX_PROBES = 100_000  # probes of a statistics file: every step of a 100k-step run (the default probes every 200th)
+MAX_PROBE_VALUES = 10_000  # values of one probe: GradientProbe writes 8,515 for MAX_TASKS tasks (4 per pair, 7 per task, 3)
 MATRICES = ("affinity", "cos", "mag_sim")  # the T x T matrices of each lookahead
 ADVICE = "plot a run folder that a TaskAffinity callback wrote"
 
@@ -58,8 +60,9 @@ def _series(probes: list[dict], prefix: str) -> list[float]:
 
 
 def read_stats(path: Path) -> tuple[list[str], list[dict]]:
-    """The task names and probes of a gradient statistics file, checked: names are text, every
-    probe an object with an integer step and numbers."""
+    """The task names and probes of a gradient statistics file, checked: 1 to MAX_TASKS unique
+    names, at most MAX_PROBES probes, each an object with an integer step and at most
+    MAX_PROBE_VALUES numbers (the counts the figures' work grows with, refused before it starts)."""
 
     def refuse(reason: str) -> RunFileError:
         return RunFileError(
@@ -71,11 +74,14 @@ def read_stats(path: Path) -> tuple[list[str], list[dict]]:
     except UntrustedFileError as error:
         raise RunFileError(f"{error}; plot a run folder that a GradientProbe wrote") from None
     tasks, probes = (stats.get("tasks"), stats.get("probes")) if isinstance(stats, dict) else (None, None)
-    if not isinstance(tasks, list) or not all(isinstance(task, str) and 0 < len(task) <= 200 for task in tasks):
-        raise refuse("'tasks' must be a list of names")
-    if not isinstance(probes, list) or not all(isinstance(probe, dict) for probe in probes):
-        raise refuse("'probes' must be a list of objects")
+    names = isinstance(tasks, list) and all(isinstance(task, str) and 0 < len(task) <= 200 for task in tasks)
+    if not names or not 1 <= len(tasks) <= MAX_TASKS or len(set(tasks)) != len(tasks):
+        raise refuse(f"'tasks' must be a list of names, 1 to {MAX_TASKS} and each once")
+    if not isinstance(probes, list) or len(probes) > MAX_PROBES or not all(isinstance(probe, dict) for probe in probes):
+        raise refuse(f"'probes' must be a list of at most {MAX_PROBES} objects")
     for index, probe in enumerate(probes):
+        if len(probe) > MAX_PROBE_VALUES:
+            raise refuse(f"probe {index} holds {len(probe)} values, more than the {MAX_PROBE_VALUES} of {MAX_TASKS} tasks")
         if type(probe.get("step")) is not int:
             raise refuse(f"probe {index} has no integer step")
         if not all(isinstance(value, (int, float)) and not isinstance(value, bool) for value in probe.values()):

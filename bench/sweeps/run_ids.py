@@ -16,6 +16,8 @@ import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from mtlbench.leaderboards.folder_names import folder_name_problem
+
 LOCK = ".sweep.lock"
 
 
@@ -31,10 +33,8 @@ def check_name(kind: str, name: object) -> str:
         ValueError: sweep spec: method '../x' cannot name a run folder (it holds '/' or '..'); rename it
     """
     text = str(name)
-    if not text or any(separator in text for separator in ("/", "\\")) or ".." in text:
-        raise ValueError(f"sweep spec: {kind} {text!r} cannot name a run folder (it holds '/' or '..'); rename it")
-    if any(ord(character) < 32 or ord(character) == 127 for character in text):
-        raise ValueError(f"sweep spec: {kind} {text!r} holds a control character (or NUL); rename it")
+    if problem := folder_name_problem(text):
+        raise ValueError(f"sweep spec: {kind} {text!r} cannot name a run folder ({problem}); rename it")
     return text
 
 

@@ -1,6 +1,7 @@
 """``mtlbench plot`` on a run folder holding a TaskAffinity callback's ``task_affinity.json``:
 the three affinity figures, with or without gradient statistics beside them; a folder with
-neither file, or a file that does not fit, is one line naming it."""
+neither file, or a file that does not fit, is one line naming it. A statistics file is bounded
+like an affinity file: its counts of tasks, probes and values are refused before any figure."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 from mtlbench.bench.cli.entry import main
 from mtlbench.bench.run.errors import RunFileError
 from mtlbench.bench.run.files import AFFINITY_FILE, STATS_FILE
-from mtlbench.bench.sweeps.plot import plot_run, read_affinity
+from mtlbench.bench.sweeps.plot import MAX_PROBE_VALUES, MAX_PROBES, MAX_TASKS, plot_run, read_affinity
 
 AFFINITY_FIGURES = ["affinity_matrix.png", "affinity_over_training.png", "affinity_vs_gradients.png"]
 STATS_FIGURES = ["cosine_inter_task_vs_inter_sample.png", "grad_norms.png", "magnitude_similarity_inter_task_vs_inter_sample.png"]
@@ -129,3 +130,28 @@ def test_lookaheads_are_read_in_step_order_as_arrays(tmp_path):
     assert data.steps == [0, 10, 20] and data.direction == "adam" and data.tasks == ["depth", "normal"]
     assert data.affinity.shape == data.cos.shape == data.mag_sim.shape == (3, 2, 2)
     assert data.affinity[2].tolist() == content["lookaheads"][0]["affinity"]
+
+
+def _stats(tasks: int = 2, probes: int = 2, values: int = 0) -> dict:
+    names = [f"task{index}" for index in range(tasks)]
+    entries = [{"step": step, **{f"norm/{name}": 1.0 for name in names[:2]}} for step in range(probes)]
+    entries[0] |= {f"inter_task/cos/{index}": 0.5 for index in range(values)}
+    return {"tasks": names, "probes": entries}
+
+
+@pytest.mark.parametrize(
+    "content, reason",
+    [
+        (_stats(tasks=MAX_TASKS + 1), f"'tasks' must be a list of names, 1 to {MAX_TASKS} and each once"),
+        (_stats(probes=MAX_PROBES + 1), f"'probes' must be a list of at most {MAX_PROBES} objects"),
+        (_stats(values=MAX_PROBE_VALUES), f"probe 0 holds {MAX_PROBE_VALUES + 3} values, more than the {MAX_PROBE_VALUES}"),
+        ({"tasks": ["depth", "depth"], "probes": []}, "'tasks' must be a list of names, 1 to 64 and each once"),
+    ],
+    ids=["tasks", "probes", "values of a probe", "a task twice"],
+)
+def test_a_statistics_file_beyond_the_bounds_is_one_line_before_any_figure(tmp_path, capsys, content, reason):
+    (tmp_path / STATS_FILE).write_text(json.dumps(content))
+    assert main(["plot", str(tmp_path), "--out", str(tmp_path / "figures")]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1 and reason in captured.err and STATS_FILE in captured.err
+    assert not (tmp_path / "figures").exists()  # refused before the folder, let alone a figure

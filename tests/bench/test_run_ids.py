@@ -42,7 +42,7 @@ def test_a_name_that_leaves_the_runs_folder_is_refused_before_anything_is_touche
         run_sweep(spec(tmp_path, methods={"../x": EW}), runs)
     with pytest.raises(ValueError, match=r"^sweep spec: method '/tmp/y' cannot name a run folder"):
         run_sweep(spec(tmp_path, methods={"/tmp/y": EW}), runs)
-    with pytest.raises(ValueError, match=r"^sweep spec: optimizer 'A\\x00B' holds a control character"):
+    with pytest.raises(ValueError, match=r"^sweep spec: optimizer 'A\\x00B' cannot name a run folder \(it holds a control character"):
         load_spec(spec(tmp_path, optimizers={"A\x00B": {"config": ADAM, "lr": [0.001]}}))
     with pytest.raises(ValueError, match=r"^sweep spec: task 'seg/x' cannot name a run folder"):
         load_spec(spec(tmp_path, tasks=("seg/x", "depth")))

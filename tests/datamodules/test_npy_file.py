@@ -1,5 +1,6 @@
 """A release's .npy samples from others: each hostile file is one line of `mtlbench data check`,
-found without allocating what the header claims and without blocking on a FIFO."""
+which goes on with the other files, found without allocating what the header claims and without
+blocking on a FIFO; crafted headers (shapes, orders, dtypes) included."""
 
 from __future__ import annotations
 
@@ -16,8 +17,8 @@ from mtlbench.datamodules.fake_release import write_release
 from mtlbench.datamodules.npy_file import NpyError, open_npy
 
 
-def crafted_header(shape: tuple[int, ...], data: bytes = b"\0" * 64) -> bytes:
-    header = f"{{'descr': '<f8', 'fortran_order': False, 'shape': {shape}, }}"
+def crafted_header(shape: object, data: bytes = b"\0" * 64, descr: str = "'<f8'", fortran_order: str = "False") -> bytes:
+    header = f"{{'descr': {descr}, 'fortran_order': {fortran_order}, 'shape': {shape}, }}"
     header += " " * (63 - (10 + len(header)) % 64) + "\n"
     return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode() + data
 
@@ -29,6 +30,15 @@ CASES = {
     "short data": (lambda path: path.write_bytes(crafted_header((8, 8))), "holds 64 data bytes, its header promises 512"),
     "object dtype": (lambda path: np.save(path, np.array([{"a": 1}], dtype=object)), "dtype object, expected a numeric dtype"),
     "FIFO": (lambda path: (path.unlink(), os.mkfifo(path)), "not a regular file"),
+    "negative shape": (lambda path: path.write_bytes(crafted_header((-8, -8), b"\0" * 512)), "shape (-8, -8) holds a dimension that"),
+    "boolean dimension": (lambda path: path.write_bytes(crafted_header((True, 64), b"\0" * 512)), "shape (True, 64) holds a dimension"),
+    "dimension beyond 2^64": (lambda path: path.write_bytes(crafted_header((2**64, 1, -1))), "holds a dimension that is not an integer"),
+    "101 dimensions": (lambda path: path.write_bytes(crafted_header((1,) * 100 + (64,), b"\0" * 512)), "shape of 101 dimensions"),
+    "shape ()": (lambda path: path.write_bytes(crafted_header(())), "holds 64 data bytes, its header promises 8"),
+    "0-d array": (lambda path: np.save(path, np.float32(1.0)), "shape (), expected HxW or HxWx1 for depth"),
+    "shape with a string": (lambda path: path.write_bytes(crafted_header((8, "8"))), "not a .npy file (shape is not valid: (8, '8'))"),
+    "fortran_order 1": (lambda path: path.write_bytes(crafted_header((8,), fortran_order="1")), "fortran_order is not a valid bool: 1"),
+    "descr |O": (lambda path: path.write_bytes(crafted_header((8,), descr="'|O'")), "dtype object, expected a numeric dtype"),
 }
 
 
@@ -49,8 +59,10 @@ def test_a_hostile_sample_is_one_line_of_data_check(release, tmp_path, case, cap
     start = time.perf_counter()
     assert main(["check", str(root)]) == 1
     assert time.perf_counter() - start < 20
-    lines = [line for line in capsys.readouterr().out.splitlines() if "depth/1.npy" in line]
+    out = capsys.readouterr().out.splitlines()
+    lines = [line for line in out if "depth/1.npy" in line]
     assert len(lines) == 1 and reason in lines[0], lines
+    assert out[-1] == f"NYUv2 release at {root}: 1 problem(s)"  # every other file checked, and fine
 
 
 def test_a_whole_sample_maps_without_a_copy(release):

@@ -2,7 +2,8 @@
 the pairs as their measured Delta_m does correlate 1, reversed ones -1, and the groupings'
 Delta_m takes each task's metric from the network that trained it. Its controls: random
 partitions drawn reproducibly with exactly B groups, the leave-one-seed-out choice blind to the
-seed it is judged on, and findings that state a verdict only where its test can hold."""
+seed it is judged on, and findings that state a verdict only where its test can hold. Its flags
+and the records' task count are bounded before any work."""
 
 from __future__ import annotations
 
@@ -40,7 +41,9 @@ Z = [[0.0, 0.04, -0.01, -0.02], [0.03, 0.0, -0.03, -0.005], [-0.02, -0.012, 0.0,
 BASE = {"segmentation": 0.5, "depth": 0.4, "normal": 30.0, "edges": 0.2}
 
 
-def _write(root: Path, name: str, tasks: list[str], seed: int, errors: dict[str, float], affinity: bool = False) -> None:
+def _write(
+    root: Path, name: str, tasks: list[str], seed: int, errors: dict[str, float], affinity: bool = False, z: list[list[float]] = Z
+) -> None:
     metrics = {task: {"err": errors[task]} for task in tasks}
     payload = record("EW", "Adam", seed, ["segmentation"], {"segmentation": {"miou": 0.5}})  # a valid record, then these tasks
     payload["dataset"]["tasks"] = [{"name": task} for task in tasks]
@@ -48,8 +51,8 @@ def _write(root: Path, name: str, tasks: list[str], seed: int, errors: dict[str,
     payload["metrics"] = {"val": [{"epoch": 0, "tasks": metrics, "select": 1.0}], "test": metrics}
     if affinity:
         size = len(tasks)
-        cos = [[1.0 if i == j else -(Z[i][j] + Z[j][i]) for j in range(size)] for i in range(size)]  # ordered against the affinity
-        payload["task_affinity"] = {"tasks": tasks, "every_n_steps": 10, "direction": "adam", "lookaheads": 15, "affinity": Z}
+        cos = [[1.0 if i == j else -(z[i][j] + z[j][i]) for j in range(size)] for i in range(size)]  # ordered against the affinity
+        payload["task_affinity"] = {"tasks": tasks, "every_n_steps": 10, "direction": "adam", "lookaheads": 15, "affinity": z}
         payload["task_affinity"] |= {"affinity_std": [[0.0] * size] * size, "cos": cos, "mag_sim": [[1.0] * size] * size}
     folder = root / name / "version_0"
     folder.mkdir(parents=True)
@@ -260,3 +263,72 @@ def test_the_control_specs_are_written_from_the_records(runs, tmp_path):
     loso = yaml.safe_load((tmp_path / "study_affinity_control_loso_s1.yaml").read_text())
     assert loso["seeds"] == [1] and loso["axes"]["tasks"] == [["segmentation", "depth"], ["normal", "edges"]]
     assert "--random 3" in (tmp_path / "study_affinity_control_random.yaml").read_text().splitlines()[0]
+
+
+# --- bounds: the flags, the task count, the search and the draw, refused before any work ----------
+
+
+@pytest.fixture
+def no_work(monkeypatch):
+    """Fails a test whose command starts the analysis (or writes a control spec) before refusing."""
+    for name in ("pair_rows", "random_partitions", "template_spec"):
+        monkeypatch.setattr(f"mtlbench.leaderboards.affinity_study.{name}", lambda *args, name=name: pytest.fail(f"{name} ran"))
+
+
+def _study(root: Path, tasks: list[str]) -> Path:
+    """Seeds 0 and 1 of a study over ``tasks``: every task alone and the all-task run with its affinity."""
+    for seed in (0, 1):
+        for index, task in enumerate(tasks):
+            _write(root, f"stl-{index}-s{seed}", [task], seed, {task: 1.0})
+        _write(root, f"all-s{seed}", tasks, seed, dict.fromkeys(tasks, 1.0), affinity=True, z=[[0.0] * len(tasks) for _ in tasks])
+    return root
+
+
+TEMPLATE = Path(__file__).resolve().parents[2] / "configs" / "sweeps" / "study_affinity.yaml"
+
+
+@pytest.mark.parametrize("controls", [False, True], ids=["analysis", "controls"])
+@pytest.mark.parametrize(
+    ("flags", "reason"),
+    [
+        (["--networks", "0", "3"], "--networks takes numbers of networks of at least 1, got 0"),
+        (["--networks", "3", "-2"], "--networks takes numbers of networks of at least 1, got -2"),
+        (["--random", "0"], "--random takes at least 1 partition per number of networks, got 0"),
+        (["--networks", "5"], "--networks 5 is more networks than the study's 4 tasks; give values from 1 to 4"),
+        (["--networks", str(10**20)], f"--networks {10**20} is more networks than the study's 4 tasks; give values from 1 to 4"),
+    ],
+    ids=["networks 0", "networks negative", "random 0", "networks above the tasks", "networks huge"],
+)
+def test_a_flag_out_of_range_is_one_line_naming_it_before_any_work(runs, tmp_path, capsys, no_work, flags, reason, controls):
+    extra = ["--controls", str(TEMPLATE)] if controls else []
+    assert entry(["affinity", str(runs), "--out", str(tmp_path / "out"), *flags, *extra]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == f"mtlbench: error: {reason}\n" and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("controls", [False, True], ids=["analysis", "controls"])
+def test_a_draw_beyond_the_bound_is_one_line_naming_the_largest_budget_within_it(tmp_path, capsys, no_work, controls):
+    # 13 tasks into at most 4 groups: 3.6e7 task steps to enumerate (14 tasks took 96 s)
+    runs = _study(tmp_path / "runs", [f"task{index}" for index in range(13)])
+    extra = ["--controls", str(TEMPLATE)] if controls else []
+    assert entry(["affinity", str(runs), "--out", str(tmp_path / "out"), "--networks", "3", "4", *extra]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1 and not (tmp_path / "out").exists()
+    assert "--networks 4 over 13 tasks makes a draw of random partitions of 3.6e+07 task steps" in captured.err
+    assert "give --networks 3 or less" in captured.err
+
+
+def test_a_run_of_more_tasks_than_a_study_reads_is_one_line(tmp_path):
+    root = tmp_path / "runs"
+    _write(root, "all", [f"task{index}" for index in range(65)], 0, {f"task{index}": 1.0 for index in range(65)})
+    with pytest.raises(ValueError, match=r"run record .*all.*results\.json trains 65 tasks, more than the 64 a study reads"):
+        read_study(root)
+
+
+@pytest.mark.parametrize("name", ["../up", "a/b", "a\\b"])
+def test_the_controls_refuse_a_task_name_no_sweep_takes_before_writing(tmp_path, capsys, name):
+    runs = _study(tmp_path / "runs", ["depth", name, "edges"])
+    assert entry(["affinity", str(runs), "--controls", str(TEMPLATE), "--out", str(tmp_path / "out"), "--networks", "2"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1 and not (tmp_path / "out").exists()
+    assert f"run record {runs / 'all-s0' / 'version_0' / 'results.json'}: task {name!r} cannot name a sweep's run folder" in captured.err

@@ -1,5 +1,6 @@
-"""Task groupings from recorded inter-task affinity (Fifty et al. 2021): the score, the searches,
-reading records, the written sweep spec and the command."""
+"""Task groupings from recorded inter-task affinity (Fifty et al. 2021): the score, the searches
+and their bound, reading records, the written sweep spec (only of task names a sweep takes) and
+the command."""
 
 from __future__ import annotations
 
@@ -11,15 +12,20 @@ from pathlib import Path
 import pytest
 import yaml
 
+from mtlbench.bench.sweeps.run_ids import check_name
 from mtlbench.leaderboards.groups import (
     HILL_CLIMBING,
+    MAX_SEARCH,
     NO_AFFINITY,
     best_groupings,
+    check_sweep_tasks,
     group_score,
     main,
+    partition_count,
     partition_score,
     partitions,
     read_affinities,
+    search_steps,
 )
 from tests.leaderboards.fixture_runs import record
 
@@ -35,11 +41,14 @@ def planted(blocks: list[list[int]], inside: float = 0.5, across: float = -0.3, 
     return [[(inside if block[i] == block[j] else across) + rng.uniform(-noise, noise) for j in range(size)] for i in range(size)]
 
 
-def write_run(root: Path, name: str, affinity: object, tasks: object = TASKS, status: str = "complete") -> Path:
-    """A minimal valid run record (tests/leaderboards/fixture_runs.py) with a task_affinity section."""
+def write_run(
+    root: Path, name: str, affinity: object, tasks: object = TASKS, status: str = "complete", declared: list[str] = TASKS
+) -> Path:
+    """A minimal valid run record (tests/leaderboards/fixture_runs.py) with a task_affinity section;
+    ``declared``: its dataset.tasks (segmentation and depth among them)."""
     metrics = {"segmentation": {"miou": 0.5, "pix_acc": 0.8}, "depth": {"abs_err": 0.4, "rel_err": 0.1}}
     payload = record("EW", "Adam", 0, ["segmentation", "depth"], metrics, status=status)
-    payload["dataset"]["tasks"] = [{"name": task} for task in TASKS]
+    payload["dataset"]["tasks"] = [{"name": task} for task in declared]
     if affinity is not None:
         size = len(tasks) if isinstance(tasks, list) else 1
         ones = [[1.0] * size for _ in range(size)]
@@ -65,6 +74,32 @@ def test_the_partitions_enumerated_are_the_stirling_sum():
     assert sum(1 for _ in partitions(7, 7)) == 877  # Bell(7)
     every = list(partitions(4, 4))
     assert len(set(every)) == len(every) and all(sorted(i for g in p for i in g) == [0, 1, 2, 3] for p in every)
+
+
+def test_the_partitions_counted_are_those_enumerated():
+    for count in range(1, 8):
+        for most in range(1, count + 2):
+            assert partition_count(count, most) == sum(1 for _ in partitions(count, most)), (count, most)
+
+
+def test_the_search_bound_admits_every_exhaustive_search_and_64_tasks_into_9_groups():
+    assert all(search_steps(10, networks) <= MAX_SEARCH for networks in range(1, 11))  # Bell(10) partitions of 10 tasks
+    assert search_steps(64, 9) <= MAX_SEARCH < search_steps(64, 10)
+
+
+SIXTY_FOUR = ["segmentation", "depth", *(f"task{index}" for index in range(62))]
+
+
+@pytest.mark.parametrize("networks", ["64", "10", str(10**20)])
+def test_a_search_beyond_the_bound_is_one_line_before_it_starts(tmp_path, capsys, monkeypatch, networks):
+    from mtlbench.bench.cli.entry import main as mtlbench
+
+    write_run(tmp_path, "s0", [[0.1] * 64 for _ in range(64)], tasks=SIXTY_FOUR, declared=SIXTY_FOUR)
+    monkeypatch.setattr("mtlbench.leaderboards.groups._climb", lambda *args: pytest.fail("the search started"))  # it took 469 s
+    assert mtlbench(["groups", str(tmp_path), "--networks", networks]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1
+    assert f"--networks {networks} over 64 tasks makes a search of" in captured.err and "give --networks 9 or less" in captured.err
 
 
 def test_the_exhaustive_search_finds_the_planted_blocks():
@@ -206,3 +241,32 @@ def test_the_entry_point_turns_errors_into_one_line(tmp_path, capsys):
     assert capsys.readouterr().err == "mtlbench: error: --networks must be at least 1 (the number of networks to train), got 0\n"
     assert mtlbench(["groups", str(tmp_path), "--networks", "2", "--out", str(tmp_path / "g.yaml")]) == 2
     assert "--spec and --out go together" in capsys.readouterr().err
+
+
+UNSWEEPABLE = ["../up", "a/b", "a\\b", "..", "x..y"]
+
+
+@pytest.mark.parametrize("name", UNSWEEPABLE)
+def test_a_task_name_no_sweep_takes_is_one_line_before_the_spec_is_written(tmp_path, capsys, name):
+    from mtlbench.bench.cli.entry import main as mtlbench
+
+    declared = ["segmentation", "depth", name, "edges"]
+    path = write_run(tmp_path / "runs", "s0", planted([[0, 2], [1, 3]]), tasks=declared, declared=declared)
+    out = tmp_path / "specs" / "groups.yaml"
+    template = REPO / "configs" / "sweeps" / "study_relatedness.yaml"
+    assert mtlbench(["groups", str(tmp_path / "runs"), "--networks", "2", "--spec", str(template), "--out", str(out)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1 and not out.parent.exists()
+    assert f"run record {path}: task {name!r} cannot name a sweep's run folder" in captured.err
+
+
+@pytest.mark.parametrize("name", [*UNSWEEPABLE, "", "a\x00b", "tab\there", "del\x7f", "Nash-MTL", "a.b", "seg mentation", "ü~x"])
+def test_the_task_names_refused_are_the_sweeps_own(name):
+    def refuses(check) -> bool:
+        try:
+            check()
+        except ValueError:
+            return True
+        return False
+
+    assert refuses(lambda: check_sweep_tasks([name], Path("results.json"))) == refuses(lambda: check_name("task", name))
