@@ -29,6 +29,8 @@ SyncBatchNorm has no implementation, so the fit normalises with BatchNorm there.
 ``<!-- perf:gpu_check -->`` block) and ``gpu_check.json`` (every step's status, time and
 figures) are written after each step. ``--publish DIR --readme README.md`` measures nothing: it
 puts the summary of a check made elsewhere (a GPU node whose files came back as DIR) in the block.
+The summary is always generated from the numbers and fields of ``gpu_check.json`` and
+``perf.json``, checked and escaped for Markdown; no text of DIR is copied into the README.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ import argparse
 import datetime
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -52,7 +55,13 @@ REPO = Path(__file__).resolve().parents[2]
 CONFIGS = REPO / "configs"
 EXACT = ("mgda", "upgrad", "pcgrad", "cagrad", "nash_mtl")
 SCHEMA = "mtlbench.gpu_check/1"
+PERF_SCHEMA = "mtlbench.perf/1"
 README_BLOCK = "gpu_check"
+README_BYTES = 4 * 2**20  # the most of --readme that is read
+STEPS = ("perf", "fit", "determinism", "leaderboard")
+STATUSES = ("done", "failed")
+MAX_VARIANTS = 256
+CODE_CHARACTERS = frozenset(chr(code) for code in range(32, 127)) - set("`<>")  # what a command in a code span keeps
 
 
 @dataclass(frozen=True)
@@ -174,28 +183,163 @@ class Check:
             "steps": self.steps,
         }
         write_json_atomic(self.out / "gpu_check.json", record)
-        text = summary_markdown(self.out, self.steps)
+        text = folder_summary(self.out)  # what --publish makes of these files
         write_text_atomic(self.out / "summary.md", text)
         if self.readme is not None:
             from mtlbench.bench.sweeps.perf.steps import replace_block
 
-            write_text_atomic(self.readme, replace_block(self.readme.read_text(), README_BLOCK, text, str(self.readme)))
+            write_text_atomic(self.readme, replace_block(readme_text(self.readme), README_BLOCK, text, str(self.readme)))
 
 
-def summary_markdown(out: Path, steps: dict[str, dict[str, Any]]) -> str:
-    """The perf table and one paragraph per other step: what the README's GPU block shows."""
-    lines = []
-    perf_table = out / "perf.md"
-    if perf_table.is_file():
-        lines += [perf_table.read_text().rstrip(), ""]
+def summary_markdown(steps: dict[str, dict[str, Any]], perf: dict[str, Any] | None) -> str:
+    """The perf table and one paragraph per other step: what the README's GPU block shows, from
+    the checked ``steps`` (:func:`checked_steps`) and perf record (:func:`checked_perf`)."""
+    from mtlbench.bench.sweeps.perf.steps import markdown_table
+
+    lines = [markdown_table(perf).rstrip(), ""] if perf is not None else []
     for name, entry in steps.items():
         if name == "perf" and entry["status"] == "done":
             continue
         if entry["status"] == "failed":
             lines.append(f"- {name}: failed after {entry['seconds']:.0f} s: {entry['error']}")
         else:
-            lines.append(f"- {name} ({entry['seconds']:.0f} s): {entry.get('finding', 'done')}")
+            lines.append(f"- {name} ({entry['seconds']:.0f} s): {entry['finding']}")
     return "\n".join(lines).rstrip() + "\n"
+
+
+def folder_summary(folder: Path) -> str:
+    """The summary of the check whose files are in ``folder``: its ``gpu_check.json`` and
+    ``perf.json`` (when there is one) read as others' data (regular files inside ``folder``,
+    bounded), checked, and rendered by :func:`summary_markdown`. One-line ValueError otherwise."""
+    from mtlbench.leaderboards.untrusted import MAX_SPEC_BYTES, load_json
+
+    record = load_json(folder / "gpu_check.json", root=folder, limit=MAX_SPEC_BYTES, what="gpu-check record")
+    perf_path = folder / "perf.json"
+    perf = None
+    if perf_path.exists() or perf_path.is_symlink():
+        perf = checked_perf(load_json(perf_path, root=folder, limit=MAX_SPEC_BYTES, what="perf record"), perf_path)
+    return summary_markdown(checked_steps(record, folder / "gpu_check.json"), perf)
+
+
+def _text(value: Any, where: str) -> str:
+    """A string of a record as Markdown text: characters that do not print (controls, NUL,
+    direction overrides) shown as U+FFFD, then escaped (no HTML, link or table cell break)."""
+    from mtlbench.leaderboards.escape import markdown_text
+
+    if not isinstance(value, str):
+        raise ValueError(f"{where} is not text")
+    return markdown_text("".join(char if char.isprintable() else "\ufffd" for char in value))
+
+
+def _named(text: str) -> str:
+    """A name from a record, shown in a message on one line."""
+    return text if text.isprintable() and len(text) <= 40 else repr(text[:40])
+
+
+def _number(value: Any, where: str, optional: bool = False) -> float | None:
+    """A finite, non-negative number of a record (None where ``optional``)."""
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < float("inf"):
+        raise ValueError(f"{where} is not a finite non-negative number")
+    return value
+
+
+def _count(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 2**31:
+        raise ValueError(f"{where} is not a count")
+    return value
+
+
+def _table(value: Any, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ValueError(f"{where} is not an object")
+    return value
+
+
+def checked_steps(record: Any, path: Path) -> dict[str, dict[str, Any]]:
+    """The steps of a gpu-check record (``path``): each a known step, with a known status, a
+    time and its finding or error as Markdown text."""
+    if not isinstance(record, dict) or record.get("schema") != SCHEMA or not isinstance(record.get("steps"), dict):
+        raise ValueError(f"{path} is not a gpu-check record (schema {SCHEMA})")
+    steps = {}
+    for name, entry in record["steps"].items():
+        where = f"{path}: step {_named(name)}"
+        entry = _table(entry, where)
+        if name not in STEPS or entry.get("status") not in STATUSES:
+            raise ValueError(f"{where} is not one of {', '.join(STEPS)} with a status {' or '.join(STATUSES)}")
+        said = "error" if entry["status"] == "failed" else "finding"
+        text = _text(entry.get(said, "done" if said == "finding" else None), f"{where}'s {said}")
+        steps[name] = {"status": entry["status"], "seconds": _number(entry.get("seconds"), f"{where}'s seconds"), said: text}
+    return steps
+
+
+def checked_perf(record: Any, path: Path) -> dict[str, Any]:
+    """The fields of a perf record (``path``) that its Markdown table shows, checked: numbers
+    finite, texts escaped, the command kept to characters a code span shows as written."""
+    record = _table(record, str(path))
+    if record.get("schema") != PERF_SCHEMA:
+        raise ValueError(f"{path} is not a perf record (schema {PERF_SCHEMA})")
+    created, command = record.get("created"), record.get("command")
+    if not isinstance(created, str) or not re.fullmatch(r"\d{4}-\d\d-\d\d", created[:10]):
+        raise ValueError(f"{path}: created is not a date")
+    if not isinstance(command, str):
+        raise ValueError(f"{path}: command is not text")
+    model, size, variants = (_table(record.get(key), f"{path}: {key}") for key in ("model", "input", "variants"))
+    tasks = model.get("tasks")
+    if not isinstance(tasks, list) or len(tasks) > MAX_VARIANTS:
+        raise ValueError(f"{path}: model.tasks is not a list of at most {MAX_VARIANTS} tasks")
+    if len(variants) > MAX_VARIANTS:
+        raise ValueError(f"{path} has {len(variants)} variants, more than {MAX_VARIANTS}")
+    return {
+        "created": created[:10],
+        "device": _text(record.get("device"), f"{path}: device"),
+        "torch": _text(record.get("torch"), f"{path}: torch"),
+        "command": "".join(char if char in CODE_CHARACTERS else "?" for char in command),
+        "model": {
+            "backbone": _text(model.get("backbone"), f"{path}: model.backbone"),
+            "shared_parameters": _number(model.get("shared_parameters"), f"{path}: model.shared_parameters"),
+            "tasks": [_text(task, f"{path}: model.tasks") for task in tasks],
+            "jacobian_mb": _number(model.get("jacobian_mb"), f"{path}: model.jacobian_mb"),
+        },
+        "input": {key: _count(size.get(key), f"{path}: input.{key}") for key in ("batch_size", "height", "width")},
+        "precision": "bf16" if record.get("precision") == "bf16" else "",
+        "rounds": _count(record.get("rounds"), f"{path}: rounds"),
+        "variants": {
+            _text(label, f"{path}: a variant"): _checked_row(row, f"{path}: variant {_named(label)}") for label, row in variants.items()
+        },
+    }
+
+
+def _checked_row(row: Any, where: str) -> dict[str, Any]:
+    """A perf variant's row as its table line shows it: a timed row has its images per second."""
+    row = _table(row, where)
+    seconds = _number(row.get("seconds_per_step"), f"{where}: seconds_per_step", optional=True)
+    error = row.get("error")
+    return {
+        "method": _text(row.get("method"), f"{where}: method"),
+        "seconds_per_step": seconds,
+        "x_ew": _number(row.get("x_ew"), f"{where}: x_ew", optional=True),
+        "x_floor": _number(row.get("x_floor"), f"{where}: x_floor", optional=True),
+        "images_per_second": _number(row.get("images_per_second"), f"{where}: images_per_second", optional=seconds is None),
+        "peak_memory_mb": _number(row.get("peak_memory_mb"), f"{where}: peak_memory_mb", optional=True),
+        "error": None if error is None else _text(error, f"{where}: error"),
+    }
+
+
+def readme_text(path: Path) -> str:
+    """The text of ``--readme``: a regular file of at most :data:`README_BYTES`, not a link (the
+    file is replaced whole when its block is written)."""
+    from mtlbench.leaderboards.untrusted import UntrustedFileError, read_text
+
+    if path.is_symlink():
+        raise ValueError(
+            f"gpu-check: --readme {path} is a symbolic link; give the file it leads to (its block is written by replacing the file)"
+        )
+    try:
+        return read_text(path, limit=README_BYTES, what="--readme")
+    except UntrustedFileError as error:
+        raise ValueError(f"gpu-check: {error}") from None
 
 
 # ------------------------------------------------------------------------------------------ steps
@@ -259,8 +403,11 @@ def _state_tensors(run_dir: Path) -> dict[str, Any]:
     """Every tensor of the run's last checkpoint's state (parameters, buffers, method state), by a flat name."""
     import torch
 
+    from mtlbench.bench.run.checkpoints import check_checkpoint
+
     checkpoint = run_dir / "version_0" / "checkpoints" / "last.ckpt"
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]  # our own file, still weights only
+    check_checkpoint(checkpoint)  # our own file, still checked and read as weights only
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
     flat, todo = {}, list(state.items())
     while todo:
         name, value = todo.pop()
@@ -357,19 +504,20 @@ def leaderboard_step(check: Check) -> dict[str, Any]:
 
 def publish(folder: Path, readme: Path) -> None:
     """Put the summary of the check whose files are in ``folder`` in ``readme``'s block. The files
-    may come from another machine: they are read as bounded data, and the summary must be text."""
+    may come from another machine: they are read as bounded data inside ``folder``, and the
+    summary is generated from their records (:func:`folder_summary`); ``summary.md`` must be a
+    file of the folder, but its text is not used."""
     from mtlbench.bench.sweeps.perf.steps import replace_block
     from mtlbench.leaderboards.atomic_write import write_text_atomic
-    from mtlbench.leaderboards.untrusted import MAX_SPEC_BYTES, UntrustedFileError, load_json, read_text
+    from mtlbench.leaderboards.untrusted import MAX_SPEC_BYTES, read_text
 
+    text = readme_text(readme)
     try:
-        record = load_json(folder / "gpu_check.json", limit=MAX_SPEC_BYTES, what="gpu-check record")
-        summary = read_text(folder / "summary.md", limit=MAX_SPEC_BYTES, what="gpu-check summary")
-    except (UntrustedFileError, OSError) as error:
+        read_text(folder / "summary.md", root=folder, limit=MAX_SPEC_BYTES, what="gpu-check summary")
+        summary = folder_summary(folder)
+    except ValueError as error:  # (UntrustedFileError included)
         raise ValueError(f"gpu-check --publish: {error}; pass the folder gpu-check --out wrote") from None
-    if not isinstance(record, dict) or record.get("schema") != SCHEMA or "<!--" in summary:
-        raise ValueError(f"gpu-check --publish: {folder} does not hold a gpu-check's files (schema {SCHEMA}); pass the folder --out wrote")
-    write_text_atomic(readme, replace_block(readme.read_text(), README_BLOCK, summary.rstrip() + "\n", str(readme)))
+    write_text_atomic(readme, replace_block(text, README_BLOCK, summary, str(readme)))
 
 
 def main(argv: Sequence[str]) -> int:
@@ -394,7 +542,7 @@ def main(argv: Sequence[str]) -> int:
     if args.readme is not None:  # its block is checked before minutes of measuring, not after
         from mtlbench.bench.sweeps.perf.steps import replace_block
 
-        replace_block(args.readme.read_text(), README_BLOCK, "", str(args.readme))
+        replace_block(readme_text(args.readme), README_BLOCK, "", str(args.readme))
     args.out.mkdir(parents=True, exist_ok=True)
     command = "mtlbench gpu-check " + shlex.join(argv)
     if args.minutes <= 0:
@@ -409,5 +557,5 @@ def main(argv: Sequence[str]) -> int:
         check.run_step("leaderboard", lambda: leaderboard_step(check))
     finally:
         shutil.rmtree(check.scratch, ignore_errors=True)
-    print(summary_markdown(check.out, check.steps))
+    print(folder_summary(check.out))
     return 1 if any(entry["status"] == "failed" for entry in check.steps.values()) else 0

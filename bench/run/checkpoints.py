@@ -3,9 +3,10 @@
 A kill during a write must not leave a truncated ``last.ckpt`` in place of the previous one, so
 checkpoints are written to a temporary file in the same folder and renamed over the old one
 (``os.replace`` is atomic on POSIX file systems). A checkpoint is a zip archive (torch's format);
-its members' CRCs are checked before anything reads it, and it is only ever loaded with
-``weights_only=True`` (:meth:`AtomicCheckpointIO.load_checkpoint` insists, whatever the caller
-asks): data, never code. Before the model takes a checkpoint's state dict,
+its members' CRCs are checked before anything reads it, and so is what loading it would build
+(:mod:`~mtlbench.bench.run.checkpoint_manifest`: only tensors and plain data, within the bytes of
+the file). It is only ever loaded with ``weights_only=True`` (:meth:`AtomicCheckpointIO.load_checkpoint`
+insists, whatever the caller asks): data, never code. Before the model takes a checkpoint's state dict,
 :func:`check_model_state` compares it with the configured model (the method's state layout,
 every entry's name and shape) and says in one line what does not fit.
 """
@@ -21,6 +22,7 @@ import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
 from mtlbench.bench.run import budget
+from mtlbench.bench.run.checkpoint_manifest import check_directory, check_manifest
 from mtlbench.bench.run.errors import CheckpointError
 from mtlbench.bench.run.methods.state import MethodStateError, missing_entry, packed, read_method_state
 from mtlbench.leaderboards.atomic_write import write_atomic
@@ -86,12 +88,15 @@ def not_plain_data(path: Any, error: pickle.UnpicklingError) -> CheckpointError:
 
 def check_checkpoint(path: Path) -> None:
     """Raise a one-line :class:`CheckpointError` unless ``path`` is a whole torch checkpoint (a zip
-    archive whose every member's CRC checks out: truncated and overwritten files fail here, and
-    nothing is unpickled to find out)."""
+    archive whose every member's CRC checks out: truncated and overwritten files fail here) whose
+    loading builds only tensors and plain data within the file's bytes
+    (:func:`~mtlbench.bench.run.checkpoint_manifest.check_manifest`); nothing is unpickled to find out."""
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} not found; give the path of a .ckpt file (runs/<name>/version_<n>/checkpoints/)")
     try:
+        check_directory(path)
         with zipfile.ZipFile(path) as archive:
+            check_manifest(path, archive)
             broken = archive.testzip()
     except (zipfile.BadZipFile, OSError, EOFError) as error:
         raise CheckpointError(f"checkpoint {path} cannot be read ({error}); it is truncated or not a torch checkpoint") from None
@@ -169,7 +174,9 @@ def check_model_state(saved: Any, model: nn.Module, method: _Method, source: str
 
 def stored_hyperparameters(path: Path) -> dict:
     """The ``hyper_parameters`` a checkpoint carries, loaded as plain data (``weights_only``,
-    tensors memory-mapped, nothing imported or called); {} without any."""
+    tensors memory-mapped, nothing imported or called); {} without any. The file is checked
+    first (:func:`check_checkpoint`)."""
+    check_checkpoint(path)
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except pickle.UnpicklingError as error:

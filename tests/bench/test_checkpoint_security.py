@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import json
+import pickle
+import shutil
+import struct
+import subprocess
+import sys
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
 import torch
 
-from mtlbench.bench.run.checkpoints import METHOD_STATE_KEY, check_model_state, read_count
+from mtlbench.bench.run.checkpoints import METHOD_STATE_KEY, check_checkpoint, check_model_state, read_count
 from mtlbench.bench.run.errors import CheckpointError
 from mtlbench.bench.run.launch import main
 from mtlbench.bench.run.methods import GRADIENT_AGGREGATORS, LOSS_WEIGHTINGS, DualBalancing, EqualWeighting, NashMTL, UPGrad
@@ -234,3 +240,221 @@ def test_the_attack_checkpoint_of_every_stateful_method_is_refused_and_runs_noth
         check_model_state(loaded, model, model.method, "checkpoint crafted.ckpt")
     time.sleep(0.2)
     assert not marker.exists()
+
+
+# ------------------------------------------------------------------ allocation bombs
+# torch.load(weights_only=True) calls the callables torch allows with the file's arguments before
+# anything checks the result: a 1 kB checkpoint asks for 8 GiB. Each bomb below is a torch.save
+# archive whose data.pkl is written by hand, loaded in a child process whose address space may grow
+# by 2 GiB only: each loader must refuse it in one line, and never get to allocate.
+BIG = 1 << 33  # 8 GiB
+STATE = b"}" + pickle.BINUNICODE + struct.pack("<I", 10) + b"state_dict"  # {'state_dict': ... (SETITEM at the end)
+
+
+def _global(module: str, name: str) -> bytes:
+    return pickle.GLOBAL + f"{module}\n{name}\n".encode()
+
+
+def _text(text: str) -> bytes:
+    return pickle.BINUNICODE + struct.pack("<I", len(text)) + text.encode()
+
+
+def _long(value: int) -> bytes:
+    data = value.to_bytes(value.bit_length() // 8 + 1, "little", signed=True)
+    return pickle.LONG1 + bytes([len(data)]) + data
+
+
+def _tensor(shape: int, numel: int = 3, offset: int = 0) -> bytes:
+    """``_rebuild_tensor_v2`` of a float storage '0' of ``numel`` elements viewed with ``shape``."""
+    pid = pickle.MARK + _text("storage") + _global("torch", "FloatStorage") + _text("0") + _text("cpu") + _long(numel) + pickle.TUPLE
+    hooks = _global("collections", "OrderedDict") + pickle.EMPTY_TUPLE + pickle.REDUCE
+    arguments = pid + pickle.BINPERSID + _long(offset) + _long(shape) + pickle.TUPLE1 + _long(1) + pickle.TUPLE1 + pickle.NEWFALSE + hooks
+    return _global("torch._utils", "_rebuild_tensor_v2") + pickle.MARK + arguments + pickle.TUPLE + pickle.REDUCE
+
+
+def _call(module: str, name: str, argument: int) -> bytes:
+    return _global(module, name) + _long(argument) + pickle.TUPLE1 + pickle.REDUCE
+
+
+BOMBS = {  # data.pkl of {'state_dict': X}, for X:
+    "bytearray": _call("builtins", "bytearray", BIG),  # bytes of the file's size
+    "untyped-storage": _call("torch.storage", "UntypedStorage", BIG),  # a storage of the file's size
+    "tensor-class": _call("torch", "FloatTensor", BIG // 4),  # a tensor of the file's size
+    "tensor-past-its-storage": _tensor(BIG // 4),  # torch grows the 12-byte storage to fit the view
+    "storage-larger-than-its-record": _tensor(3, numel=BIG // 4),  # the record holds 12 bytes
+}
+REFUSALS = {
+    "bytearray": "holds objects other than tensors and plain data (Unsupported global: GLOBAL builtins.bytearray)",
+    "untyped-storage": "holds objects other than tensors and plain data (Unsupported global: GLOBAL torch.storage.UntypedStorage)",
+    "tensor-class": "holds objects other than tensors and plain data (Unsupported global: GLOBAL torch.FloatTensor)",
+    "tensor-past-its-storage": "views storage 0 of 3 elements as a tensor of shape (2147483648,), which needs 2147483648",
+    "storage-larger-than-its-record": "names storage 0 of 8589934592 bytes (2147483648 x torch.FloatStorage) but has a record of 12 bytes",
+}
+
+
+def with_data_pkl(target: Path, data: bytes | None = None) -> Path:
+    """A checkpoint torch.save writes (one float tensor of 3 elements in storage '0'), its
+    data.pkl replaced by ``data`` ({'state_dict': ...} around it) or kept (None)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    scratch = target.with_suffix(".saved")
+    torch.save({"state_dict": {"w": torch.zeros(3)}}, scratch)
+    with zipfile.ZipFile(scratch) as archive:
+        members = [(info, archive.read(info)) for info in archive.infolist()]
+    scratch.unlink()
+    with zipfile.ZipFile(target, "w") as archive:
+        for info, content in members:
+            replaced = info.filename.endswith("/data.pkl") and data is not None
+            archive.writestr(info, pickle.PROTO + b"\x02" + STATE + data + pickle.SETITEM + pickle.STOP if replaced else content)
+    return target
+
+
+LOADERS = """
+import resource, sys
+from pathlib import Path
+from mtlbench.bench.cli import gpu_check
+from mtlbench.bench.run.checkpoints import AtomicCheckpointIO, stored_hyperparameters
+
+LOAD = {
+    "stored_hyperparameters": lambda path: stored_hyperparameters(path),
+    "AtomicCheckpointIO.load_checkpoint": lambda path: AtomicCheckpointIO().load_checkpoint(path)["state_dict"],
+    "gpu_check._state_tensors": lambda path: gpu_check._state_tensors(path.parents[2]),
+}
+used = next(int(line.split()[1]) * 1024 for line in open("/proc/self/status") if line.startswith("VmSize:"))
+resource.setrlimit(resource.RLIMIT_AS, (used + (2 << 30), used + (2 << 30)))  # 2 GiB more than the imports took
+for path in map(Path, sys.argv[1:]):
+    for loader, load in LOAD.items():
+        try:
+            load(path)
+            outcome = "loaded"
+        except BaseException as error:
+            outcome = (f"{type(error).__name__}: {error}".splitlines() or [""])[0]
+        print(f"{path.parts[-4]}|{loader}|{outcome}", flush=True)
+"""
+
+
+@pytest.fixture(scope="module")
+def bomb_outcomes(nash_fit, tmp_path_factory) -> dict[tuple[str, str], str]:
+    """``{(checkpoint, loader): outcome}`` of each bomb, a real checkpoint of a fit and that
+    checkpoint's archive rewritten as the bombs are (data.pkl kept), for each loader."""
+    _, last = nash_fit
+    folder = tmp_path_factory.mktemp("bombs")
+    paths = [with_data_pkl(folder / name / "version_0" / "checkpoints" / "last.ckpt", data) for name, data in BOMBS.items()]
+    paths.append(with_data_pkl(folder / "rewritten" / "version_0" / "checkpoints" / "last.ckpt"))
+    real = folder / "fit" / "version_0" / "checkpoints" / "last.ckpt"
+    real.parent.mkdir(parents=True)
+    shutil.copy(last, real)
+    done = subprocess.run([sys.executable, "-c", LOADERS, *map(str, [*paths, real])], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    outcomes = {}
+    for line in done.stdout.splitlines():
+        name, loader, outcome = line.split("|", 2)
+        outcomes[name, loader] = outcome.replace(str(folder / name / "version_0" / "checkpoints" / "last.ckpt"), "PATH")
+    return outcomes
+
+
+BOMB_LOADERS = ("stored_hyperparameters", "AtomicCheckpointIO.load_checkpoint", "gpu_check._state_tensors")
+
+
+@pytest.mark.parametrize("loader", BOMB_LOADERS)
+@pytest.mark.parametrize("bomb", BOMBS)
+def test_a_checkpoint_that_asks_for_more_than_its_file_holds_is_refused_before_loading(bomb_outcomes, bomb, loader):
+    assert (
+        bomb_outcomes[bomb, loader]
+        == f"CheckpointError: checkpoint PATH {REFUSALS[bomb]}; it is not loaded: use a checkpoint written by mtlbench"
+    )
+
+
+@pytest.mark.parametrize("loader", BOMB_LOADERS)
+def test_a_checkpoint_of_a_fit_and_a_rewritten_archive_still_load(bomb_outcomes, loader):
+    """The negative control: the same loaders, the same memory limit, the suite's own files."""
+    assert bomb_outcomes["fit", loader] == "loaded"
+    assert bomb_outcomes["rewritten", loader] == "loaded"
+
+
+def test_a_sweep_starts_afresh_the_run_whose_last_checkpoint_is_a_bomb(tmp_path, monkeypatch):
+    """A runs folder copied from elsewhere: the run whose last.ckpt is a bomb is named in its log
+    in one line and started afresh, never resumed from it; the other run resumes."""
+    from mtlbench.bench.sweeps import sweep
+
+    commands = []
+    monkeypatch.setattr(sweep.subprocess, "run", lambda command, **_: commands.append(command) or subprocess.CompletedProcess(command, 0))
+    bomb, good = (
+        sweep.PlannedRun("EW-Adam-s0", ("--config", "x.yaml"), "Adam"),
+        sweep.PlannedRun("EW-Adam-s1", ("--config", "x.yaml"), "Adam"),
+    )
+    bombed = with_data_pkl(bomb.record(tmp_path).parent / "checkpoints" / "last.ckpt", BOMBS["bytearray"])
+    resumed = with_data_pkl(good.record(tmp_path).parent / "checkpoints" / "last.ckpt")
+    assert sweep._run_locally(bomb, tmp_path, jobs=1) == ("EW-Adam-s0", 0)
+    assert sweep._run_locally(good, tmp_path, jobs=1) == ("EW-Adam-s1", 0)
+    assert [arg for arg in commands[0] if arg.startswith("--ckpt_path")] == []
+    assert commands[1][-1] == f"--ckpt_path={resumed}"
+    assert (tmp_path / "EW-Adam-s0.log").read_text().splitlines() == [
+        f"mtlbench sweep: skipped unreadable checkpoint: checkpoint {bombed} {REFUSALS['bytearray']}; "
+        "it is not loaded: use a checkpoint written by mtlbench"
+    ]
+
+
+def _archive(path: Path, members: dict[str, bytes], deflated: str = "") -> Path:
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, content in members.items():
+            archive.writestr(name, content, zipfile.ZIP_DEFLATED if name == deflated else zipfile.ZIP_STORED)
+    return path
+
+
+def _plain_data_pkl() -> bytes:
+    return pickle.PROTO + b"\x02" + STATE + pickle.EMPTY_DICT + pickle.SETITEM + pickle.STOP
+
+
+ARCHIVE_REFUSALS = {
+    "compressed": "holds archive/data/0 compressed (torch.save stores every member as it is)",
+    "two-folders": "holds other/data/0 outside its folder archive",
+    "tensor-state": "sets the state of a tensor (only an OrderedDict's is set in a checkpoint)",
+    "storage-as-call": "calls torch.FloatStorage, which a checkpoint never calls (it would build what the file asks)",
+    "no-pickle": "holds no archive/data.pkl",
+    "nested-arguments": "calls collections.OrderedDict with arguments torch.save does not write",
+}
+
+
+def _nested(levels: int = 30) -> bytes:
+    """A tuple holding 10 references to a tuple holding 10 references to ... (10^30 integers
+    when walked naively: a check that follows it is a time bomb of its own)."""
+    data = pickle.MARK * levels + pickle.BININT1 + b"\x01" + pickle.TUPLE1
+    for level in range(levels):
+        data += pickle.BINPUT + bytes([level]) + (pickle.BINGET + bytes([level])) * 9 + pickle.TUPLE
+    return data
+
+
+@pytest.mark.parametrize("case", ARCHIVE_REFUSALS)
+def test_an_archive_torch_save_does_not_write_is_refused_in_one_line(tmp_path, case):
+    """What the loader would read beyond a file's bytes or run on a tensor (a deflated record
+    holds gigabytes of zeros in kilobytes; a tensor's state resizes its storage)."""
+    members = {"archive/data.pkl": _plain_data_pkl(), "archive/data/0": bytes(12), "archive/version": b"3\n"}
+    if case == "two-folders":
+        members["other/data/0"] = members.pop("archive/data/0")
+    elif case == "tensor-state":
+        state = pickle.MARK + _text("storage") + pickle.NONE + pickle.TUPLE
+        members["archive/data.pkl"] = pickle.PROTO + b"\x02" + STATE + _tensor(3) + state + pickle.BUILD + pickle.SETITEM + pickle.STOP
+    elif case == "storage-as-call":
+        members["archive/data.pkl"] = pickle.PROTO + b"\x02" + STATE + _call("torch", "FloatStorage", 3) + pickle.SETITEM + pickle.STOP
+    elif case == "no-pickle":
+        del members["archive/data.pkl"]
+    elif case == "nested-arguments":
+        call = _global("collections", "OrderedDict") + _nested() + pickle.TUPLE1 + pickle.REDUCE
+        members["archive/data.pkl"] = pickle.PROTO + b"\x02" + STATE + call + pickle.SETITEM + pickle.STOP
+    path = _archive(tmp_path / f"{case}.ckpt", members, deflated="archive/data/0" if case == "compressed" else "")
+    with pytest.raises(CheckpointError) as caught:
+        check_checkpoint(path)
+    assert str(caught.value) == f"checkpoint {path} {ARCHIVE_REFUSALS[case]}; it is not loaded: use a checkpoint written by mtlbench"
+
+
+def test_an_archive_of_more_members_than_a_checkpoint_is_refused_before_its_directory_is_read(tmp_path, monkeypatch):
+    from mtlbench.bench.run import checkpoint_manifest
+
+    monkeypatch.setattr(checkpoint_manifest, "MAX_MEMBERS", 4)
+    members = {"archive/data.pkl": _plain_data_pkl(), "archive/data/0": bytes(12), "archive/version": b"3\n"}
+    check_checkpoint(_archive(tmp_path / "three.ckpt", members))  # the negative control
+    path = _archive(tmp_path / "five.ckpt", members | {f"archive/extra{index}": b"" for index in range(2)})
+    with pytest.raises(
+        CheckpointError, match=r"five.ckpt lists 5 members in \d+ bytes, more than the 4 members of a checkpoint; it is not"
+    ):
+        check_checkpoint(path)

@@ -128,19 +128,165 @@ def test_a_check_out_of_time_stops_each_step_and_keeps_what_it_measured(tmp_path
 
 
 @SLOW
-def test_publish_puts_a_check_made_elsewhere_in_the_readme(checked, tmp_path, capsys):
-    """The files of a check that came back from a GPU node: no measuring, the summary in the block;
-    a folder that is not a check's, or a summary that would open another block, is refused."""
+def test_publish_puts_a_check_made_elsewhere_in_the_readme(checked, tmp_path):
+    """The files of a check that came back from a GPU node: no measuring, and the block the
+    check itself wrote, generated again from its records."""
     _, out, _ = checked
     readme = tmp_path / "README.md"
     readme.write_text("intro\n<!-- perf:gpu_check -->\nnot yet\n<!-- /perf:gpu_check -->\n")
     assert main(["gpu-check", "--publish", str(out / "files"), "--readme", str(readme)]) == 0
     summary = (out / "files" / "summary.md").read_text()
     assert readme.read_text() == f"intro\n<!-- perf:gpu_check -->\n{summary}<!-- /perf:gpu_check -->\n"
-    hostile = tmp_path / "hostile"
-    hostile.mkdir()
-    (hostile / "gpu_check.json").write_text(json.dumps({"schema": "mtlbench.gpu_check/1"}))
-    (hostile / "summary.md").write_text("x\n<!-- /perf:gpu_check -->\n<script>\n")
-    assert main(["gpu-check", "--publish", str(hostile), "--readme", str(readme)]) == 2
-    assert "does not hold a gpu-check's files" in capsys.readouterr().err
-    assert readme.read_text().endswith(f"{summary}<!-- /perf:gpu_check -->\n")  # unchanged
+
+
+# ---------------------------------------------------------------- --publish: others' files as data
+BLOCK = "intro\n<!-- perf:gpu_check -->\nnot yet\n<!-- /perf:gpu_check -->\nrest\n"
+HOSTILE = "<script>alert(1)</script> [click](javascript:alert(1)) \u202eevil\x00nul"
+END = " <!-- /perf:gpu_check -->"  # the block's end, which would cut it short
+
+
+def perf_record(text: str = "") -> dict:
+    """A perf record as ``mtlbench perf`` writes it (two variants, one failed), ``text`` added
+    to each of its strings."""
+    row = {
+        "method": f"EW{text}",
+        "seconds_per_step": 0.01,
+        "x_ew": 1.0,
+        "x_floor": 1.25,
+        "images_per_second": 400.0,
+        "peak_memory_mb": None,
+    }
+    return {
+        "schema": "mtlbench.perf/1",
+        "created": "2025-01-02T03:04:05+00:00",
+        "command": f"mtlbench perf --name gpu_check --variants [ew,upgrad]{text}",
+        "device": f"CPU x86_64, 2 threads{text}",
+        "torch": "2.9.0",
+        "model": {"backbone": f"test_resnet{text}", "shared_parameters": 123456, "tasks": ["segmentation", "depth"], "jacobian_mb": 0.9},
+        "input": {"batch_size": 4, "height": 32, "width": 48},
+        "precision": "bf16",
+        "rounds": 2,
+        "variants": {
+            f"ew{text}": {**row, "error": None},
+            "upgrad": {**row, "seconds_per_step": None, "images_per_second": None, "error": f"RuntimeError: out of memory{text}"},
+        },
+    }
+
+
+def check_folder(folder: Path, text: str = "") -> Path:
+    """The files ``gpu-check --out`` leaves: records (``text`` added to their strings) and a
+    summary.md that says something else."""
+    folder.mkdir()
+    steps = {
+        "perf": {"status": "done", "seconds": 12.3, "finding": f"EW 400 images/s{text}"},
+        "fit": {"status": "failed", "seconds": 3.0, "error": f"RuntimeError: fit-upgrad-ddp exited with 1{text}"},
+        "determinism": {"status": "done", "seconds": 7.9, "finding": f"identical{text}"},
+    }
+    (folder / "gpu_check.json").write_text(json.dumps({"schema": "mtlbench.gpu_check/1", "steps": steps}))
+    (folder / "perf.json").write_text(json.dumps(perf_record(text)))
+    (folder / "summary.md").write_text(f"COPIED {text}\n")
+    return folder
+
+
+def test_publish_generates_the_block_from_the_records_not_from_the_summary_text(tmp_path):
+    folder = check_folder(tmp_path / "files")
+    readme = tmp_path / "README.md"
+    readme.write_text(BLOCK)
+    assert main(["gpu-check", "--publish", str(folder), "--readme", str(readme)]) == 0
+    block = readme.read_text().split("<!-- perf:gpu_check -->\n")[1].split("<!-- /perf:gpu_check -->")[0]
+    assert "COPIED" not in block
+    assert block == gpu_check.folder_summary(folder)
+    assert (
+        block.splitlines()[0] == "2025-01-02, CPU x86_64, 2 threads, torch 2.9.0: `mtlbench perf --name gpu_check --variants [ew,upgrad]`"
+    )
+    assert "| ew | EW | 0.010 | 1.00 | 1.25 | 400 | - |" in block
+    assert "| upgrad | EW | failed: RuntimeError: out of memory | | | | |" in block
+    assert block.endswith("- fit: failed after 3 s: RuntimeError: fit-upgrad-ddp exited with 1\n- determinism (8 s): identical\n")
+
+
+def test_publish_shows_the_text_of_records_as_text(tmp_path):
+    """HTML, a Markdown link, a direction override and NUL, in every string of the records and
+    in summary.md: none reaches the README as written, and the block stays one block."""
+    folder = check_folder(tmp_path / "files", text=HOSTILE + END)
+    (folder / "summary.md").write_text(f"{HOSTILE}\n")
+    readme = tmp_path / "README.md"
+    readme.write_text(BLOCK)
+    assert main(["gpu-check", "--publish", str(folder), "--readme", str(readme)]) == 0
+    text = readme.read_text()
+    command = "`mtlbench perf --name gpu_check --variants [ew,upgrad]?script?alert(1)?/script? [click](javascript:alert(1)) ?evil?nul"
+    command += " ?!-- /perf:gpu_check --?`"
+    for hostile in ("<script>", "[click](", "\u202e", "\x00"):
+        assert hostile not in text.replace(command, "")
+    assert command in text  # a code span: shown as written, never markup (no backtick, < or > to leave it)
+    assert text.count("<!-- /perf:gpu_check -->") == 1 and text.endswith("<!-- /perf:gpu_check -->\nrest\n")
+    assert (
+        "&lt;script&gt;alert(1)&lt;/script&gt; \\[click\\](javascript:alert(1)) \ufffdevil\ufffdnul &lt;!-- /perf:gpu_check --&gt;" in text
+    )
+
+
+@pytest.mark.parametrize("name", ["summary.md", "gpu_check.json", "perf.json"])
+def test_publish_refuses_a_file_that_leads_out_of_its_folder(tmp_path, capsys, name):
+    outside = check_folder(tmp_path / "elsewhere")
+    folder = check_folder(tmp_path / "files")
+    (folder / name).unlink()
+    (folder / name).symlink_to(outside / name)
+    readme = tmp_path / "README.md"
+    readme.write_text(BLOCK)
+    assert main(["gpu-check", "--publish", str(folder), "--readme", str(readme)]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"mtlbench: error: gpu-check --publish: {_what(name)} {folder / name} is a link that leads outside the folder read; "
+        "copy the file itself into the folder; pass the folder gpu-check --out wrote"
+    ]
+    assert readme.read_text() == BLOCK
+
+
+def _what(name: str) -> str:
+    return {"summary.md": "gpu-check summary", "gpu_check.json": "gpu-check record", "perf.json": "perf record"}[name]
+
+
+@pytest.mark.parametrize("publish", [True, False], ids=["publish", "check"])
+def test_a_linked_readme_is_refused_and_left_a_link(tmp_path, capsys, publish):
+    folder = check_folder(tmp_path / "files")
+    target = tmp_path / "README.md"
+    target.write_text(BLOCK)
+    link = tmp_path / "link.md"
+    link.symlink_to(target)
+    options = ["--publish", str(folder)] if publish else ["--device", "cpu", "--out", str(tmp_path / "out"), "--minutes", "0.01"]
+    assert main(["gpu-check", *options, "--readme", str(link)]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"mtlbench: error: gpu-check: --readme {link} is a symbolic link; give the file it leads to "
+        "(its block is written by replacing the file)"
+    ]
+    assert link.is_symlink() and link.readlink() == target and target.read_text() == BLOCK
+    assert not (tmp_path / "out").exists()
+
+
+ENDLESS_README = """
+import contextlib, io, resource, sys
+from mtlbench.bench.cli.entry import main
+import torch  # (what a check imports before it reads --readme)
+
+used = next(int(line.split()[1]) * 1024 for line in open("/proc/self/status") if line.startswith("VmSize:"))
+resource.setrlimit(resource.RLIMIT_AS, (used + (1 << 30), used + (1 << 30)))
+for options in (["--publish", sys.argv[1]], ["--device", "cpu", "--out", sys.argv[2], "--minutes", "0.01"]):
+    printed = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(printed):
+            code = main(["gpu-check", *options, "--readme", "/dev/zero"])
+    except BaseException as error:
+        code = type(error).__name__
+    print(code, printed.getvalue().splitlines())
+"""
+
+
+@pytest.mark.skipif(not Path("/dev/zero").exists(), reason="needs /dev/zero")
+def test_an_endless_readme_is_one_line_in_bounded_memory(tmp_path):
+    """--readme /dev/zero, with the process's memory held to 1 GiB more than its imports took."""
+    import subprocess
+    import sys
+
+    folder = check_folder(tmp_path / "files")
+    command = [sys.executable, "-c", ENDLESS_README, str(folder), str(tmp_path / "out")]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    line = "['mtlbench: error: gpu-check: --readme /dev/zero is not a regular file (a FIFO, device or folder); give a plain file']"
+    assert done.stdout.splitlines() == [f"2 {line}", f"2 {line}"], done.stdout + done.stderr[-2000:]
