@@ -57,7 +57,6 @@ EXACT = ("mgda", "upgrad", "pcgrad", "cagrad", "nash_mtl")
 SCHEMA = "mtlbench.gpu_check/1"
 PERF_SCHEMA = "mtlbench.perf/1"
 README_BLOCK = "gpu_check"
-README_BYTES = 4 * 2**20  # the most of --readme that is read
 STEPS = ("perf", "fit", "determinism", "leaderboard")
 STATUSES = ("done", "failed")
 MAX_VARIANTS = 256
@@ -328,18 +327,10 @@ def _checked_row(row: Any, where: str) -> dict[str, Any]:
 
 
 def readme_text(path: Path) -> str:
-    """The text of ``--readme``: a regular file of at most :data:`README_BYTES`, not a link (the
-    file is replaced whole when its block is written)."""
-    from mtlbench.leaderboards.untrusted import UntrustedFileError, read_text
+    """The text of ``--readme`` (:func:`mtlbench.bench.sweeps.perf.steps.readme_text`)."""
+    from mtlbench.bench.sweeps.perf.steps import readme_text as read_readme
 
-    if path.is_symlink():
-        raise ValueError(
-            f"gpu-check: --readme {path} is a symbolic link; give the file it leads to (its block is written by replacing the file)"
-        )
-    try:
-        return read_text(path, limit=README_BYTES, what="--readme")
-    except UntrustedFileError as error:
-        raise ValueError(f"gpu-check: {error}") from None
+    return read_readme(path, "gpu-check")
 
 
 # ------------------------------------------------------------------------------------------ steps

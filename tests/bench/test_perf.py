@@ -92,6 +92,11 @@ def test_bad_inputs_are_one_line_before_anything_is_measured(tiny_cache, tmp_pat
     with pytest.raises(ValueError, match="has no '<!-- perf:smoke -->'"):
         main([*base, "--readme", str(readme), "--out", str(tmp_path / "perf.json")])
     assert not (tmp_path / "perf.json").exists()  # refused before measuring, not after
+    link = tmp_path / "link.md"
+    link.symlink_to(readme)
+    with pytest.raises(ValueError, match=r"^perf: --readme .*link\.md is a symbolic link; give the file it leads to"):
+        main([*base, "--readme", str(link), "--out", str(tmp_path / "perf.json")])
+    assert link.is_symlink() and not (tmp_path / "perf.json").exists()
 
 
 def test_a_failing_variant_is_reported_and_the_others_go_on_round_by_round():

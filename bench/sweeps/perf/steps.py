@@ -43,6 +43,7 @@ from mtlbench.leaderboards.atomic_write import write_json_atomic, write_text_ato
 
 REPO = Path(__file__).resolve().parents[3]
 SCHEMA = "mtlbench.perf/1"
+README_BYTES = 4 * 2**20  # the most of a --readme that is read
 
 
 def build_parser():
@@ -215,6 +216,20 @@ def markdown_table(record: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def readme_text(path: Path, command: str) -> str:
+    """The text of a command's ``--readme``: a regular file of at most :data:`README_BYTES`, not
+    a link (the file is replaced whole when its block is written); else one line naming it."""
+    from mtlbench.leaderboards.untrusted import UntrustedFileError, read_text
+
+    if path.is_symlink():
+        what = f"{command}: --readme {path} is a symbolic link"
+        raise ValueError(f"{what}; give the file it leads to (its block is written by replacing the file)")
+    try:
+        return read_text(path, limit=README_BYTES, what="--readme")
+    except UntrustedFileError as error:
+        raise ValueError(f"{command}: {error}") from None
+
+
 def replace_block(text: str, name: str, block: str, path: str) -> str:
     """``text`` with the lines between ``<!-- perf:name -->`` and ``<!-- /perf:name -->`` replaced."""
     start, end = f"<!-- perf:{name} -->", f"<!-- /perf:{name} -->"
@@ -240,7 +255,7 @@ def main(argv: Sequence[str]) -> int:
     device = torch.device(cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
     readme = Path(cfg.readme.absolute) if cfg.readme else None
     if readme is not None:  # its block is checked now, not after a measurement of many minutes
-        replace_block(readme.read_text(), cfg.name, "", str(cfg.readme))
+        replace_block(readme_text(readme, "perf"), cfg.name, "", str(cfg.readme))
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     net_path = Path(cfg.net.absolute)
@@ -307,5 +322,5 @@ def main(argv: Sequence[str]) -> int:
     table = write(rounds_done)
     print("\n" + table)
     if readme is not None:
-        write_text_atomic(readme, replace_block(readme.read_text(), cfg.name, table, str(cfg.readme)))
+        write_text_atomic(readme, replace_block(readme_text(readme, "perf"), cfg.name, table, str(cfg.readme)))
     return 0
