@@ -54,9 +54,8 @@ def keep_records(runs_dir: Path, out_dir: Path) -> tuple[Path, list[str]]:
     relative paths), so a published table can be regenerated from the files beside it. A record
     is copied only as the bytes that were checked: a regular file of bounded size inside
     ``runs_dir`` (never what a link points to outside it, a FIFO or a device), JSON that fits
-    the schema, a finished run (complete or diverged), and admitted
-    (:func:`mtlbench.leaderboards.admission.admit`: not a duplicate, a copy with its seed edited
-    or a misfit). Returns the folder and one line per record left behind, for the table's
+    the schema, and admitted (:func:`mtlbench.leaderboards.admission.admit`: not a duplicate, a
+    copy with its seed edited or a misfit; a run still running is kept, and listed as such). Returns the folder and one line per record left behind, for the table's
     "Runs left out"."""
     if not Path(runs_dir).is_dir():
         raise FileNotFoundError(f"runs folder {runs_dir} not found; pass the folder that holds the runs' results.json files")
@@ -82,8 +81,8 @@ def keep_records(runs_dir: Path, out_dir: Path) -> tuple[Path, list[str]]:
         read[relative] = data
     kept = {}
     for run in admit(runs):
-        if run.left_out or run.status not in ("complete", "diverged"):
-            left.append(f"{run.path}: not kept: {run.exclusion}")
+        if run.left_out:
+            left.append(f"{run.path}: not kept: {run.left_out}")
         else:
             kept[run.path] = read[run.path]
     shutil.rmtree(target, ignore_errors=True)
