@@ -32,6 +32,9 @@ def min_norm_weights(gramian: torch.Tensor) -> torch.Tensor:
     if not bool(gramian.any()):
         return torch.full((num_tasks,), 1.0 / num_tasks, dtype=torch.float64, device=gramian.device)
     gramian = gramian.double()
+    zero = gramian.diagonal() <= 0
+    if bool(zero.any()):  # 0 is in the hull: the minimum norm is 0, whatever the other tasks' scales
+        return zero.double() / zero.sum()
     cosines, scale = equilibrate(gramian / gramian.diagonal().max())  # the weights do not depend on G's scale
     matrix = cosines.cpu().numpy() + RIDGE * np.eye(num_tasks)
     inverse_scale = 1.0 / scale.cpu().numpy()
@@ -50,9 +53,24 @@ class MGDA(GradientAggregator):
     normalise each one first (by its norm or its loss), which changes the point.
 
     ``solver="qp"`` (default) solves the T-variable problem on the Gramian exactly with
-    quadprog. ``solver="frank_wolfe"`` uses torchjd's MGDA, the paper's Frank-Wolfe algorithm;
-    at its defaults (epsilon 1e-3, 100 iterations) it stopped 1 to 12 % above the minimum norm
-    on random conflicting 3-task Jacobians in our tests, hence the exact default.
+    quadprog. ``solver="frank_wolfe"`` uses torchjd's MGDA, the paper's Frank-Wolfe algorithm
+    (Algorithm 2) from uniform weights, which stops once a step moves less than ``epsilon``.
+    Frank-Wolfe's error grows with the spread of the task norms (its steps are invariant to a
+    change of variables such as ``y = D w``, so equilibrating does not help). The norm of its
+    update over the minimum norm, worst of 20 random conflicting Jacobians (50 dimensions) per
+    setting:
+
+    ==============================  ========  ======  ======  ======
+    tasks, epsilon, max_iters       ratio 1   10^2    10^4    10^6
+    ==============================  ========  ======  ======  ======
+    3, 1e-3, 100 (the defaults)     1.00000   1.0014  1.0016  1.0010
+    10, 1e-3, 100 (the defaults)    1.014     2.2     63      2.5e3
+    10, 1e-9, 1000                  1.003     1.006   1.007   19
+    10, 1e-12, 10^4                 1.0004    1.0007  1.0007  1.019
+    ==============================  ========  ======  ======  ======
+
+    (norm ratio: largest over smallest task gradient), hence the exact default. A zero task
+    gradient takes all the weight (0 is in the hull).
 
     Example:
         >>> method = MGDA(); method.bind(2)

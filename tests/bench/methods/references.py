@@ -1,8 +1,9 @@
 """Float64 references of the Gramian-based aggregators, written from their papers' formulas.
 
 Independent of torchjd and of ``mtlbench.bench.run.methods``: numpy only, exact solutions by enumerating
-active sets (T <= 10 tasks), Newton's method for the bargaining equations, and the SVD of the
-Jacobian itself. Every linear solve is equilibrated: with ``G = D C D`` (``D`` the task-gradient
+active sets (T <= 10 tasks; beyond, an active-set search, the answer resting on the same KKT
+certificate), Newton's method for the bargaining equations, the SVD of the Jacobian itself, and
+GradVac's alterations on the gradients themselves. Every linear solve is equilibrated: with ``G = D C D`` (``D`` the task-gradient
 norms, ``C`` their cosines), systems in ``G`` are solved through ``C``, whose conditioning
 depends on the angles only, so norm ratios of 10^6 cost no accuracy.
 
@@ -13,10 +14,12 @@ Each function takes the Jacobian ``J`` (``[T, n]``, float64) and returns the upd
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 
 import numpy as np
 
 SINGULAR = 1e-10  # a cosine matrix with a smaller eigenvalue (relative) is treated as singular
+ENUMERABLE = 10  # up to this many tasks every support is enumerated; beyond, an active-set search finds it
 
 
 class Undefined(ValueError):
@@ -43,6 +46,59 @@ def solve_equilibrated(cos: np.ndarray, rhs: np.ndarray) -> np.ndarray | None:
     return np.linalg.solve(cos, rhs)
 
 
+Step = tuple[np.ndarray | None, int | None]
+
+
+def active_set_search(tasks: int, start: tuple[int, ...], step: Callable[[tuple[int, ...]], Step]) -> np.ndarray:
+    """The solution on the support that ``step`` certifies, found as a primal active-set method
+    does: ``step(support)`` returns ``(solution, None)`` when the support meets every KKT
+    condition, ``(None, i)`` with the task to move in or out of it otherwise (a negative weight,
+    a violated constraint), ``(None, None)`` when the support's system is singular. The answer
+    rests on the certificate, not on the path; a search that cycles is an error."""
+    support, seen = tuple(sorted(start)), set()
+    while support not in seen:
+        seen.add(support)
+        solution, toggle = step(support)
+        if toggle is None:
+            if solution is None:
+                raise Undefined("the active-set search met a singular support")
+            return solution
+        support = tuple(sorted(set(support) ^ {toggle}))
+    raise AssertionError(f"the active-set search cycled over {tasks} tasks")
+
+
+def hull_holds_zero(cos: np.ndarray, scale: np.ndarray, support: list[int]) -> bool:
+    """Whether a singular ``C_SS`` has a null vector of one sign: then 0 is a convex combination
+    of the gradients of S (the tasks are Pareto-stationary)."""
+    values, vectors = np.linalg.eigh(cos[np.ix_(support, support)])
+    if values[0] > SINGULAR * max(values[-1], 1.0):
+        return False
+    weights = vectors[:, 0] / scale[support]
+    weights = weights * np.sign(weights[np.argmax(np.abs(weights))])
+    return bool(np.all(weights >= -1e-9 * weights.max()))
+
+
+def mgda_step(jacobian: np.ndarray, cos: np.ndarray, scale: np.ndarray, support: tuple[int, ...]) -> Step:
+    """MGDA's KKT conditions on a support S: ``w_S ~ G_SS^{-1} 1 >= 0`` and ``<g_i, d> >= |d|^2``."""
+    s = list(support)
+    if not s:
+        return None, int(np.argmin(scale))  # start from the shortest gradient
+    y = solve_equilibrated(cos[np.ix_(s, s)], 1.0 / scale[s])
+    if y is None:
+        return (np.zeros(jacobian.shape[1]), None) if hull_holds_zero(cos, scale, s) else (None, None)
+    w_s = y / scale[s]
+    w_s = w_s / w_s.sum()
+    if np.any(w_s < 0):
+        return None, s[int(np.argmin(w_s))]
+    weights = np.zeros(len(jacobian))
+    weights[s] = w_s
+    update = weights @ jacobian
+    slack = (jacobian @ update - update @ update) / scale  # >= 0 at the optimum
+    if np.all(slack >= -1e-9 * (update @ update) / scale):
+        return update, None
+    return None, int(np.argmin(slack))
+
+
 def mgda(jacobian: np.ndarray) -> np.ndarray:
     """Sener & Koltun 2018 (Désidéri 2012): the minimum-norm point of the convex hull of the
     task gradients. Enumerates the supports S: on S, ``w ~ G_SS^{-1} 1``; the optimum is the
@@ -54,6 +110,8 @@ def mgda(jacobian: np.ndarray) -> np.ndarray:
     if np.any(norms(jacobian) == 0):
         return np.zeros(jacobian.shape[1])  # a zero gradient is in the hull: its norm is 0
     cos, scale = cosines(jacobian)
+    if tasks > ENUMERABLE:
+        return active_set_search(tasks, (), lambda support: mgda_step(jacobian, cos, scale, support))
     best: np.ndarray | None = None
     for size in range(1, tasks + 1):
         for support in itertools.combinations(range(tasks), size):
@@ -61,6 +119,8 @@ def mgda(jacobian: np.ndarray) -> np.ndarray:
             # w_S = D^{-1} C_SS^{-1} D^{-1} 1 / normaliser (G_SS = D C_SS D)
             y = solve_equilibrated(cos[np.ix_(s, s)], 1.0 / scale[s])
             if y is None:
+                if hull_holds_zero(cos, scale, s):
+                    return np.zeros(jacobian.shape[1])  # Pareto-stationary: the minimum norm is 0
                 continue
             w_s = y / scale[s]
             if np.any(w_s < 0):
@@ -126,12 +186,15 @@ def imtl_g(jacobian: np.ndarray) -> np.ndarray:
     """Liu et al. 2021 (IMTL-G): ``d = sum_i a_i g_i`` with ``sum a = 1`` and equal projections
     ``<u_i, d>`` onto every unit task gradient. With ``b = a * |g|``, ``d = sum b_i u_i`` and
     the condition is ``C b = k 1``: ``b ~ C^+ 1``. Zero gradients take no weight; duplicated
-    tasks share theirs equally (the minimum-norm b)."""
+    tasks share theirs equally (the minimum-norm b); where only ``k = 0`` solves it (exactly
+    opposite tasks), ``|d|^2 = b^T C b = 0``."""
     live = norms(jacobian) > 0
     if not live.any():
         return np.zeros(jacobian.shape[1])
     cos, scale = cosines(jacobian[live])
     beta = np.linalg.lstsq(cos, np.ones(len(cos)), rcond=SINGULAR)[0]
+    if np.abs(cos @ beta - 1).max() > 1e-6:  # C b = k 1 only for k = 0 (e.g. exactly opposite tasks): d = 0
+        return np.zeros(jacobian.shape[1])
     alpha = beta / scale
     return (alpha / alpha.sum()) @ jacobian[live]
 
@@ -206,6 +269,8 @@ def _cone_projection_weights(gramian: np.ndarray, cos: np.ndarray, scale: np.nda
     cone of the rows (Quinton & Rey 2024, Prop. 1), by enumerating the free set F: on F,
     ``G_FF v_F = -G_FB v_B``; optimal when ``v_F >= lower_F`` and ``(G v)_B >= 0``."""
     tasks = len(gramian)
+    if tasks > ENUMERABLE:
+        return active_set_search(tasks, (), lambda free: cone_step(cos, scale, lower, free))
     best: np.ndarray | None = None
     for size in range(tasks + 1):
         for free in itertools.combinations(range(tasks), size):
@@ -220,12 +285,31 @@ def _cone_projection_weights(gramian: np.ndarray, cos: np.ndarray, scale: np.nda
                 v[f] = y_f / scale[f]
                 if np.any(v[f] < lower[f] - 1e-12 * np.abs(v).max()):
                     continue
-            pressure = scale * (cos @ (scale * v))  # G v
-            optimal = np.all(pressure[b] >= -1e-9 * np.abs(pressure).max())
+            pressure = cos @ (scale * v)  # D^{-1} G v, against the size of its terms (G v = 0 when 0 is in the hull)
+            optimal = np.all(pressure[b] >= -1e-9 * np.abs(scale * v).sum())
             if optimal and (best is None or v @ gramian @ v < best @ gramian @ best):
                 best = v
     assert best is not None, "dual-cone projection: no free set satisfies the optimality conditions"
     return best
+
+
+def cone_step(cos: np.ndarray, scale: np.ndarray, lower: np.ndarray, free: tuple[int, ...]) -> Step:
+    """The dual-cone projection's KKT conditions on a free set F (those of the enumeration)."""
+    tasks = len(cos)
+    f, b = list(free), [i for i in range(tasks) if i not in free]
+    v = lower.copy()
+    if f:
+        y_f = solve_equilibrated(cos[np.ix_(f, f)], -cos[np.ix_(f, b)] @ (scale[b] * lower[b]))
+        if y_f is None:
+            return None, None
+        v[f] = y_f / scale[f]
+        below = (v[f] - lower[f]) * scale[f]
+        if np.any(below < -1e-12 * np.abs(scale * v).max()):
+            return None, f[int(np.argmin(below))]
+    pressure = cos @ (scale * v)  # D^{-1} G v
+    if not b or np.all(pressure[b] >= -1e-9 * np.abs(scale * v).sum()):
+        return v, None
+    return None, b[int(np.argmin(pressure[b]))]
 
 
 def _live_cosines(jacobian: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -235,25 +319,45 @@ def _live_cosines(jacobian: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndar
     return jacobian @ jacobian.T, cos, scale
 
 
+def cone_generators(jacobian: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(R, M)``: the distinct non-zero task directions R (first occurrences) and ``J = M R``.
+    Zero rows and positive multiples of a row leave the dual cone as it is, so the enumeration
+    runs on R; ``J^T u = R^T (M^T u)``. Dependent directions are fine: the projection is unique
+    and some optimal weights free only independent rows (a vertex of the optimal set), which
+    the enumeration finds with its singular free sets skipped."""
+    rows: list[np.ndarray] = []
+    mixing = np.zeros((len(jacobian), len(jacobian)))
+    for i, row in enumerate(jacobian):
+        if not np.any(row):
+            continue
+        for k, kept in enumerate(rows):
+            if row @ kept >= (1 - 1e-12) * np.linalg.norm(row) * np.linalg.norm(kept):
+                mixing[i, k] = np.linalg.norm(row) / np.linalg.norm(kept)
+                break
+        else:
+            mixing[i, len(rows)] = 1.0
+            rows.append(row)
+    if not rows:
+        raise Undefined("every task gradient is zero")
+    return np.array(rows), mixing[:, : len(rows)]
+
+
 def upgrad(jacobian: np.ndarray) -> np.ndarray:
     """Quinton & Rey 2024: the mean of the projections of every task gradient onto the dual cone
-    ``{x : <g_i, x> >= 0 for all i}``."""
-    if np.any(norms(jacobian) == 0) or np.linalg.matrix_rank(cosines(jacobian)[0], tol=SINGULAR) < len(jacobian):
-        raise Undefined("the enumeration needs linearly independent task gradients")
-    gramian, cos, scale = _live_cosines(jacobian)
+    ``{x : <g_i, x> >= 0 for all i}`` (a zero gradient's projection is 0)."""
+    generators, mixing = cone_generators(jacobian)
+    gramian, cos, scale = _live_cosines(generators)
     tasks = len(jacobian)
-    weights = sum(_cone_projection_weights(gramian, cos, scale, np.eye(tasks)[i] / tasks) for i in range(tasks))
-    return weights @ jacobian
+    weights = sum(_cone_projection_weights(gramian, cos, scale, mixing[i] / tasks) for i in range(tasks))
+    return weights @ generators
 
 
 def dualproj(jacobian: np.ndarray) -> np.ndarray:
     """Quinton & Rey 2024 (after GEM, Lopez-Paz & Ranzato 2017): the mean gradient projected onto
     the dual cone of the task gradients."""
-    if np.any(norms(jacobian) == 0) or np.linalg.matrix_rank(cosines(jacobian)[0], tol=SINGULAR) < len(jacobian):
-        raise Undefined("the enumeration needs linearly independent task gradients")
-    gramian, cos, scale = _live_cosines(jacobian)
-    tasks = len(jacobian)
-    return _cone_projection_weights(gramian, cos, scale, np.full(tasks, 1 / tasks)) @ jacobian
+    generators, mixing = cone_generators(jacobian)
+    gramian, cos, scale = _live_cosines(generators)
+    return _cone_projection_weights(gramian, cos, scale, mixing.mean(axis=0)) @ generators
 
 
 def pcgrad_two_tasks(jacobian: np.ndarray) -> np.ndarray:
@@ -276,3 +380,29 @@ def aligned_mtl(jacobian: np.ndarray) -> np.ndarray:
         return np.zeros(jacobian.shape[1])
     aligned = singular[rank - 1] * left[:, :rank] @ right[:rank]
     return aligned.mean(axis=0)
+
+
+def gradvac(jacobian: np.ndarray, targets: np.ndarray, orders: list[list[int]], beta: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """Wang et al. 2021 (Algorithm 1, on the whole gradient): each task i visits the others j in
+    ``orders[i]``; with ``phi`` the cosine of g_i (as altered so far) and g_j and ``t`` the
+    pair's target, where ``phi < t``, ``g_i += |g_i| (t sqrt(1 - phi^2) - phi sqrt(1 - t^2)) /
+    (|g_j| sqrt(1 - t^2)) g_j`` (Eq. 3); every pair's target then moves to ``(1 - beta) t + beta phi``.
+    Returns the sum of the altered gradients and the new targets (``targets`` is left as it is)."""
+    if np.any(norms(jacobian) == 0):
+        raise Undefined("the cosine with a zero gradient is undefined")
+    targets = targets.copy()
+    altered = []
+    for i, order in enumerate(orders):
+        g_i = jacobian[i].copy()
+        for j in order:
+            g_j = jacobian[j]
+            if np.linalg.norm(g_i) <= 1e-12 * np.linalg.norm(jacobian[i]):
+                raise Undefined("an altered gradient vanished (exactly opposite tasks): its cosine is undefined")
+            phi = (g_i @ g_j) / (np.linalg.norm(g_i) * np.linalg.norm(g_j))
+            t = targets[i, j]
+            if phi < t:
+                coefficient = (t * np.sqrt(1 - phi**2) - phi * np.sqrt(1 - t**2)) / np.sqrt(1 - t**2)
+                g_i = g_i + coefficient * np.linalg.norm(g_i) / np.linalg.norm(g_j) * g_j
+            targets[i, j] = (1 - beta) * t + beta * phi
+        altered.append(g_i)
+    return np.sum(altered, axis=0), targets
