@@ -8,6 +8,8 @@ import torchjd.aggregation as jd
 from mtlbench.bench.run.methods.gramian import equilibrate
 from mtlbench.bench.run.methods.torchjd_adapter import TorchJDAggregator
 
+EQUAL_PROJECTIONS = 1e-9  # relative spread of the projections C b, in float64, below which they are equal
+
 
 class IMTLG(TorchJDAggregator):
     """Weights such that the update has equal projections onto every task's unit gradient,
@@ -19,6 +21,11 @@ class IMTLG(TorchJDAggregator):
     eigenvalues) nor their overall scale (torchjd's absolute 1e-12 test of ``sum v``) matter.
     A zero task gradient gets no weight.
 
+    Where no update with equal, non-zero projections exists (``C b = k 1`` has no solution with
+    ``k != 0``: exactly opposite tasks, 0 in the convex hull of the unit gradients, more tasks
+    than the gradients span), the paper's condition holds only for ``d = 0``, which is the update
+    there (weights 0).
+
     Example (an update with equal projections onto both unit gradients):
         >>> import torch
         >>> method = IMTLG(); method.bind(2)
@@ -28,7 +35,11 @@ class IMTLG(TorchJDAggregator):
 
     def solve(self, gramian: torch.Tensor) -> torch.Tensor:
         cosines, scale = equilibrate(gramian)
-        weights = self.bound_inner().gramian_weighting(cosines) / scale
+        weights = self.bound_inner().gramian_weighting(cosines)  # C^+ 1, normalised
+        projections = (cosines @ weights)[gramian.diagonal() > 0]
+        if projections.numel() == 0 or bool(projections.max() - projections.min() > EQUAL_PROJECTIONS * projections.abs().max()):
+            return torch.zeros_like(weights)  # C^+ 1 does not solve C b = k 1: only d = 0 projects equally
+        weights = weights / scale
         total = weights.sum()
         return weights / total if bool(total != 0) else weights
 

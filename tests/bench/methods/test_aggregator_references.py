@@ -180,7 +180,7 @@ MORE_TASKS_THAN_RANK = ("T3-exactly-opposite-and-third", "T3-stationary", "T5-ra
 CHECKED: dict[str, Checked] = {
     "MGDA": Checked(MGDA, ref.mgda, 1e-6),
     "CAGrad": Checked(CAGrad, lambda j: ref.cagrad(j, 0.4), 1e-6, tasks=(2, 3, 5, 10)),  # its reference enumerates 2^T supports
-    "IMTL-G": Checked(IMTLG, ref.imtl_g, 1e-6, left_out=(*MORE_TASKS_THAN_RANK, "T20-rank10-stationary-ratio1e+04")),
+    "IMTL-G": Checked(IMTLG, ref.imtl_g, 1e-6),
     "Nash-MTL": Checked(lambda: NashMTL(max_norm=0.0), ref.nash_mtl, 1e-6, left_out=PARETO_STATIONARY),
     "UPGrad": Checked(UPGrad, ref.upgrad, 1e-6),
     "DualProj": Checked(DualProj, ref.dualproj, 1e-6),
