@@ -55,8 +55,8 @@ def keep_records(runs_dir: Path, out_dir: Path) -> tuple[Path, list[str]]:
     is copied only as the bytes that were checked: a regular file of bounded size inside
     ``runs_dir`` (never what a link points to outside it, a FIFO or a device), JSON that fits
     the schema, and admitted (:func:`mtlbench.leaderboards.admission.admit`: not a duplicate, a
-    copy with its seed edited or a misfit; a run still running is kept, and listed as such). Returns the folder and one line per record left behind, for the table's
-    "Runs left out"."""
+    copy with its seed edited or a misfit; a run still running is kept, and listed as such).
+    Returns the folder and one line per record left behind, for the table's "Runs left out"."""
     if not Path(runs_dir).is_dir():
         raise FileNotFoundError(f"runs folder {runs_dir} not found; pass the folder that holds the runs' results.json files")
     target = Path(out_dir) / "records"
