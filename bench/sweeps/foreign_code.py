@@ -115,7 +115,14 @@ class _Scanner:
                 if candidate.is_file():
                     self.file(candidate, path)
             elif _is_foreign(text) and text not in self.found:
-                self.found[text] = ForeignName(text, f"{source}: {path}" if str(source) else path)
+                self.found[text] = ForeignName(text, f"{_shown(source)}: {path}" if str(source) else path)
+
+
+def _shown(source: Path | str) -> str:
+    """A config file as the user can find it: relative to the working folder where it lies in it."""
+    if isinstance(source, Path) and source.is_relative_to(Path.cwd()):
+        return str(source.relative_to(Path.cwd()))
+    return str(source)
 
 
 def _strings(value: Any, key: str, depth: int = 0) -> Iterator[tuple[str, str]]:

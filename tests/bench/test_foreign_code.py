@@ -54,6 +54,14 @@ def test_class_paths_and_callables_from_outside_are_named_with_where_they_are(tm
     assert found["os._exit"] == "model.lr_scheduler.init_args.lr_lambda"
 
 
+def test_a_config_inside_the_working_folder_is_named_relative_to_it(tmp_path, monkeypatch):
+    (tmp_path / "specs").mkdir()
+    (tmp_path / "specs" / "net.yaml").write_text("class_path: this.Anything\n")
+    monkeypatch.chdir(tmp_path)
+    found = foreign_names([f"--model.net={tmp_path / 'specs' / 'net.yaml'}"])
+    assert [(name.name, name.where) for name in found] == [("this.Anything", "specs/net.yaml: model.net.class_path")]
+
+
 @pytest.mark.parametrize("text", ["net.yaml", "model.ckpt", "resnet50.a1_in1k", "a.b.c", "torch.optim.SGD", "mtlbench.x.Y", "1.5"])
 def test_file_names_model_tags_and_the_suites_own_names_are_not_named(text):
     assert foreign_names([f"--model.x={text}"]) == []
